@@ -1,0 +1,1031 @@
+//! The rule language: which person may join which channel.
+//!
+//! Pure code: a [`RuleSet`] and a [`Person`] in, a [`Decision`] out, with the
+//! reason spelled out for logs and for `channelgate explain`.
+//!
+//! A rule is a channel [`Pattern`] plus optional conditions (`users`, `orgs`,
+//! `teams`). A person may join a channel when some rule's pattern matches the
+//! channel *for that person* and the person meets one of the rule's
+//! conditions (a rule without conditions relies on its placeholders, or says
+//! `everyone = true`). Placeholders are filled only from the person's own
+//! identity and active memberships, never read out of the channel name, and
+//! GitHub names compare without regard to ASCII case.
+
+use std::fmt;
+
+use crate::signing::{ChannelKind, ChannelName, InputError, is_channel_name_char, kind_of};
+
+/// A person as the rules see them: who they are and what they are an
+/// *active* member of. Pending invitations must not be put here.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Person {
+    /// The numeric GitHub user id; unlike the login it is never reassigned.
+    pub id: u64,
+    /// The GitHub login.
+    pub login: String,
+    /// Organisations in which the person's membership is active.
+    pub orgs: Vec<String>,
+    /// Teams of which the person is a member. A team counts only while its
+    /// org is in `orgs`; the engine checks that itself.
+    pub teams: Vec<TeamRef>,
+}
+
+impl Person {
+    fn has_org(&self, org: &str) -> bool {
+        self.orgs.iter().any(|o| o.eq_ignore_ascii_case(org))
+    }
+
+    /// Teams that count: those whose org membership is active.
+    fn active_teams(&self) -> impl Iterator<Item = &TeamRef> {
+        self.teams.iter().filter(|t| self.has_org(&t.org))
+    }
+}
+
+/// A team, as `ORG/SLUG`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TeamRef {
+    /// The organisation's login.
+    pub org: String,
+    /// The team's slug.
+    pub slug: String,
+}
+
+impl TeamRef {
+    /// Parses `ORG/SLUG`; both halves must be GitHub names.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        match input.split_once('/') {
+            Some((org, slug)) if is_github_name(org) && is_github_name(slug) => Ok(Self {
+                org: org.to_owned(),
+                slug: slug.to_owned(),
+            }),
+            _ => Err(format!(
+                "{input:?} is not a team; write it as ORG/TEAM-SLUG, such as \"acme/secret-agents\""
+            )),
+        }
+    }
+
+    fn matches(&self, other: &TeamRef) -> bool {
+        self.org.eq_ignore_ascii_case(&other.org) && self.slug.eq_ignore_ascii_case(&other.slug)
+    }
+}
+
+impl fmt::Display for TeamRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.org, self.slug)
+    }
+}
+
+/// Characters a GitHub login, organisation name or team slug may contain.
+/// (`_` appears in Enterprise Managed User logins and in some team slugs.)
+fn is_github_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// True for a plausible GitHub login, org name or team slug.
+pub fn is_github_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 100 && name.chars().all(is_github_name_char)
+}
+
+/// A value taken from the caller's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placeholder {
+    /// `{login}`: the caller's login.
+    Login,
+    /// `{id}`: the caller's numeric id.
+    Id,
+    /// `{org}`: an org in which the caller is an active member.
+    Org,
+    /// `{team}`: a team of `{org}` of which the caller is a member.
+    Team,
+}
+
+impl Placeholder {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Login => "{login}",
+            Self::Id => "{id}",
+            Self::Org => "{org}",
+            Self::Team => "{team}",
+        }
+    }
+
+    /// Whether a value of this placeholder can contain `c`.
+    fn may_contain(self, c: char) -> bool {
+        match self {
+            Self::Id => c.is_ascii_digit(),
+            Self::Login | Self::Org | Self::Team => is_github_name_char(c),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Var(Placeholder),
+}
+
+/// Why a channel pattern was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// The pattern does not begin with an authorized prefix.
+    #[error(
+        "{0:?} must begin with private-, private-encrypted- or presence- (public channels need no gateway)"
+    )]
+    Prefix(String),
+    /// `{name}` is not a placeholder.
+    #[error("{0} is not a placeholder; use {{login}}, {{id}}, {{org}} or {{team}}")]
+    UnknownPlaceholder(String),
+    /// A `{` without its `}`, or a `}` without its `{`.
+    #[error("unbalanced brace in {0:?}")]
+    Brace(String),
+    /// A placeholder used twice.
+    #[error("{0} appears twice; each placeholder may appear once")]
+    Repeated(&'static str),
+    /// `{team}` needs `{org}` to say which org the team belongs to.
+    #[error(
+        "{{team}} needs {{org}} in the same pattern, such as \"private-team-{{org}}.{{team}}\""
+    )]
+    TeamWithoutOrg,
+    /// `*` somewhere other than the end.
+    #[error("* may only appear at the end of a pattern")]
+    Star,
+    /// A character no channel name may contain.
+    #[error("{0:?} cannot appear in a channel name (allowed: A-Z a-z 0-9 _ - = @ , . ;)")]
+    Character(char),
+    /// A placeholder runs into the next one, or into `*`, with nothing that
+    /// marks where it ends.
+    #[error(
+        "{left} and {right} are not separated by a character that {left} can never contain, so two different people could get the same channel; write {suggestion:?}"
+    )]
+    Ambiguous {
+        /// The placeholder whose end cannot be found.
+        left: &'static str,
+        /// What follows it: a placeholder or `*`.
+        right: &'static str,
+        /// The pattern with a `.` separator put in.
+        suggestion: String,
+    },
+}
+
+/// A channel pattern such as `private-team-{org}.{team}` or `private-acme-*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    source: String,
+    segments: Vec<Segment>,
+    /// Ends with `*`: any rest of a valid channel name, including none.
+    star: bool,
+}
+
+const PREFIXES: [&str; 3] = ["private-encrypted-", "private-", "presence-"];
+
+impl Pattern {
+    /// Parses and checks a pattern.
+    pub fn parse(source: &str) -> Result<Self, PatternError> {
+        let (body, star) = match source.strip_suffix('*') {
+            Some(body) => (body, true),
+            None => (source, false),
+        };
+        if body.contains('*') {
+            return Err(PatternError::Star);
+        }
+        let mut segments = Vec::new();
+        let mut rest = body;
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix('{') {
+                let (name, after) = after
+                    .split_once('}')
+                    .ok_or_else(|| PatternError::Brace(source.to_owned()))?;
+                let var = match name {
+                    "login" => Placeholder::Login,
+                    "id" => Placeholder::Id,
+                    "org" => Placeholder::Org,
+                    "team" => Placeholder::Team,
+                    _ if name.contains('{') => return Err(PatternError::Brace(source.to_owned())),
+                    _ => return Err(PatternError::UnknownPlaceholder(format!("{{{name}}}"))),
+                };
+                if segments.contains(&Segment::Var(var)) {
+                    return Err(PatternError::Repeated(var.name()));
+                }
+                segments.push(Segment::Var(var));
+                rest = after;
+            } else {
+                let end = rest.find('{').unwrap_or(rest.len());
+                let literal = &rest[..end];
+                if literal.contains('}') {
+                    return Err(PatternError::Brace(source.to_owned()));
+                }
+                if let Some(c) = literal.chars().find(|&c| !is_channel_name_char(c)) {
+                    return Err(PatternError::Character(c));
+                }
+                segments.push(Segment::Literal(literal.to_owned()));
+                rest = &rest[end..];
+            }
+        }
+        let literal_prefix = match segments.first() {
+            Some(Segment::Literal(l)) => l.as_str(),
+            _ => "",
+        };
+        if !PREFIXES.iter().any(|p| literal_prefix.starts_with(p)) {
+            return Err(PatternError::Prefix(source.to_owned()));
+        }
+        let has = |v| segments.contains(&Segment::Var(v));
+        if has(Placeholder::Team) && !has(Placeholder::Org) {
+            return Err(PatternError::TeamWithoutOrg);
+        }
+        let pattern = Self {
+            source: source.to_owned(),
+            segments,
+            star,
+        };
+        pattern.check_separators()?;
+        Ok(pattern)
+    }
+
+    /// Every placeholder followed by another placeholder or by `*` must be
+    /// followed by a literal holding a character that placeholder's values
+    /// never contain. Then the first such character marks where the value
+    /// ends, and no two identities can render the same channel.
+    fn check_separators(&self) -> Result<(), PatternError> {
+        for (i, seg) in self.segments.iter().enumerate() {
+            let Segment::Var(left) = *seg else { continue };
+            let (between, right) = match &self.segments[i + 1..] {
+                [] if self.star => ("", "*"),
+                [] => continue,
+                [Segment::Var(r), ..] => ("", r.name()),
+                [Segment::Literal(l)] if self.star => (l.as_str(), "*"),
+                [Segment::Literal(_)] => continue,
+                [Segment::Literal(l), Segment::Var(r), ..] => (l.as_str(), r.name()),
+                [Segment::Literal(_), Segment::Literal(_), ..] => unreachable!("literals merge"),
+            };
+            if between.chars().all(|c| left.may_contain(c)) {
+                return Err(PatternError::Ambiguous {
+                    left: left.name(),
+                    right,
+                    suggestion: self.with_separator_after(i),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The source with a `.` put after segment `i`, replacing a leading `-`
+    /// or `_` of the literal that follows: `{org}-{team}` becomes `{org}.{team}`.
+    fn with_separator_after(&self, i: usize) -> String {
+        let mut out = String::new();
+        for (j, seg) in self.segments.iter().enumerate() {
+            match seg {
+                Segment::Var(v) => out.push_str(v.name()),
+                Segment::Literal(l) if j == i + 1 => match l.strip_prefix(['-', '_']) {
+                    Some(rest) => {
+                        out.push('.');
+                        out.push_str(rest);
+                    }
+                    None => {
+                        out.push('.');
+                        out.push_str(l);
+                    }
+                },
+                Segment::Literal(l) => out.push_str(l),
+            }
+            if j == i && !matches!(self.segments.get(i + 1), Some(Segment::Literal(_))) {
+                out.push('.');
+            }
+        }
+        if self.star {
+            out.push('*');
+        }
+        out
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the pattern holds a placeholder (and so depends on the caller).
+    pub fn has_placeholder(&self) -> bool {
+        self.segments.iter().any(|s| matches!(s, Segment::Var(_)))
+    }
+
+    /// The kind of channel this pattern names.
+    pub fn kind(&self) -> ChannelKind {
+        kind_of(&self.source)
+    }
+
+    /// Matches `channel` for `person`, filling placeholders from the person's
+    /// identity only. Returns the values used, or `None`.
+    fn matches<'p>(&self, channel: &str, person: &'p Person) -> Option<Binding<'p>> {
+        let mut binding = Binding::default();
+        let id = person.id.to_string();
+        self.match_from(&self.segments, channel, person, &id, &mut binding)
+            .then_some(binding)
+    }
+
+    fn match_from<'p>(
+        &self,
+        segments: &[Segment],
+        rest: &str,
+        person: &'p Person,
+        id: &str,
+        binding: &mut Binding<'p>,
+    ) -> bool {
+        let Some((first, more)) = segments.split_first() else {
+            return self.star || rest.is_empty();
+        };
+        let next = |value: &str, ignore_case: bool, binding: &mut Binding<'p>| {
+            strip_prefix(rest, value, ignore_case)
+                .is_some_and(|after| self.match_from(more, after, person, id, binding))
+        };
+        match first {
+            Segment::Literal(l) => next(l, false, binding),
+            Segment::Var(Placeholder::Login) => {
+                binding.login = Some(&person.login);
+                next(&person.login, true, binding)
+            }
+            Segment::Var(Placeholder::Id) => {
+                binding.id = Some(person.id);
+                next(id, false, binding)
+            }
+            Segment::Var(Placeholder::Org) => {
+                let bound = binding.org;
+                for org in &person.orgs {
+                    if bound.is_some_and(|b| !b.eq_ignore_ascii_case(org)) {
+                        continue;
+                    }
+                    binding.org = Some(org);
+                    if next(org, true, binding) {
+                        return true;
+                    }
+                }
+                binding.org = bound;
+                false
+            }
+            Segment::Var(Placeholder::Team) => {
+                let bound = binding.org;
+                for team in person.active_teams() {
+                    if bound.is_some_and(|b| !b.eq_ignore_ascii_case(&team.org)) {
+                        continue;
+                    }
+                    binding.org = Some(&team.org);
+                    binding.team = Some(team);
+                    if next(&team.slug, true, binding) {
+                        return true;
+                    }
+                }
+                binding.org = bound;
+                binding.team = None;
+                false
+            }
+        }
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+fn strip_prefix<'a>(s: &'a str, prefix: &str, ignore_case: bool) -> Option<&'a str> {
+    let head = s.as_bytes().get(..prefix.len())?;
+    let same = if ignore_case {
+        head.eq_ignore_ascii_case(prefix.as_bytes())
+    } else {
+        head == prefix.as_bytes()
+    };
+    // An ASCII prefix that compared equal ends on a character boundary.
+    same.then(|| &s[prefix.len()..])
+}
+
+/// The identity values a pattern was matched with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding<'p> {
+    login: Option<&'p str>,
+    id: Option<u64>,
+    org: Option<&'p str>,
+    team: Option<&'p TeamRef>,
+}
+
+impl fmt::Display for Binding<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(login) = self.login {
+            parts.push(format!("{{login}} = {login}"));
+        }
+        if let Some(id) = self.id {
+            parts.push(format!("{{id}} = {id}"));
+        }
+        if let Some(org) = self.org {
+            parts.push(format!("{{org}} = {org}"));
+        }
+        if let Some(team) = self.team {
+            parts.push(format!("{{team}} = {}", team.slug));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Why a rule is not acceptable as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// Neither conditions nor placeholders: every GitHub account would match.
+    #[error(
+        "this rule would admit every GitHub account; add users, orgs or teams, use a placeholder such as {{login}}, or say everyone = true if that is really meant"
+    )]
+    AdmitsEveryone,
+    /// `everyone = true` together with conditions that it would make pointless.
+    #[error(
+        "everyone = true admits every account, so its users, orgs and teams would never matter; keep one or the other"
+    )]
+    EveryoneWithConditions,
+}
+
+/// One rule of `config.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The channel pattern.
+    pub pattern: Pattern,
+    /// Logins that may join.
+    pub users: Vec<String>,
+    /// Orgs whose active members may join.
+    pub orgs: Vec<String>,
+    /// Teams whose members (with their org active) may join.
+    pub teams: Vec<TeamRef>,
+    /// Every logged-in person may join (when the pattern matches).
+    pub everyone: bool,
+}
+
+impl Rule {
+    /// Checks that the rule as a whole makes sense.
+    pub fn new(
+        pattern: Pattern,
+        users: Vec<String>,
+        orgs: Vec<String>,
+        teams: Vec<TeamRef>,
+        everyone: bool,
+    ) -> Result<Self, RuleError> {
+        let has_conditions = !(users.is_empty() && orgs.is_empty() && teams.is_empty());
+        if everyone && has_conditions {
+            return Err(RuleError::EveryoneWithConditions);
+        }
+        if !everyone && !has_conditions && !pattern.has_placeholder() {
+            return Err(RuleError::AdmitsEveryone);
+        }
+        Ok(Self {
+            pattern,
+            users,
+            orgs,
+            teams,
+            everyone,
+        })
+    }
+
+    fn has_conditions(&self) -> bool {
+        !(self.users.is_empty() && self.orgs.is_empty() && self.teams.is_empty())
+    }
+
+    /// The first condition the person meets, if any.
+    fn condition_met(&self, person: &Person) -> Option<Condition> {
+        if let Some(u) = self
+            .users
+            .iter()
+            .find(|u| u.eq_ignore_ascii_case(&person.login))
+        {
+            return Some(Condition::User(u.clone()));
+        }
+        if let Some(o) = self.orgs.iter().find(|o| person.has_org(o)) {
+            return Some(Condition::Org(o.clone()));
+        }
+        self.teams
+            .iter()
+            .find(|t| person.active_teams().any(|pt| pt.matches(t)))
+            .map(|t| Condition::Team(t.clone()))
+    }
+
+    /// The conditions, for messages: `users: a, b; orgs: c`.
+    fn describe_conditions(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.users.is_empty() {
+            parts.push(format!("users: {}", self.users.join(", ")));
+        }
+        if !self.orgs.is_empty() {
+            parts.push(format!("orgs: {}", self.orgs.join(", ")));
+        }
+        if !self.teams.is_empty() {
+            let teams: Vec<String> = self.teams.iter().map(ToString::to_string).collect();
+            parts.push(format!("teams: {}", teams.join(", ")));
+        }
+        parts.join("; ")
+    }
+}
+
+/// Which of a rule's conditions held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// The rule lists the person's login.
+    User(String),
+    /// The rule lists an org in which the person is active.
+    Org(String),
+    /// The rule lists a team of the person's, with its org active.
+    Team(TeamRef),
+}
+
+/// The outcome of evaluating the rules for a person and a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Some rule allows it.
+    Allow {
+        /// Index of the rule in `config.toml` (`rules[N]`).
+        rule: usize,
+        /// The rule's pattern.
+        pattern: String,
+        /// Why it matched: the condition met, the placeholder values, or both.
+        because: String,
+    },
+    /// No rule allows it.
+    Deny(Denial),
+}
+
+impl Decision {
+    /// True when the channel may be signed.
+    pub fn is_allowed(&self) -> bool {
+        matches!(self, Self::Allow { .. })
+    }
+}
+
+/// Why a channel was denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// The name breaks the channel-name grammar.
+    InvalidName(InputError),
+    /// A public channel: it needs no gateway and gets no signature.
+    Public(String),
+    /// No rule's pattern matches the channel for this person.
+    NoPattern {
+        /// The person's login.
+        login: String,
+    },
+    /// Some patterns matched, but the person meets none of their conditions.
+    ConditionsUnmet {
+        /// The person's login.
+        login: String,
+        /// Each matching rule: its index, pattern and conditions.
+        rules: Vec<(usize, String, String)>,
+    },
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Allow {
+                rule,
+                pattern,
+                because,
+            } => write!(f, "rules[{rule}] {pattern:?}: {because}"),
+            Self::Deny(d) => d.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidName(e) => write!(f, "not a valid channel name: {e}"),
+            Self::Public(name) => write!(
+                f,
+                "{name} is not a private-, private-encrypted- or presence- channel"
+            ),
+            Self::NoPattern { login } => {
+                write!(f, "no rule's pattern matches this channel for {login}")
+            }
+            Self::ConditionsUnmet { login, rules } => {
+                let rules: Vec<String> = rules
+                    .iter()
+                    .map(|(i, p, c)| format!("rules[{i}] {p:?} ({c})"))
+                    .collect();
+                write!(
+                    f,
+                    "{login} meets none of the conditions of {}",
+                    rules.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// All rules of a configuration, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// Rules in the order they were written.
+    pub fn new(rules: Vec<Rule>) -> Self {
+        Self { rules }
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// Decides whether `person` may join the channel named `channel`.
+    pub fn decide(&self, person: &Person, channel: &str) -> Decision {
+        match ChannelName::parse(channel) {
+            Ok(name) => self.decide_valid(person, &name),
+            Err(e) => Decision::Deny(Denial::InvalidName(e)),
+        }
+    }
+
+    /// Like [`RuleSet::decide`] for a name that already passed the grammar.
+    pub fn decide_valid(&self, person: &Person, channel: &ChannelName) -> Decision {
+        if channel.kind() == ChannelKind::Public {
+            return Decision::Deny(Denial::Public(channel.to_string()));
+        }
+        let mut unmet = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            let Some(binding) = rule.pattern.matches(channel.as_str(), person) else {
+                continue;
+            };
+            let because = if rule.everyone {
+                Some("everyone = true".to_owned())
+            } else if rule.has_conditions() {
+                rule.condition_met(person).map(|c| match c {
+                    Condition::User(u) => format!("user {u}"),
+                    Condition::Org(o) => format!("active member of org {o}"),
+                    Condition::Team(t) => format!("member of team {t}, org active"),
+                })
+            } else {
+                Some(String::new())
+            };
+            match because {
+                Some(mut because) => {
+                    let bound = binding.to_string();
+                    if !bound.is_empty() {
+                        if !because.is_empty() {
+                            because.push_str(", ");
+                        }
+                        because.push_str(&bound);
+                    }
+                    return Decision::Allow {
+                        rule: index,
+                        pattern: rule.pattern.to_string(),
+                        because,
+                    };
+                }
+                None => unmet.push((index, rule.pattern.to_string(), rule.describe_conditions())),
+            }
+        }
+        let login = person.login.clone();
+        Decision::Deny(if unmet.is_empty() {
+            Denial::NoPattern { login }
+        } else {
+            Denial::ConditionsUnmet {
+                login,
+                rules: unmet,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn team(s: &str) -> TeamRef {
+        TeamRef::parse(s).unwrap()
+    }
+
+    fn person(login: &str, id: u64, orgs: &[&str], teams: &[&str]) -> Person {
+        Person {
+            id,
+            login: login.into(),
+            orgs: orgs.iter().map(|s| s.to_string()).collect(),
+            teams: teams.iter().map(|t| team(t)).collect(),
+        }
+    }
+
+    fn rule(pattern: &str, users: &[&str], orgs: &[&str], teams: &[&str], everyone: bool) -> Rule {
+        Rule::new(
+            Pattern::parse(pattern).unwrap(),
+            users.iter().map(|s| s.to_string()).collect(),
+            orgs.iter().map(|s| s.to_string()).collect(),
+            teams.iter().map(|t| team(t)).collect(),
+            everyone,
+        )
+        .unwrap()
+    }
+
+    /// The rules of DESIGN.md section 3's worked examples.
+    fn design_rules() -> RuleSet {
+        RuleSet::new(vec![
+            rule("private-ops", &[], &[], &["initech/ops"], false),
+            rule("private-user-{login}", &[], &[], &[], false),
+            rule("presence-org-{org}", &[], &[], &[], false),
+            rule("private-team-{org}.{team}", &[], &[], &[], false),
+            rule("private-initech-*", &[], &["initech"], &[], false),
+            rule("private-lobby", &[], &[], &[], true),
+        ])
+    }
+
+    #[test]
+    fn design_worked_examples() {
+        let ada = person("ada", 1, &["initech"], &["initech/ops"]);
+        let bo = person("bo", 2, &["initech"], &[]);
+        // cy's org membership is pending, so it is not among the active orgs.
+        let cy = person("cy", 3, &[], &["initech/ops"]);
+        let dee = person("Dee-Dash", 4, &["globex"], &[]);
+        let rules = design_rules();
+        let table = [
+            (&ada, "private-ops", true),
+            (&bo, "private-ops", false),
+            (&cy, "private-ops", false),
+            (&ada, "private-user-ada", true),
+            (&ada, "private-user-ADA", true),
+            (&bo, "private-user-ada", false),
+            (&dee, "private-user-dee-dash", true),
+            (&ada, "presence-org-initech", true),
+            (&ada, "presence-org-globex", false),
+            (&ada, "private-team-initech.ops", true),
+            (&bo, "private-team-initech.ops", false),
+            (&bo, "private-initech-roadmap", true),
+            (&dee, "private-initech-roadmap", false),
+            (&dee, "private-lobby", true),
+            (&ada, "public-news", false),
+        ];
+        for (who, channel, allowed) in table {
+            let decision = rules.decide(who, channel);
+            assert_eq!(
+                decision.is_allowed(),
+                allowed,
+                "{} {channel}: {decision}",
+                who.login
+            );
+        }
+    }
+
+    #[test]
+    fn reasons_name_the_rule_and_the_condition() {
+        let rules = design_rules();
+        let ada = person("ada", 1, &["initech"], &["initech/ops"]);
+        assert_eq!(
+            rules.decide(&ada, "private-ops").to_string(),
+            r#"rules[0] "private-ops": member of team initech/ops, org active"#
+        );
+        assert_eq!(
+            rules.decide(&ada, "private-user-ADA").to_string(),
+            r#"rules[1] "private-user-{login}": {login} = ada"#
+        );
+        assert_eq!(
+            rules.decide(&ada, "private-team-initech.ops").to_string(),
+            r#"rules[3] "private-team-{org}.{team}": {org} = initech, {team} = ops"#
+        );
+        assert_eq!(
+            rules.decide(&ada, "private-lobby").to_string(),
+            r#"rules[5] "private-lobby": everyone = true"#
+        );
+        let bo = person("bo", 2, &["initech"], &[]);
+        assert_eq!(
+            rules.decide(&bo, "private-ops").to_string(),
+            r#"bo meets none of the conditions of rules[0] "private-ops" (teams: initech/ops)"#
+        );
+        assert_eq!(
+            rules.decide(&bo, "private-user-ada").to_string(),
+            "no rule's pattern matches this channel for bo"
+        );
+        assert!(
+            rules
+                .decide(&bo, "public-news")
+                .to_string()
+                .contains("not a private-")
+        );
+        assert!(
+            rules
+                .decide(&bo, "private-a:b")
+                .to_string()
+                .starts_with("not a valid channel name: channel_name")
+        );
+    }
+
+    #[test]
+    fn users_and_orgs_conditions_ignore_case() {
+        let rules = RuleSet::new(vec![
+            rule("private-a", &["JBloggs"], &[], &[], false),
+            rule("private-b", &[], &["ACME"], &[], false),
+            rule("private-c", &[], &[], &["Acme/Secret-Agents"], false),
+        ]);
+        let p = person("jbloggs", 9, &["acme"], &["acme/secret-agents"]);
+        for c in ["private-a", "private-b", "private-c"] {
+            assert!(rules.decide(&p, c).is_allowed(), "{c}");
+        }
+    }
+
+    #[test]
+    fn team_counts_only_with_its_org_active() {
+        let rules = RuleSet::new(vec![
+            rule("private-c", &[], &[], &["acme/x"], false),
+            rule("private-t-{org}.{team}", &[], &[], &[], false),
+        ]);
+        let pending = person("p", 1, &["other"], &["acme/x"]);
+        assert!(!rules.decide(&pending, "private-c").is_allowed());
+        assert!(!rules.decide(&pending, "private-t-acme.x").is_allowed());
+        let active = person("p", 1, &["acme"], &["acme/x"]);
+        assert!(rules.decide(&active, "private-t-acme.x").is_allowed());
+    }
+
+    #[test]
+    fn team_before_org_in_a_pattern_binds_the_same_org() {
+        let rules = RuleSet::new(vec![rule("private-{team}.{org}", &[], &[], &[], false)]);
+        let p = person("p", 1, &["a", "b"], &["a/x", "b/y"]);
+        assert!(rules.decide(&p, "private-x.a").is_allowed());
+        assert!(rules.decide(&p, "private-y.b").is_allowed());
+        assert!(!rules.decide(&p, "private-x.b").is_allowed());
+    }
+
+    #[test]
+    fn id_placeholder_and_conditions_together() {
+        let rules = RuleSet::new(vec![rule("private-inbox-{id}", &[], &["acme"], &[], false)]);
+        let member = person("m", 42, &["acme"], &[]);
+        let outsider = person("o", 42, &[], &[]);
+        assert_eq!(
+            rules.decide(&member, "private-inbox-42").to_string(),
+            r#"rules[0] "private-inbox-{id}": active member of org acme, {id} = 42"#
+        );
+        assert!(!rules.decide(&member, "private-inbox-43").is_allowed());
+        assert!(!rules.decide(&member, "private-inbox-420").is_allowed());
+        assert!(!rules.decide(&outsider, "private-inbox-42").is_allowed());
+    }
+
+    #[test]
+    fn star_matches_any_rest_but_literals_are_exact() {
+        let rules = RuleSet::new(vec![rule("private-acme-*", &[], &["acme"], &[], false)]);
+        let p = person("p", 1, &["acme"], &[]);
+        assert!(rules.decide(&p, "private-acme-").is_allowed());
+        assert!(rules.decide(&p, "private-acme-a.b=c").is_allowed());
+        assert!(!rules.decide(&p, "private-ACME-a").is_allowed());
+        assert!(!rules.decide(&p, "private-acm").is_allowed());
+    }
+
+    #[test]
+    fn pattern_errors() {
+        let err = |p: &str| Pattern::parse(p).unwrap_err();
+        assert!(matches!(err("public-{login}"), PatternError::Prefix(_)));
+        assert!(matches!(err("private{login}"), PatternError::Prefix(_)));
+        assert!(matches!(err("{login}-private-"), PatternError::Prefix(_)));
+        assert!(matches!(err("presence"), PatternError::Prefix(_)));
+        assert_eq!(
+            err("private-{user}"),
+            PatternError::UnknownPlaceholder("{user}".into())
+        );
+        assert!(matches!(err("private-{login"), PatternError::Brace(_)));
+        assert!(matches!(err("private-login}"), PatternError::Brace(_)));
+        assert!(matches!(err("private-{{login}}"), PatternError::Brace(_)));
+        assert_eq!(err("private-*-x"), PatternError::Star);
+        assert_eq!(err("private-**"), PatternError::Star);
+        assert_eq!(err("private-a:b"), PatternError::Character(':'));
+        assert_eq!(err("private-{team}"), PatternError::TeamWithoutOrg);
+        assert_eq!(
+            err("private-{login}.{login}"),
+            PatternError::Repeated("{login}")
+        );
+        assert!(Pattern::parse("private-encrypted-{login}").is_ok());
+        assert!(Pattern::parse("presence-*").is_ok());
+    }
+
+    #[test]
+    fn ambiguous_placeholders_are_refused_with_a_fix() {
+        let suggestion = |p: &str| match Pattern::parse(p) {
+            Err(PatternError::Ambiguous { suggestion, .. }) => suggestion,
+            other => panic!("{p}: {other:?}"),
+        };
+        assert_eq!(
+            suggestion("private-team-{org}-{team}"),
+            "private-team-{org}.{team}"
+        );
+        assert_eq!(suggestion("private-{org}-*"), "private-{org}.*");
+        assert_eq!(suggestion("private-{org}*"), "private-{org}.*");
+        assert_eq!(suggestion("private-{login}{id}"), "private-{login}.{id}");
+        assert_eq!(
+            suggestion("private-{org}x-{team}"),
+            "private-{org}.x-{team}"
+        );
+        // Suggestions are themselves valid.
+        for p in [
+            "private-team-{org}.{team}",
+            "private-{org}.*",
+            "private-{org}.x-{team}",
+        ] {
+            assert!(Pattern::parse(p).is_ok(), "{p}");
+        }
+        // An id is digits only, so a dash does end it; a lone placeholder
+        // followed by literals is never ambiguous.
+        assert!(Pattern::parse("private-{id}-*").is_ok());
+        assert!(Pattern::parse("private-{login}-chat").is_ok());
+        let msg = Pattern::parse("private-{org}-*").unwrap_err().to_string();
+        assert!(msg.contains("{org} and *"), "{msg}");
+    }
+
+    #[test]
+    fn rules_that_admit_everyone_need_to_say_so() {
+        let p = |s: &str| Pattern::parse(s).unwrap();
+        assert_eq!(
+            Rule::new(p("private-x"), vec![], vec![], vec![], false),
+            Err(RuleError::AdmitsEveryone)
+        );
+        assert_eq!(
+            Rule::new(p("private-*"), vec![], vec![], vec![], false),
+            Err(RuleError::AdmitsEveryone)
+        );
+        assert_eq!(
+            Rule::new(p("private-x"), vec!["a".into()], vec![], vec![], true),
+            Err(RuleError::EveryoneWithConditions)
+        );
+        assert!(Rule::new(p("private-x"), vec![], vec![], vec![], true).is_ok());
+        assert!(Rule::new(p("private-{login}"), vec![], vec![], vec![], false).is_ok());
+    }
+
+    #[test]
+    fn team_refs() {
+        assert_eq!(team("acme/secret-agents").to_string(), "acme/secret-agents");
+        for bad in ["acme", "acme/", "/x", "a/b/c", "acme/secret agents", ""] {
+            assert!(TeamRef::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9][a-zA-Z0-9-]{0,12}"
+    }
+
+    proptest! {
+        /// Someone who meets no rule's conditions and whose identity no
+        /// placeholder pattern names gets nothing, whatever the channel.
+        #[test]
+        fn nobody_is_allowed_by_rules_they_do_not_meet(channel in "[a-z]{0,3}[a-zA-Z0-9_=@,.;-]{0,40}",
+                                                      login in name()) {
+            let rules = RuleSet::new(vec![
+                rule("private-ops", &["someone-else"], &[], &["initech/ops"], false),
+                rule("private-initech-*", &[], &["initech"], &[], false),
+                rule("presence-org-{org}", &[], &[], &[], false),
+                rule("private-team-{org}.{team}", &[], &[], &[], false),
+            ]);
+            prop_assume!(!login.eq_ignore_ascii_case("someone-else"));
+            let outsider = person(&login, 7, &[], &["initech/ops"]);
+            for prefix in ["", "private-", "presence-", "private-initech-", "presence-org-", "private-team-initech."] {
+                let channel = format!("{prefix}{channel}");
+                prop_assert!(!rules.decide(&outsider, &channel).is_allowed(), "{}", channel);
+            }
+        }
+
+        /// `private-user-{login}` admits its owner and nobody else, wherever
+        /// dashes fall in either login.
+        #[test]
+        fn user_channels_admit_only_their_owner(owner in name(), other in name(), suffix in "(-[a-z0-9]{1,4}){0,2}") {
+            let owner_login = format!("{owner}{suffix}");
+            prop_assume!(!owner_login.eq_ignore_ascii_case(&other));
+            let rules = RuleSet::new(vec![rule("private-user-{login}", &[], &[], &[], false)]);
+            let channel = format!("private-user-{owner}{suffix}");
+            let owner_person = person(&owner_login, 1, &[], &[]);
+            prop_assert!(rules.decide(&owner_person, &channel).is_allowed());
+            let other_person = person(&other, 2, &["acme"], &["acme/x"]);
+            prop_assert!(!rules.decide(&other_person, &channel).is_allowed());
+            // The login that is a dash-prefix of the owner's gets nothing either.
+            if !suffix.is_empty() {
+                let prefix_person = person(&owner, 3, &[], &[]);
+                prop_assert!(!rules.decide(&prefix_person, &channel).is_allowed());
+            }
+        }
+
+        /// `{org}.{team}` channels: a person gets exactly their own teams' channels.
+        #[test]
+        fn team_channels_are_never_shared_across_dashes(a in name(), b in name(), c in name()) {
+            let rules = RuleSet::new(vec![rule("private-team-{org}.{team}", &[], &[], &[], false)]);
+            let p = person("p", 1, &[&a], &[&format!("{a}/{b}-{c}")]);
+            let own = format!("private-team-{a}.{b}-{c}");
+            prop_assert!(rules.decide(&p, &own).is_allowed());
+            let shifted = format!("private-team-{a}-{b}.{c}");
+            prop_assert!(!rules.decide(&p, &shifted).is_allowed());
+        }
+
+        /// Anything outside the channel-name grammar is denied, even by a rule
+        /// that would allow every valid name.
+        #[test]
+        fn names_outside_the_grammar_are_denied(body in "[a-z]{0,5}", bad in "[^A-Za-z0-9_=@,.;-]", tail in ".{0,5}") {
+            let rules = RuleSet::new(vec![rule("private-*", &[], &[], &[], true)]);
+            let p = person("p", 1, &[], &[]);
+            let channel = format!("private-{body}{bad}{tail}");
+            prop_assert!(matches!(rules.decide(&p, &channel), Decision::Deny(Denial::InvalidName(_))));
+        }
+
+        #[test]
+        fn overlong_names_are_denied(len in 165usize..400) {
+            let rules = RuleSet::new(vec![rule("private-*", &[], &[], &[], true)]);
+            let channel = format!("private-{}", "x".repeat(len - 8));
+            prop_assert!(matches!(
+                rules.decide(&person("p", 1, &[], &[]), &channel),
+                Decision::Deny(Denial::InvalidName(InputError::ChannelNameTooLong(_)))
+            ));
+        }
+    }
+}
