@@ -1,0 +1,476 @@
+//! The GitHub REST client: who a token belongs to, and their memberships.
+//!
+//! The base URLs are injectable (GitHub Enterprise Server, or the stand-in in
+//! tests and the demo). Every request sends a `User-Agent`, GitHub's media
+//! type and API version, has timeouts, and never follows redirects: a
+//! redirect would carry the person's token to wherever it points. Failures are
+//! sorted into the cases callers must treat differently ([`GithubError`]), and
+//! none of them ever reads as "member".
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, ETAG, HeaderMap, IF_NONE_MATCH, LINK, USER_AGENT};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::rules::TeamRef;
+use crate::secret::Secret;
+
+/// GitHub's REST API version we speak.
+const API_VERSION: &str = "2022-11-28";
+/// Items per page asked for; GitHub's maximum.
+const PER_PAGE: u32 = 100;
+/// Most pages read for one list: 5,000 memberships. More means a broken or
+/// hostile answer, not a person.
+const MAX_PAGES: usize = 50;
+/// Largest body read from GitHub.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// What went wrong talking to GitHub.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GithubError {
+    /// 401: the token was revoked or replaced; the person must log in again.
+    #[error("GitHub refused the token (401): it was revoked or replaced")]
+    Unauthorized,
+    /// 403 or 429 with rate-limit headers: no calls before `reset`.
+    #[error("GitHub's rate limit is exhausted{}", reset_note(.reset))]
+    RateLimited {
+        /// When GitHub says calls may resume, if it said.
+        reset: Option<SystemTime>,
+    },
+    /// 403 for another reason (for example an org that restricts OAuth apps).
+    #[error("GitHub refused access (403): {0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("GitHub has no such resource (404): {0}")]
+    NotFound(String),
+    /// Connection failure, timeout or 5xx.
+    #[error("GitHub is unavailable: {0}")]
+    Unavailable(String),
+    /// An answer that cannot be understood: bad JSON, a redirect, an endless
+    /// or looping pagination, an oversize body.
+    #[error("GitHub sent an answer that cannot be used: {0}")]
+    Malformed(String),
+}
+
+fn reset_note(reset: &Option<SystemTime>) -> String {
+    match reset.and_then(|r| r.duration_since(UNIX_EPOCH).ok()) {
+        Some(at) => format!(" until {} (Unix time)", at.as_secs()),
+        None => String::new(),
+    }
+}
+
+/// The person a token belongs to, from `GET /user`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GithubUser {
+    /// Numeric id; never reassigned.
+    pub id: u64,
+    /// Login; can be renamed.
+    pub login: String,
+    /// Display name, when the person set one.
+    pub name: Option<String>,
+    /// Avatar image URL.
+    pub avatar_url: String,
+}
+
+/// One page of a list as last read, kept so the next read can be conditional.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedPage<T> {
+    /// The URL the page was read from.
+    pub url: String,
+    /// Its ETag, if GitHub sent one.
+    pub etag: Option<String>,
+    /// The URL of the next page, from the `Link` header.
+    pub next: Option<String>,
+    /// The page's items.
+    pub items: Vec<T>,
+}
+
+/// A whole list as read page by page, with what it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagedList<T> {
+    /// The pages, in order.
+    pub pages: Vec<CachedPage<T>>,
+    /// Requests made for this read.
+    pub requests: u32,
+    /// How many of them GitHub answered 304 (free of rate limit).
+    pub not_modified: u32,
+}
+
+impl<T: Clone> PagedList<T> {
+    /// Every item of every page.
+    pub fn items(&self) -> Vec<T> {
+        self.pages
+            .iter()
+            .flat_map(|p| p.items.iter().cloned())
+            .collect()
+    }
+
+    /// True when every request was answered 304: nothing changed.
+    pub fn unchanged(&self) -> bool {
+        self.requests > 0 && self.requests == self.not_modified
+    }
+}
+
+#[derive(Deserialize)]
+struct OrgRef {
+    login: String,
+}
+
+/// An item of `GET /user/memberships/orgs`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OrgMembershipItem {
+    /// `active` or `pending`.
+    pub state: String,
+    #[serde(rename = "organization", deserialize_with = "org_login")]
+    /// The organisation's login.
+    pub org: String,
+}
+
+/// An item of `GET /user/teams`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TeamItem {
+    /// The team's slug.
+    pub slug: String,
+    #[serde(rename = "organization", deserialize_with = "org_login")]
+    /// The login of the team's organisation.
+    pub org: String,
+}
+
+impl TeamItem {
+    /// As the rule engine sees it.
+    pub fn team_ref(&self) -> TeamRef {
+        TeamRef {
+            org: self.org.clone(),
+            slug: self.slug.clone(),
+        }
+    }
+}
+
+fn org_login<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    OrgRef::deserialize(d).map(|o| o.login)
+}
+
+/// A client for one GitHub instance.
+#[derive(Debug, Clone)]
+pub struct GithubClient {
+    http: reqwest::Client,
+    api_url: String,
+}
+
+/// The answer to one GET.
+enum Got {
+    Body { bytes: Vec<u8>, headers: HeaderMap },
+    NotModified,
+}
+
+impl GithubClient {
+    /// A client for the REST API at `api_url` (no trailing slash).
+    pub fn new(api_url: &str) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            http: http_client()?,
+            api_url: api_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The HTTP client, shared with the OAuth token exchange.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `GET /user`: who the token belongs to.
+    pub async fn user(&self, token: &Secret<String>) -> Result<GithubUser, GithubError> {
+        let url = format!("{}/user", self.api_url);
+        match self.get(token, &url, None).await? {
+            Got::Body { bytes, .. } => parse(&bytes),
+            Got::NotModified => Err(GithubError::Malformed("304 without a condition".into())),
+        }
+    }
+
+    /// `GET /user/memberships/orgs?state=active`, every page. Pass the
+    /// previous read to make the requests conditional.
+    pub async fn org_memberships(
+        &self,
+        token: &Secret<String>,
+        previous: Option<&PagedList<OrgMembershipItem>>,
+    ) -> Result<PagedList<OrgMembershipItem>, GithubError> {
+        let first = format!(
+            "{}/user/memberships/orgs?state=active&per_page={PER_PAGE}",
+            self.api_url
+        );
+        self.list(token, first, previous).await
+    }
+
+    /// `GET /user/teams`, every page. Pass the previous read to make the
+    /// requests conditional.
+    pub async fn teams(
+        &self,
+        token: &Secret<String>,
+        previous: Option<&PagedList<TeamItem>>,
+    ) -> Result<PagedList<TeamItem>, GithubError> {
+        let first = format!("{}/user/teams?per_page={PER_PAGE}", self.api_url);
+        self.list(token, first, previous).await
+    }
+
+    /// Reads a paginated list from `first`, following `Link: rel="next"`
+    /// only within the API, at most [`MAX_PAGES`] pages, never the same URL
+    /// twice. A page that answers 304 reuses the previous read's copy.
+    async fn list<T: DeserializeOwned + Clone>(
+        &self,
+        token: &Secret<String>,
+        first: String,
+        previous: Option<&PagedList<T>>,
+    ) -> Result<PagedList<T>, GithubError> {
+        let mut list = PagedList {
+            pages: Vec::new(),
+            requests: 0,
+            not_modified: 0,
+        };
+        let mut url = Some(first);
+        while let Some(current) = url.take() {
+            if list.pages.len() == MAX_PAGES {
+                return Err(GithubError::Malformed(format!(
+                    "more than {MAX_PAGES} pages"
+                )));
+            }
+            if list.pages.iter().any(|p| p.url == current) {
+                return Err(GithubError::Malformed(format!(
+                    "pagination loops back to {current}"
+                )));
+            }
+            let cached = previous.and_then(|prev| prev.pages.iter().find(|p| p.url == current));
+            let etag = cached.and_then(|p| p.etag.as_deref());
+            list.requests += 1;
+            let page = match self.get(token, &current, etag).await? {
+                Got::NotModified => {
+                    let cached = cached.ok_or_else(|| {
+                        GithubError::Malformed("304 for a page never read".into())
+                    })?;
+                    list.not_modified += 1;
+                    cached.clone()
+                }
+                Got::Body { bytes, headers } => CachedPage {
+                    etag: header(&headers, ETAG),
+                    next: next_link(&headers),
+                    items: parse(&bytes)?,
+                    url: current,
+                },
+            };
+            if let Some(next) = &page.next
+                && !next.starts_with(&format!("{}/", self.api_url))
+            {
+                return Err(GithubError::Malformed(format!(
+                    "a Link to {next}, outside the API"
+                )));
+            }
+            url = page.next.clone();
+            list.pages.push(page);
+        }
+        Ok(list)
+    }
+
+    /// One authenticated GET, its status sorted into [`GithubError`].
+    async fn get(
+        &self,
+        token: &Secret<String>,
+        url: &str,
+        etag: Option<&str>,
+    ) -> Result<Got, GithubError> {
+        let mut request = self.http.get(url).bearer_auth(token.expose());
+        if let Some(etag) = etag {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let response = request.send().await.map_err(unavailable)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(Got::NotModified);
+        }
+        let bytes = read_body(response).await?;
+        match status {
+            StatusCode::OK => Ok(Got::Body { bytes, headers }),
+            StatusCode::UNAUTHORIZED => Err(GithubError::Unauthorized),
+            StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
+                match rate_limit_reset(status, &headers) {
+                    Some(reset) => Err(GithubError::RateLimited { reset }),
+                    None => Err(GithubError::Forbidden(message(&bytes))),
+                }
+            }
+            StatusCode::NOT_FOUND => Err(GithubError::NotFound(url.to_owned())),
+            s if s.is_server_error() => Err(GithubError::Unavailable(format!("HTTP {s}"))),
+            s if s.is_redirection() => Err(GithubError::Malformed(format!(
+                "a redirect (HTTP {s}), which is not followed"
+            ))),
+            s => Err(GithubError::Malformed(format!("unexpected HTTP {s}"))),
+        }
+    }
+}
+
+/// The HTTP client for everything that talks to GitHub.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        ACCEPT,
+        "application/vnd.github+json".parse().expect("valid header"),
+    );
+    headers.insert(
+        "x-github-api-version",
+        API_VERSION.parse().expect("valid header"),
+    );
+    headers.insert(
+        USER_AGENT,
+        concat!("channelgate/", env!("CARGO_PKG_VERSION"))
+            .parse()
+            .expect("valid header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        // Following a redirect would hand the token to wherever it points.
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .build()
+}
+
+fn unavailable(e: reqwest::Error) -> GithubError {
+    if e.is_timeout() {
+        GithubError::Unavailable("timed out".into())
+    } else {
+        GithubError::Unavailable(format!("request failed: {e}"))
+    }
+}
+
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, GithubError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(GithubError::Malformed(format!(
+                "a body over {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GithubError> {
+    serde_json::from_slice(bytes).map_err(|e| GithubError::Malformed(format!("bad JSON: {e}")))
+}
+
+/// GitHub's `message` field, shortened, for logs.
+fn message(bytes: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Message {
+        message: String,
+    }
+    serde_json::from_slice::<Message>(bytes)
+        .map(|m| m.message.chars().take(200).collect())
+        .unwrap_or_else(|_| "no message".into())
+}
+
+fn header(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// For a 403 or 429: `Some(reset)` when it is a rate limit (primary, with
+/// `x-ratelimit-remaining: 0`, or secondary, with `retry-after` or a 429),
+/// `None` for an ordinary refusal.
+fn rate_limit_reset(status: StatusCode, headers: &HeaderMap) -> Option<Option<SystemTime>> {
+    let number = |name: &str| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(seconds) = number("retry-after") {
+        return Some(Some(SystemTime::now() + Duration::from_secs(seconds)));
+    }
+    if number("x-ratelimit-remaining") == Some(0) {
+        return Some(number("x-ratelimit-reset").map(|t| UNIX_EPOCH + Duration::from_secs(t)));
+    }
+    (status == StatusCode::TOO_MANY_REQUESTS).then_some(None)
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(headers: &HeaderMap) -> Option<String> {
+    let link = header(headers, LINK)?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn next_link_reads_githubs_link_header() {
+        let h = headers(&[(
+            "link",
+            r#"<https://api.github.com/user/teams?per_page=100&page=2>; rel="next", <https://api.github.com/user/teams?per_page=100&page=5>; rel="last""#,
+        )]);
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("https://api.github.com/user/teams?per_page=100&page=2")
+        );
+        let last = headers(&[(
+            "link",
+            r#"<https://x/a?page=1>; rel="prev", <https://x/a?page=1>; rel="first""#,
+        )]);
+        assert_eq!(next_link(&last), None);
+        assert_eq!(next_link(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn rate_limits_are_told_apart_from_refusals() {
+        let primary = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1700000000"),
+        ]);
+        assert_eq!(
+            rate_limit_reset(StatusCode::FORBIDDEN, &primary),
+            Some(Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)))
+        );
+        let secondary = headers(&[("retry-after", "60")]);
+        assert!(matches!(
+            rate_limit_reset(StatusCode::TOO_MANY_REQUESTS, &secondary),
+            Some(Some(_))
+        ));
+        let refused = headers(&[("x-ratelimit-remaining", "4999")]);
+        assert_eq!(rate_limit_reset(StatusCode::FORBIDDEN, &refused), None);
+        assert_eq!(
+            rate_limit_reset(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new()),
+            Some(None)
+        );
+    }
+
+    #[test]
+    fn items_parse_from_githubs_shapes() {
+        let orgs: Vec<OrgMembershipItem> = parse(
+            br#"[{"url":"u","state":"active","role":"member","organization":{"login":"acme","id":1}}]"#,
+        )
+        .unwrap();
+        assert_eq!(orgs[0].org, "acme");
+        assert_eq!(orgs[0].state, "active");
+        let teams: Vec<TeamItem> =
+            parse(br#"[{"id":1,"name":"Secret Agents","slug":"secret-agents","organization":{"login":"acme"}}]"#)
+                .unwrap();
+        assert_eq!(teams[0].team_ref().to_string(), "acme/secret-agents");
+        assert!(matches!(
+            parse::<Vec<TeamItem>>(b"[{\"slug\":"),
+            Err(GithubError::Malformed(_))
+        ));
+    }
+}
