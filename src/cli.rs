@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ENV_CONFIG_PATH};
 use crate::rules::{Person, TeamRef, is_github_name};
+use crate::server;
 
 /// An authorization gateway for Pusher Channels: GitHub login, rules in
 /// config.toml, signatures only for what a rule allows.
@@ -68,11 +69,20 @@ pub fn run() -> ExitCode {
             let Some(config) = load(config) else {
                 return ExitCode::FAILURE;
             };
-            eprintln!(
-                "configuration valid ({} rules); the HTTP server arrives with the GitHub login step and is not built yet",
-                config.rules.rules().len()
-            );
-            ExitCode::FAILURE
+            init_logging();
+            let served = tokio::runtime::Runtime::new()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| {
+                    rt.block_on(server::serve(config))
+                        .map_err(|e| e.to_string())
+                });
+            match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::CheckConfig { config } => {
             let path = config_path(config);
@@ -128,6 +138,17 @@ pub fn run() -> ExitCode {
             }
         }
     }
+}
+
+/// Log lines to stderr; `RUST_LOG` overrides the default `info`.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }
 
 fn config_path(arg: Option<PathBuf>) -> PathBuf {

@@ -11,10 +11,22 @@
 //! - [`rules`]: the rule language and the decision engine (pure code).
 //! - [`signing`]: Pusher's input grammar and HMAC-SHA256 signatures (pure code).
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
+//! - [`github`]: the GitHub REST client (user, org memberships, teams).
+//! - [`standin`]: a stand-in for GitHub over real HTTP, for tests and the demo.
+//! - [`session`]: the session store chosen by configuration, and what a session holds.
+//! - [`auth`]: the OAuth web flow (`/auth/*`).
+//! - [`web`]: pages and the error responses.
+//! - [`server`]: application state, the router, start-up and graceful shutdown.
 //! - [`cli`]: the `channelgate` command line; `main.rs` only calls [`cli::run`].
 
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod github;
 pub mod rules;
 pub mod secret;
+pub mod server;
+pub mod session;
 pub mod signing;
+pub mod standin;
+pub mod web;

@@ -1,0 +1,228 @@
+//! Pages and error responses.
+//!
+//! Two kinds of error leave the gateway: [`LoginError`], an HTML page for a
+//! person in a browser that says what happened and offers to try again, and
+//! [`ApiError`], a JSON `{"error": ...}` for the Pusher client. Both give
+//! 4xx/5xx statuses with a safe message; causes go to the log.
+
+use askama::Template;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use serde::Serialize;
+use tower_sessions::Session;
+
+use crate::auth::current_identity;
+use crate::github::GithubUser;
+use crate::server::AppState;
+use crate::session::keep_alive;
+
+/// Renders a template, or a plain 500 if the template itself fails.
+fn render(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    user: Option<&'a GithubUser>,
+    app_name: &'a str,
+}
+
+/// `GET /`: the home page.
+pub async fn home(State(state): State<AppState>, session: Session) -> Response {
+    let identity = match current_identity(&session).await {
+        Ok(identity) => identity,
+        Err(e) => return e.into_response(),
+    };
+    if identity.is_some()
+        && let Err(e) = keep_alive(&session, state.config.session.ttl).await
+    {
+        return ApiError::session(e).into_response();
+    }
+    let app_name = format!("Pusher app {}", state.config.pusher.app_id);
+    render(
+        StatusCode::OK,
+        &HomePage {
+            user: identity.as_ref().map(|i| &i.user),
+            app_name: &app_name,
+        },
+    )
+}
+
+/// `GET /healthz`: liveness.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Anything else.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+#[derive(Template)]
+#[template(path = "login_error.html")]
+struct LoginErrorPage<'a> {
+    title: &'a str,
+    detail: &'a str,
+}
+
+/// Why a login did not complete, shown as a page with a "Try again" link.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The callback arrived but this browser has no login in progress.
+    #[error("no login in progress")]
+    NoLoginInProgress,
+    /// The `state` does not match this browser's login.
+    #[error("state mismatch")]
+    StateMismatch,
+    /// The login took too long.
+    #[error("login expired")]
+    Expired,
+    /// The person declined on GitHub.
+    #[error("access denied at GitHub")]
+    Denied,
+    /// GitHub sent no code.
+    #[error("no code")]
+    MissingCode,
+    /// GitHub refused to redeem the code.
+    #[error("code refused: {0}")]
+    CodeRefused(String),
+    /// GitHub could not be reached.
+    #[error("GitHub unreachable")]
+    GithubDown,
+    /// GitHub answered something unusable.
+    #[error("GitHub error: {0}")]
+    Github(String),
+    /// The session store failed.
+    #[error("session store: {0}")]
+    Session(String),
+}
+
+impl LoginError {
+    /// A session-store failure.
+    pub fn session(e: tower_sessions::session::Error) -> Self {
+        Self::Session(e.to_string())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            Self::NoLoginInProgress => (
+                StatusCode::BAD_REQUEST,
+                "No login in progress",
+                "This browser has no GitHub login in progress: the link was already used, it belongs to another browser, or the session expired.".into(),
+            ),
+            Self::StateMismatch => (
+                StatusCode::BAD_REQUEST,
+                "This login link does not belong to this browser",
+                "The login was refused because its state did not match the one this browser started with. This protects you from someone else's login being slipped into your browser.".into(),
+            ),
+            Self::Expired => (
+                StatusCode::BAD_REQUEST,
+                "The login took too long",
+                "A login has to be completed within 10 minutes.".into(),
+            ),
+            Self::Denied => (
+                StatusCode::FORBIDDEN,
+                "You declined on GitHub",
+                "GitHub says access was not granted, so you are not logged in. The gateway only reads your identity and memberships.".into(),
+            ),
+            Self::MissingCode => (
+                StatusCode::BAD_REQUEST,
+                "GitHub sent no login code",
+                "The callback carried no authorization code.".into(),
+            ),
+            Self::CodeRefused(why) => (
+                StatusCode::BAD_REQUEST,
+                "GitHub did not accept the login code",
+                format!("The code may have expired or been used already. GitHub said: {why}"),
+            ),
+            Self::GithubDown => (
+                StatusCode::BAD_GATEWAY,
+                "GitHub could not be reached",
+                "GitHub did not answer in time. Please try again in a moment.".into(),
+            ),
+            Self::Github(_) => (
+                StatusCode::BAD_GATEWAY,
+                "GitHub sent an unexpected answer",
+                "The login could not be completed because of an unexpected answer from GitHub. Please try again.".into(),
+            ),
+            Self::Session(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Your session could not be saved",
+                "The gateway's session store is not available right now. Please try again in a moment.".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for LoginError {
+    fn into_response(self) -> Response {
+        let (status, title, detail) = self.parts();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "login failed");
+        } else {
+            tracing::info!(error = %self, "login refused");
+        }
+        render(
+            status,
+            &LoginErrorPage {
+                title,
+                detail: &detail,
+            },
+        )
+    }
+}
+
+/// An error for the JSON endpoints: `{"error": "..."}` with a status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No logged-in session.
+    #[error("not logged in")]
+    LoggedOut,
+    /// No such route.
+    #[error("not found")]
+    NotFound,
+    /// The session store failed.
+    #[error("session store: {0}")]
+    Session(String),
+}
+
+impl ApiError {
+    /// A session-store failure.
+    pub fn session(e: tower_sessions::session::Error) -> Self {
+        Self::Session(e.to_string())
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match &self {
+            Self::LoggedOut => (
+                StatusCode::UNAUTHORIZED,
+                "not logged in: log in with GitHub at /auth/login",
+            ),
+            Self::NotFound => (StatusCode::NOT_FOUND, "no such route"),
+            Self::Session(cause) => {
+                tracing::error!(%cause, "session store failed");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the session store is unavailable; try again shortly",
+                )
+            }
+        };
+        (status, Json(ErrorBody { error: message })).into_response()
+    }
+}

@@ -1,0 +1,288 @@
+//! Logging in with GitHub and out again.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{Browser, TestApp, location, token_calls};
+
+#[tokio::test]
+async fn login_me_and_logout_round_trip() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new();
+
+    let me = browser.get(&app.url("/auth/me")).await;
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+
+    let response = browser.login_as(&app, "ada", Some("/welcome")).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/welcome");
+
+    let me = browser.get(&app.url("/auth/me")).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    let body: Value = me.json().await.unwrap();
+    assert_eq!(body["id"], 1);
+    assert_eq!(body["login"], "ada");
+    assert_eq!(body["name"], "Ada Lovelace");
+    assert!(body["avatar_url"].as_str().unwrap().starts_with("http"));
+    assert!(!body.to_string().contains("gho_"), "no token in {body}");
+
+    let home = browser.get(&app.url("/")).await.text().await.unwrap();
+    assert!(
+        home.contains("Ada Lovelace") && home.contains("Log out"),
+        "{home}"
+    );
+
+    let out = browser
+        .http
+        .post(app.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&out), "/");
+    let me = browser.get(&app.url("/auth/me")).await;
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+    let home = browser.get(&app.url("/")).await.text().await.unwrap();
+    assert!(home.contains("Log in with GitHub"), "{home}");
+}
+
+#[tokio::test]
+async fn authorize_request_carries_state_and_pkce_s256() {
+    let app = TestApp::spawn().await;
+    let authorize = Browser::new().start_login(&app, None).await;
+    let url = reqwest::Url::parse(&authorize).unwrap();
+    assert!(authorize.starts_with(&format!("{}/login/oauth/authorize?", app.github.web_url())));
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], crate::helpers::CLIENT_ID);
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["code_challenge"].len(), 43);
+    assert!(q["state"].len() >= 16);
+    assert_eq!(q["redirect_uri"], app.url("/auth/callback"));
+    assert_eq!(q["scope"], "read:org");
+}
+
+#[tokio::test]
+async fn a_wrong_state_is_refused_before_any_token_request() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new();
+    let authorize = browser.start_login(&app, None).await;
+    let callback = browser.consent(&app, &authorize, "ada").await;
+    let forged = callback.replace("state=", "state=x");
+    let response = browser.get(&forged).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("does not belong to this browser"), "{page}");
+    assert!(page.contains("Try again"), "{page}");
+    assert_eq!(token_calls(&app), 0);
+    // The state was used up by the attempt: the genuine callback fails too.
+    assert_eq!(
+        browser.get(&callback).await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(token_calls(&app), 0);
+}
+
+#[tokio::test]
+async fn a_missing_state_is_refused_before_any_token_request() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new();
+    let authorize = browser.start_login(&app, None).await;
+    let callback = browser.consent(&app, &authorize, "ada").await;
+    let mut url = reqwest::Url::parse(&callback).unwrap();
+    let code: String = url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    url.set_query(Some(&format!("code={code}")));
+    let response = browser.get(url.as_str()).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(token_calls(&app), 0);
+}
+
+#[tokio::test]
+async fn a_reused_state_is_refused_without_another_token_request() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new();
+    let authorize = browser.start_login(&app, None).await;
+    let callback = browser.consent(&app, &authorize, "ada").await;
+    assert_eq!(browser.get(&callback).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(token_calls(&app), 1);
+    let replay = browser.get(&callback).await;
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        replay
+            .text()
+            .await
+            .unwrap()
+            .contains("No login in progress")
+    );
+    assert_eq!(token_calls(&app), 1);
+}
+
+#[tokio::test]
+async fn a_callback_from_another_browser_is_refused() {
+    let app = TestApp::spawn().await;
+    let victim = Browser::new();
+    let attacker = Browser::new();
+    // The attacker starts a login and lures the victim to its callback.
+    let authorize = attacker.start_login(&app, None).await;
+    let callback = attacker.consent(&app, &authorize, "bo").await;
+    let response = victim.get(&callback).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(token_calls(&app), 0);
+    assert_eq!(
+        victim.get(&app.url("/auth/me")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn the_session_id_changes_at_login_and_the_old_cookie_dies_at_logout() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new();
+    let authorize = browser.start_login(&app, None).await;
+    let before = browser
+        .session_cookie(&app.url("/"))
+        .expect("a cookie during login");
+    let callback = browser.consent(&app, &authorize, "ada").await;
+    browser.get(&callback).await;
+    let after = browser
+        .session_cookie(&app.url("/"))
+        .expect("a cookie after login");
+    assert_ne!(before, after, "the session id must change at login");
+
+    // The pre-login id does not reach the logged-in session.
+    let fixated = reqwest::Client::new()
+        .get(app.url("/auth/me"))
+        .header("cookie", format!("channelgate={before}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fixated.status(), StatusCode::UNAUTHORIZED);
+
+    browser
+        .http
+        .post(app.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    let replayed = reqwest::Client::new()
+        .get(app.url("/auth/me"))
+        .header("cookie", format!("channelgate={after}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_httponly_and_samesite_lax() {
+    let app = TestApp::spawn().await;
+    let response = Browser::new().get(&app.url("/auth/login")).await;
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("channelgate="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http gets no Secure: {cookie}"
+    );
+}
+
+#[tokio::test]
+async fn return_to_elsewhere_lands_on_the_home_page() {
+    let app = TestApp::spawn().await;
+    for evil in [
+        "https://evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "javascript:alert(1)",
+    ] {
+        let browser = Browser::new();
+        let response = browser.login_as(&app, "ada", Some(evil)).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{evil}");
+        assert_eq!(location(&response), "/", "{evil}");
+    }
+}
+
+#[tokio::test]
+async fn declining_on_github_shows_a_page_that_offers_to_try_again() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new();
+    let authorize = browser.start_login(&app, None).await;
+    app.github.set_deny_consent(true);
+    let callback = crate::helpers::location(&browser.get(&authorize).await);
+    let response = browser.get(&callback).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("You declined on GitHub") && page.contains("Try again"),
+        "{page}"
+    );
+    assert_eq!(token_calls(&app), 0);
+}
+
+#[tokio::test]
+async fn a_used_code_is_reported_as_refused_by_github() {
+    let app = TestApp::spawn().await;
+    let first = Browser::new();
+    let authorize = first.start_login(&app, None).await;
+    let callback = first.consent(&app, &authorize, "ada").await;
+    first.get(&callback).await;
+    // Another browser with its own login in progress, handed the spent code.
+    let second = Browser::new();
+    let authorize = second.start_login(&app, None).await;
+    let own_state = reqwest::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let mut url = reqwest::Url::parse(&callback).unwrap();
+    let code: String = url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    url.query_pairs_mut()
+        .clear()
+        .append_pair("code", &code)
+        .append_pair("state", &own_state);
+    let response = second.get(url.as_str()).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("did not accept the login code"), "{page}");
+    assert!(
+        page.contains("bad_verification_code") || page.contains("invalid_grant"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn github_down_at_login_is_a_502_page_not_a_crash() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new();
+    let authorize = browser.start_login(&app, None).await;
+    let callback = browser.consent(&app, &authorize, "ada").await;
+    app.github.set_down(true);
+    let response = browser.get(&callback).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Try again"), "{page}");
+    assert_eq!(
+        browser.get(&app.url("/auth/me")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn healthz_answers_ok() {
+    let app = TestApp::spawn().await;
+    let response = Browser::new().get(&app.url("/healthz")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "ok");
+}

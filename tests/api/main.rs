@@ -1,0 +1,7 @@
+//! The gateway's HTTP surface, driven like a browser and like pusher-js,
+//! against the GitHub stand-in over real HTTP. One test binary (with modules)
+//! so the tests link once.
+
+mod helpers;
+mod login;
+mod sessions;

@@ -1,0 +1,105 @@
+//! Sessions that survive what people expect them to survive.
+
+use std::time::Duration;
+
+use channelgate::standin::GithubStandIn;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{Browser, CLIENT_ID, CLIENT_SECRET, TestApp, world};
+
+async fn me(browser: &Browser, app: &TestApp) -> (StatusCode, Value) {
+    let response = browser.get(&app.url("/auth/me")).await;
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn stand_in() -> GithubStandIn {
+    GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn with_sqlite_a_session_survives_a_restart() {
+    let dir = std::env::temp_dir().join(format!("channelgate-sqlite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!(
+        "[session]\nstore = \"sqlite://{}\"\n",
+        dir.join("sessions.db").display()
+    );
+    let github = stand_in().await;
+
+    let first = TestApp::spawn_with(github.clone(), &store).await;
+    let browser = Browser::logged_in_as(&first, "bo").await;
+    assert_eq!(me(&browser, &first).await.0, StatusCode::OK);
+    first.gateway.shutdown().await.unwrap();
+
+    // A new process on another port; cookies are per host, so the browser
+    // presents the same session cookie.
+    let second = TestApp::spawn_with(github, &store).await;
+    let (status, body) = me(&browser, &second).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["login"], "bo");
+    second.gateway.shutdown().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn with_memory_a_restart_ends_sessions() {
+    let github = stand_in().await;
+    let first = TestApp::spawn_with(github.clone(), "").await;
+    let browser = Browser::logged_in_as(&first, "bo").await;
+    first.gateway.shutdown().await.unwrap();
+    let second = TestApp::spawn_with(github, "").await;
+    assert_eq!(me(&browser, &second).await.0, StatusCode::UNAUTHORIZED);
+}
+
+/// Needs a Redis server: `.ci/run` starts one and runs this with
+/// `cargo test -- --ignored`; locally, start `redis-server` and set
+/// `CHANNELGATE_TEST_REDIS` if it is not at redis://127.0.0.1:6379.
+#[tokio::test]
+#[ignore = "needs a Redis server; run with --ignored (see the README)"]
+async fn with_redis_two_instances_share_one_login() {
+    let url = std::env::var("CHANNELGATE_TEST_REDIS")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let store = format!("[session]\nstore = \"{url}\"\n");
+    let github = stand_in().await;
+    let a = TestApp::spawn_with(github.clone(), &store).await;
+    let b = TestApp::spawn_with(github, &store).await;
+
+    let browser = Browser::logged_in_as(&a, "ada").await;
+    let (status, body) = me(&browser, &b).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "instance b sees the login made on a"
+    );
+    assert_eq!(body["login"], "ada");
+
+    // Logging out on b ends the session for a too.
+    browser
+        .http
+        .post(b.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me(&browser, &a).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_login_finish() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new();
+    let authorize = browser.start_login(&app, None).await;
+    let callback = browser.consent(&app, &authorize, "ada").await;
+    app.github.set_delay(Duration::from_millis(300));
+    let in_flight = tokio::spawn({
+        let browser = browser.clone();
+        async move { browser.get(&callback).await.status() }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let TestApp { gateway, .. } = app;
+    gateway.shutdown().await.unwrap();
+    assert_eq!(in_flight.await.unwrap(), StatusCode::SEE_OTHER);
+}
