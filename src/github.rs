@@ -166,10 +166,16 @@ enum Got {
 }
 
 impl GithubClient {
-    /// A client for the REST API at `api_url` (no trailing slash).
+    /// A client for the REST API at `api_url` (no trailing slash), with
+    /// a 10-second timeout per request.
     pub fn new(api_url: &str) -> Result<Self, reqwest::Error> {
+        Self::with_timeout(api_url, Duration::from_secs(10))
+    }
+
+    /// Like [`GithubClient::new`] with another timeout per request.
+    pub fn with_timeout(api_url: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            http: http_client()?,
+            http: http_client(timeout)?,
             api_url: api_url.trim_end_matches('/').to_owned(),
         })
     }
@@ -308,7 +314,7 @@ impl GithubClient {
 }
 
 /// The HTTP client for everything that talks to GitHub.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     let mut headers = HeaderMap::new();
     headers.insert(
         ACCEPT,
@@ -328,8 +334,8 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .default_headers(headers)
         // Following a redirect would hand the token to wherever it points.
         .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(10))
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .timeout(timeout)
         .build()
 }
 

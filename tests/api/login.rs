@@ -286,3 +286,25 @@ async fn healthz_answers_ok() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "ok");
 }
+
+#[tokio::test]
+async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
+    let github = channelgate::standin::GithubStandIn::spawn(
+        crate::helpers::world(),
+        crate::helpers::CLIENT_ID,
+        crate::helpers::CLIENT_SECRET,
+    )
+    .await
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = crate::helpers::config(&format!("https://{addr}"), &github, "");
+    let _gateway = channelgate::server::Gateway::start(config, listener)
+        .await
+        .unwrap();
+    let response = Browser::new()
+        .get(&format!("http://{addr}/auth/login"))
+        .await;
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}

@@ -1,0 +1,175 @@
+//! The GitHub client against the stand-in: pagination, ETags and failures.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use channelgate::github::{GithubClient, GithubError};
+use channelgate::secret::Secret;
+use channelgate::standin::{Endpoint, GithubStandIn};
+
+use crate::helpers::{CLIENT_ID, CLIENT_SECRET, world};
+
+/// A stand-in, a client for it, and a token for `login` from the OAuth flow.
+async fn client_and_token(login: &str) -> (GithubStandIn, GithubClient, Secret<String>) {
+    let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
+        .await
+        .unwrap();
+    let token = Secret::new(github_token(&github, login).await);
+    let client = GithubClient::new(&github.api_url()).unwrap();
+    (github, client, token)
+}
+
+/// Runs the OAuth code flow against the stand-in directly and returns the token.
+async fn github_token(github: &GithubStandIn, login: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let verifier = "v".repeat(43);
+    let challenge = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        Sha256::digest(verifier.as_bytes()),
+    );
+    github.set_auto_consent(Some(login));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let redirect = "http://127.0.0.1:1/auth/callback";
+    let authorize = http
+        .get(format!("{}/login/oauth/authorize", github.web_url()))
+        .query(&[
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", redirect),
+            ("state", "s"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = reqwest::Url::parse(authorize.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let body: serde_json::Value = http
+        .post(format!("{}/login/oauth/access_token", github.web_url()))
+        .header("accept", "application/json")
+        .form(&[
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn lists_follow_every_page_and_rereads_are_free_304s() {
+    let (github, client, token) = client_and_token("ada").await;
+    github.add_to_team("ada", "initech", "dev");
+    github.add_to_team("ada", "initech", "qa");
+    github.set_page_size_cap(Some(1));
+    github.reset_counters();
+
+    let teams = client.teams(&token, None).await.unwrap();
+    let mut slugs: Vec<String> = teams.items().iter().map(|t| t.slug.clone()).collect();
+    slugs.sort();
+    assert_eq!(slugs, ["dev", "ops", "qa"]);
+    assert_eq!(teams.requests, 3);
+    assert_eq!(github.calls(Endpoint::Teams), 3);
+
+    let again = client.teams(&token, Some(&teams)).await.unwrap();
+    assert!(again.unchanged());
+    assert_eq!(github.not_modified(Endpoint::Teams), 3);
+    assert_eq!(again.items(), teams.items());
+
+    github.remove_from_team("ada", "initech", "qa");
+    let changed = client.teams(&token, Some(&again)).await.unwrap();
+    assert!(!changed.unchanged());
+    assert_eq!(changed.items().len(), 2);
+}
+
+#[tokio::test]
+async fn only_active_org_memberships_are_listed() {
+    let (_github, client, token) = client_and_token("cy").await;
+    let orgs = client.org_memberships(&token, None).await.unwrap();
+    assert!(
+        orgs.items().is_empty(),
+        "cy's initech membership is pending"
+    );
+}
+
+#[tokio::test]
+async fn failures_are_told_apart() {
+    let (github, client, token) = client_and_token("bo").await;
+
+    github.set_malformed(true);
+    assert!(matches!(
+        client.user(&token).await,
+        Err(GithubError::Malformed(_))
+    ));
+    github.set_malformed(false);
+
+    github.set_endless_pagination(true);
+    github.set_page_size_cap(Some(1));
+    let endless = client.org_memberships(&token, None).await;
+    assert!(
+        matches!(endless, Err(GithubError::Malformed(_))),
+        "{endless:?}"
+    );
+    github.set_endless_pagination(false);
+
+    let reset = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    github.set_rate_limited(Some(reset));
+    match client.teams(&token, None).await {
+        Err(GithubError::RateLimited { reset: Some(at) }) => {
+            assert_eq!(at, UNIX_EPOCH + Duration::from_secs(reset));
+        }
+        other => panic!("{other:?}"),
+    }
+    github.set_rate_limited(None);
+    github.set_secondary_rate_limited(Some(30));
+    assert!(matches!(
+        client.teams(&token, None).await,
+        Err(GithubError::RateLimited { reset: Some(_) })
+    ));
+    github.set_secondary_rate_limited(None);
+
+    github.set_down(true);
+    assert!(matches!(
+        client.user(&token).await,
+        Err(GithubError::Unavailable(_))
+    ));
+    github.set_down(false);
+
+    github.revoke_tokens("bo");
+    assert_eq!(client.user(&token).await, Err(GithubError::Unauthorized));
+}
+
+#[tokio::test]
+async fn a_silent_github_times_out_instead_of_hanging() {
+    // A listener that accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let client =
+        GithubClient::with_timeout(&format!("http://{addr}"), Duration::from_millis(200)).unwrap();
+    let result = client.user(&Secret::new("t".into())).await;
+    assert_eq!(result, Err(GithubError::Unavailable("timed out".into())));
+}
