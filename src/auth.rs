@@ -132,6 +132,10 @@ pub async fn callback(
         user,
         token: token.expose().clone(),
     };
+    // A login re-reads the membership, so a change on GitHub shows at once.
+    if let Err(e) = state.memberships.refresh(&identity.user, &token).await {
+        tracing::warn!(login = %identity.user.login, error = %e, "membership not read at login");
+    }
     session
         .insert(IDENTITY_KEY, identity)
         .await

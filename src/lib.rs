@@ -12,6 +12,8 @@
 //! - [`signing`]: Pusher's input grammar and HMAC-SHA256 signatures (pure code).
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
 //! - [`github`]: the GitHub REST client (user, org memberships, teams).
+//! - [`membership`]: a person's active orgs and teams, cached briefly, re-read with ETags.
+//! - [`pusher`]: `/pusher/auth` and `/pusher/user-auth`: parse, decide, sign.
 //! - [`standin`]: a stand-in for GitHub over real HTTP, for tests and the demo.
 //! - [`session`]: the session store chosen by configuration, and what a session holds.
 //! - [`auth`]: the OAuth web flow (`/auth/*`).
@@ -23,6 +25,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod github;
+pub mod membership;
+pub mod pusher;
 pub mod rules;
 pub mod secret;
 pub mod server;

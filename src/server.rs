@@ -14,8 +14,10 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::github::GithubClient;
+use crate::membership::Memberships;
 use crate::session::{Store, StoreError};
-use crate::{auth, web};
+use crate::signing::Signer;
+use crate::{auth, pusher, web};
 
 /// The OAuth client with its authorize and token endpoints set.
 pub type OAuthClient =
@@ -33,6 +35,10 @@ pub struct Shared {
     pub github: GithubClient,
     /// The OAuth web-flow client.
     pub oauth: OAuthClient,
+    /// Signs for the Pusher app.
+    pub signer: Signer,
+    /// People's current memberships, cached briefly.
+    pub memberships: Memberships,
 }
 
 impl std::ops::Deref for AppState {
@@ -90,10 +96,18 @@ impl AppState {
                 RedirectUrl::new(format!("{}/auth/callback", config.server.public_url))
                     .map_err(url_err)?,
             );
+        let signer = Signer::new(
+            &config.pusher.key,
+            &config.pusher.secret,
+            config.pusher.encryption_master_key.clone(),
+        );
+        let memberships = Memberships::new(github.clone(), &config.cache);
         Ok(Self(Arc::new(Shared {
             config,
             github,
             oauth,
+            signer,
+            memberships,
         })))
     }
 }
@@ -108,6 +122,8 @@ pub fn router(state: AppState, store: Store) -> Router {
         .route("/auth/callback", get(auth::callback))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
+        .route("/pusher/auth", post(pusher::channel_auth))
+        .route("/pusher/user-auth", post(pusher::user_auth))
         .fallback(web::not_found)
         .layer(sessions)
         .with_state(state)

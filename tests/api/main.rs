@@ -5,4 +5,5 @@
 mod github_client;
 mod helpers;
 mod login;
+mod pusher_auth;
 mod sessions;

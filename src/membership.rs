@@ -1,0 +1,273 @@
+//! A person's current, active GitHub memberships, cached briefly.
+//!
+//! Entries are keyed by GitHub user id and trusted for `cache.membership_ttl`.
+//! A stale entry is re-read with conditional requests (ETags), so an
+//! unchanged membership costs GitHub's rate limit nothing. Concurrent requests
+//! for one person wait on one read (moka's per-key compute lock) instead of
+//! each calling GitHub.
+//!
+//! Failure policy, fail closed: a revoked token is reported as such (the
+//! caller ends the session); a rate limit or an outage may serve the stale
+//! entry within `cache.stale_grace` and otherwise is an error; after a rate
+//! limit GitHub is not called again for that person before the reset. No
+//! failure ever produces a membership.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use moka::future::Cache;
+use moka::ops::compute::{CompResult, Op};
+use tokio::time::Instant;
+
+use crate::config::CacheConfig;
+use crate::github::{
+    GithubClient, GithubError, GithubUser, OrgMembershipItem, PagedList, TeamItem,
+};
+use crate::rules::Person;
+use crate::secret::Secret;
+
+/// After an outage or malformed answer, how long to wait before asking
+/// GitHub again for the same person (requests in between are answered from
+/// the stale entry within the grace, or refused).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+/// Longest a rate-limit reset is honoured; GitHub's window is an hour.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
+
+/// What is known of a person, as the rules see it, and how it was read.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// Identity and active memberships, ready for the rule engine.
+    pub person: Person,
+    /// When GitHub last confirmed this (200 or 304).
+    pub confirmed_at: Instant,
+    orgs: PagedList<OrgMembershipItem>,
+    teams: PagedList<TeamItem>,
+}
+
+/// A cache slot: the last good membership, if any, and when GitHub may be
+/// asked again after a failure.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    membership: Option<Arc<Membership>>,
+    retry_not_before: Option<Instant>,
+}
+
+/// Why a membership could not be known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    /// GitHub refused the token: the session must end.
+    #[error("GitHub refused the token: it was revoked or replaced")]
+    Revoked,
+    /// GitHub cannot be asked now (rate limit, outage, garbage) and no
+    /// usable cached answer exists.
+    #[error("GitHub membership cannot be read now: {0}")]
+    Unavailable(String),
+}
+
+/// Counts of what the cache did, for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Reads from GitHub (each is two lists, one or more requests each).
+    pub reads: std::sync::atomic::AtomicU64,
+}
+
+/// The membership cache.
+#[derive(Clone)]
+pub struct Memberships {
+    cache: Cache<u64, Arc<Slot>>,
+    github: GithubClient,
+    ttl: Duration,
+    stale_grace: Duration,
+    stats: Arc<Stats>,
+}
+
+impl Memberships {
+    /// A cache with the configured TTL, grace and size.
+    pub fn new(github: GithubClient, config: &CacheConfig) -> Self {
+        Self {
+            cache: Cache::builder()
+                .max_capacity(config.max_entries)
+                // Entries idle for long are of no use: their next read
+                // would be a refresh anyway. Keep them a while for the ETags.
+                .time_to_idle((config.membership_ttl + config.stale_grace) * 4)
+                .build(),
+            github,
+            ttl: config.membership_ttl,
+            stale_grace: config.stale_grace,
+            stats: Arc::default(),
+        }
+    }
+
+    /// What the cache did.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The person's membership: from the cache while fresh, else re-read.
+    pub async fn get(
+        &self,
+        user: &GithubUser,
+        token: &Secret<String>,
+    ) -> Result<Arc<Membership>, MembershipError> {
+        if let Some(slot) = self.cache.get(&user.id).await
+            && let Some(m) = &slot.membership
+            && m.confirmed_at.elapsed() < self.ttl
+        {
+            return Ok(m.clone());
+        }
+        self.read(user, token, false).await
+    }
+
+    /// Re-reads the person's membership now (at login), whatever the cache holds.
+    pub async fn refresh(
+        &self,
+        user: &GithubUser,
+        token: &Secret<String>,
+    ) -> Result<Arc<Membership>, MembershipError> {
+        self.read(user, token, true).await
+    }
+
+    /// Forgets a person (their token was revoked).
+    pub async fn forget(&self, user_id: u64) {
+        self.cache.invalidate(&user_id).await;
+    }
+
+    /// Reads under the person's key lock, so concurrent callers share one read.
+    async fn read(
+        &self,
+        user: &GithubUser,
+        token: &Secret<String>,
+        force: bool,
+    ) -> Result<Arc<Membership>, MembershipError> {
+        let started = Instant::now();
+        let mut outcome = Err(MembershipError::Unavailable("not read".into()));
+        let result = self
+            .cache
+            .entry(user.id)
+            .and_compute_with(|current| {
+                let slot = current.map(|e| e.into_value()).unwrap_or_default();
+                let outcome = &mut outcome;
+                async move {
+                    let (op, result) = self.next(slot, user, token, force, started).await;
+                    *outcome = result;
+                    op
+                }
+            })
+            .await;
+        if matches!(result, CompResult::StillNone(_) | CompResult::Removed(_)) && outcome.is_ok() {
+            // Unreachable by construction; never turn it into an allow.
+            return Err(MembershipError::Unavailable("cache lost the entry".into()));
+        }
+        outcome
+    }
+
+    /// Decides, holding the key lock, what to answer and what to store.
+    async fn next(
+        &self,
+        slot: Arc<Slot>,
+        user: &GithubUser,
+        token: &Secret<String>,
+        force: bool,
+        started: Instant,
+    ) -> (Op<Arc<Slot>>, Result<Arc<Membership>, MembershipError>) {
+        let now = Instant::now();
+        if let Some(m) = &slot.membership {
+            let fresh = m.confirmed_at.elapsed() < self.ttl;
+            // Someone else read it while we waited for the lock.
+            let read_while_waiting = m.confirmed_at >= started;
+            if (fresh && !force) || read_while_waiting {
+                return (Op::Nop, Ok(m.clone()));
+            }
+        }
+        if let Some(not_before) = slot.retry_not_before
+            && now < not_before
+        {
+            let answer = self.stale_or(&slot, "GitHub is not asked again yet after a failure");
+            return (Op::Nop, answer);
+        }
+        let previous = slot.membership.as_deref();
+        self.stats
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (orgs, teams) = tokio::join!(
+            self.github
+                .org_memberships(token, previous.map(|m| &m.orgs)),
+            self.github.teams(token, previous.map(|m| &m.teams)),
+        );
+        match orgs.and_then(|orgs| Ok((orgs, teams?))) {
+            Ok((orgs, teams)) => {
+                let membership = Arc::new(Membership::new(user, orgs, teams));
+                let slot = Slot {
+                    membership: Some(membership.clone()),
+                    retry_not_before: None,
+                };
+                (Op::Put(Arc::new(slot)), Ok(membership))
+            }
+            Err(GithubError::Unauthorized) => (Op::Remove, Err(MembershipError::Revoked)),
+            Err(e) => {
+                let wait = match &e {
+                    GithubError::RateLimited { reset } => reset
+                        .and_then(|r| r.duration_since(SystemTime::now()).ok())
+                        .unwrap_or(RETRY_AFTER_FAILURE)
+                        .min(MAX_RATE_LIMIT_WAIT),
+                    _ => RETRY_AFTER_FAILURE,
+                };
+                tracing::warn!(login = %user.login, error = %e, retry_in = ?wait, "GitHub membership read failed");
+                let answer = self.stale_or(&slot, &e.to_string());
+                let slot = Slot {
+                    membership: slot.membership.clone(),
+                    retry_not_before: Some(now + wait),
+                };
+                (Op::Put(Arc::new(slot)), answer)
+            }
+        }
+    }
+
+    /// The stale membership if it is within the grace, else the error.
+    fn stale_or(&self, slot: &Slot, why: &str) -> Result<Arc<Membership>, MembershipError> {
+        match &slot.membership {
+            Some(m) if m.confirmed_at.elapsed() < self.ttl + self.stale_grace => {
+                tracing::info!(login = %m.person.login, "serving stale membership within the grace: {why}");
+                Ok(m.clone())
+            }
+            _ => Err(MembershipError::Unavailable(why.to_owned())),
+        }
+    }
+}
+
+impl Membership {
+    fn new(
+        user: &GithubUser,
+        orgs: PagedList<OrgMembershipItem>,
+        teams: PagedList<TeamItem>,
+    ) -> Self {
+        // Asked for state=active, but checked again: a pending membership
+        // must never count.
+        let active_orgs = orgs
+            .items()
+            .into_iter()
+            .filter(|m| m.state == "active")
+            .map(|m| m.org)
+            .collect();
+        let teams_of_person = teams.items().iter().map(TeamItem::team_ref).collect();
+        Self {
+            person: Person {
+                id: user.id,
+                login: user.login.clone(),
+                orgs: active_orgs,
+                teams: teams_of_person,
+            },
+            confirmed_at: Instant::now(),
+            orgs,
+            teams,
+        }
+    }
+
+    /// How many GitHub requests the last read made, and how many were 304s.
+    pub fn last_read_cost(&self) -> (u32, u32) {
+        (
+            self.orgs.requests + self.teams.requests,
+            self.orgs.not_modified + self.teams.not_modified,
+        )
+    }
+}

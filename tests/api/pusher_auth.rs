@@ -1,0 +1,703 @@
+//! `POST /pusher/auth` and `/pusher/user-auth`: what gets signed, and what never does.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use channelgate::standin::{Endpoint, GithubStandIn, MembershipState};
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{
+    Browser, CLIENT_ID, CLIENT_SECRET, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp, world,
+};
+
+const SOCKET: &str = "123456.7890";
+
+/// HMAC-SHA256 with the app secret, hex: computed here, not by the gateway's code.
+fn expected_auth(message: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(PUSHER_SECRET.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{PUSHER_KEY}:{hex}")
+}
+
+impl Browser {
+    /// Posts a form to `path` as pusher-js does; returns the status and JSON body.
+    pub async fn post_form(
+        &self,
+        app: &TestApp,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(app.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn auth(&self, app: &TestApp, channel: &str) -> (StatusCode, Value) {
+        self.post_form(
+            app,
+            "/pusher/auth",
+            &[("socket_id", SOCKET), ("channel_name", channel)],
+        )
+        .await
+    }
+}
+
+async fn app_with(extra: &str) -> TestApp {
+    let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
+        .await
+        .unwrap();
+    TestApp::spawn_with(github, extra).await
+}
+
+#[tokio::test]
+async fn an_allowed_private_channel_gets_a_signature_that_verifies() {
+    let app = TestApp::spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let (status, body) = ada.auth(&app, "private-ops").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["auth"],
+        expected_auth(&format!("{SOCKET}:private-ops"))
+    );
+    assert_eq!(body.as_object().unwrap().len(), 1, "only auth: {body}");
+}
+
+#[tokio::test]
+async fn a_presence_channel_signs_exactly_the_channel_data_it_returns() {
+    let app = TestApp::spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let (status, body) = ada.auth(&app, "presence-org-initech").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let channel_data = body["channel_data"].as_str().unwrap();
+    assert_eq!(
+        body["auth"],
+        expected_auth(&format!("{SOCKET}:presence-org-initech:{channel_data}"))
+    );
+    let member: Value = serde_json::from_str(channel_data).unwrap();
+    assert_eq!(member["user_id"], "1");
+    assert_eq!(member["user_info"]["login"], "ada");
+    assert_eq!(member["user_info"]["name"], "Ada Lovelace");
+    assert!(
+        member["user_info"]["avatar_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
+}
+
+#[tokio::test]
+async fn an_encrypted_channel_gets_its_shared_secret() {
+    let app = TestApp::spawn().await;
+    let bo = Browser::logged_in_as(&app, "bo").await;
+    let channel = "private-encrypted-initech-plans";
+    let (status, body) = bo.auth(&app, channel).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["auth"], expected_auth(&format!("{SOCKET}:{channel}")));
+    let master = base64::engine::general_purpose::STANDARD
+        .decode(MASTER_KEY_BASE64)
+        .unwrap();
+    let mut hash = Sha256::new();
+    hash.update(channel.as_bytes());
+    hash.update(&master);
+    let expected = base64::engine::general_purpose::STANDARD.encode(hash.finalize());
+    assert_eq!(body["shared_secret"], expected);
+}
+
+#[tokio::test]
+async fn an_encrypted_channel_without_a_master_key_is_a_clear_server_error() {
+    let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = crate::helpers::config(&url, &github, "");
+    config.pusher.encryption_master_key = None;
+    let gateway = channelgate::server::Gateway::start(config, listener)
+        .await
+        .unwrap();
+    let app = TestApp {
+        gateway,
+        github,
+        url,
+    };
+    let bo = Browser::logged_in_as(&app, "bo").await;
+    let (status, body) = bo.auth(&app, "private-encrypted-initech-plans").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no encryption master key"),
+        "{body}"
+    );
+    assert!(body.get("auth").is_none());
+}
+
+#[tokio::test]
+async fn someone_outside_the_team_gets_403() {
+    let app = TestApp::spawn().await;
+    let bo = Browser::logged_in_as(&app, "bo").await;
+    let (status, body) = bo.auth(&app, "private-ops").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.get("auth").is_none());
+    // The reason stays in the log; the client learns only the refusal.
+    assert!(
+        !body["error"].as_str().unwrap().contains("rules["),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_pending_org_membership_grants_nothing() {
+    let app = TestApp::spawn().await;
+    // cy's initech membership is pending; the initech/ops team is listed.
+    let cy = Browser::logged_in_as(&app, "cy").await;
+    for channel in [
+        "private-ops",
+        "presence-org-initech",
+        "private-team-initech.ops",
+        "private-initech-roadmap",
+    ] {
+        assert_eq!(
+            cy.auth(&app, channel).await.0,
+            StatusCode::FORBIDDEN,
+            "{channel}"
+        );
+    }
+    // Only their own channel and the open one.
+    assert_eq!(cy.auth(&app, "private-user-cy").await.0, StatusCode::OK);
+    assert_eq!(cy.auth(&app, "private-lobby").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_pending_team_org_turns_active_only_when_github_says_so() {
+    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let cy = Browser::logged_in_as(&app, "cy").await;
+    assert_eq!(cy.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
+    app.github
+        .set_org_state("cy", "initech", Some(MembershipState::Active));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(cy.auth(&app, "private-ops").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn another_persons_user_channel_gets_403() {
+    let app = TestApp::spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(
+        ada.auth(&app, "private-user-bo").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        ada.auth(&app, "private-user-ada-x").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(ada.auth(&app, "private-user-ADA").await.0, StatusCode::OK);
+    let dee = Browser::logged_in_as(&app, "Dee-Dash").await;
+    assert_eq!(
+        dee.auth(&app, "private-user-dee-dash").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        dee.auth(&app, "private-user-dee").await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn a_logged_out_caller_gets_401() {
+    let app = TestApp::spawn().await;
+    let (status, body) = Browser::new().auth(&app, "private-lobby").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"].as_str().unwrap().contains("log in"), "{body}");
+    let (status, _) = Browser::new()
+        .post_form(&app, "/pusher/user-auth", &[("socket_id", SOCKET)])
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn hostile_inputs_get_400_and_nothing_is_signed() {
+    let app = TestApp::spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let form = "application/x-www-form-urlencoded";
+    let long = format!("private-{}", "a".repeat(157));
+    let oversize = format!(
+        "socket_id=1.1&channel_name=private-ops&pad={}",
+        "x".repeat(40 * 1024)
+    );
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "format injection in socket_id",
+            "socket_id=1.1%3Aprivate-ops&channel_name=private-ops".into(),
+            form,
+        ),
+        (
+            "socket_id with a newline",
+            "socket_id=1.1%0A&channel_name=private-ops".into(),
+            form,
+        ),
+        (
+            "socket_id with a space",
+            "socket_id=1.1%20&channel_name=private-ops".into(),
+            form,
+        ),
+        (
+            "socket_id not numbers",
+            "socket_id=abc.def&channel_name=private-ops".into(),
+            form,
+        ),
+        (
+            "socket_id one number",
+            "socket_id=11&channel_name=private-ops".into(),
+            form,
+        ),
+        (
+            "socket_id fullwidth digits",
+            "socket_id=%EF%BC%91.%EF%BC%91&channel_name=private-ops".into(),
+            form,
+        ),
+        (
+            "socket_id empty",
+            "socket_id=&channel_name=private-ops".into(),
+            form,
+        ),
+        ("socket_id missing", "channel_name=private-ops".into(), form),
+        (
+            "socket_id repeated",
+            "socket_id=1.1&socket_id=2.2&channel_name=private-ops".into(),
+            form,
+        ),
+        (
+            "channel_name with a newline",
+            "socket_id=1.1&channel_name=private-ops%0Aprivate-x".into(),
+            form,
+        ),
+        (
+            "channel_name with a colon",
+            "socket_id=1.1&channel_name=private-ops%3Ax".into(),
+            form,
+        ),
+        (
+            "channel_name Cyrillic look-alike",
+            "socket_id=1.1&channel_name=private-%D0%BEps".into(),
+            form,
+        ),
+        (
+            "channel_name with NUL",
+            "socket_id=1.1&channel_name=private-ops%00".into(),
+            form,
+        ),
+        (
+            "channel_name with a space",
+            "socket_id=1.1&channel_name=private+ops".into(),
+            form,
+        ),
+        (
+            "channel_name with a hash",
+            "socket_id=1.1&channel_name=private-ops%23x".into(),
+            form,
+        ),
+        (
+            "channel_name 165 characters",
+            format!("socket_id=1.1&channel_name={long}"),
+            form,
+        ),
+        (
+            "channel_name empty",
+            "socket_id=1.1&channel_name=".into(),
+            form,
+        ),
+        ("channel_name missing", "socket_id=1.1".into(), form),
+        (
+            "channel_name repeated",
+            "socket_id=1.1&channel_name=private-ops&channel_name=private-lobby".into(),
+            form,
+        ),
+        (
+            "channel_name and a batch",
+            "socket_id=1.1&channel_name=private-ops&channel_name%5B0%5D=private-lobby".into(),
+            form,
+        ),
+        (
+            "invalid UTF-8",
+            "socket_id=1.1&channel_name=private-%FF".into(),
+            form,
+        ),
+        (
+            "a public channel",
+            "socket_id=1.1&channel_name=news".into(),
+            form,
+        ),
+        (
+            "wrong content type",
+            "socket_id=1.1&channel_name=private-ops".into(),
+            "text/plain",
+        ),
+        (
+            "no content type",
+            "socket_id=1.1&channel_name=private-ops".into(),
+            "",
+        ),
+        (
+            "JSON declared, form sent",
+            "socket_id=1.1&channel_name=private-ops".into(),
+            "application/json",
+        ),
+        (
+            "JSON with a bad socket_id",
+            r#"{"socket_id":"1.1:x","channel_name":"private-ops"}"#.into(),
+            "application/json",
+        ),
+        (
+            "JSON with a repeated key",
+            r#"{"socket_id":"1.1","channel_name":"private-ops","channel_name":"private-lobby"}"#
+                .into(),
+            "application/json",
+        ),
+        (
+            "JSON with a number",
+            r#"{"socket_id":1.1,"channel_name":"private-ops"}"#.into(),
+            "application/json",
+        ),
+        ("oversize body", oversize, form),
+    ];
+    assert!(cases.len() >= 20);
+    for (what, body, content_type) in cases {
+        let mut request = ada.http.post(app.url("/pusher/auth")).body(body);
+        if !content_type.is_empty() {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {text}");
+        let json: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: {text}"));
+        assert!(json["error"].is_string(), "{what}: {text}");
+        assert!(
+            !text.contains(PUSHER_KEY),
+            "{what}: something was signed: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn errors_name_the_field() {
+    let app = TestApp::spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let (_, body) = ada
+        .post_form(
+            &app,
+            "/pusher/auth",
+            &[
+                ("socket_id", "1.1:private-ops"),
+                ("channel_name", "private-ops"),
+            ],
+        )
+        .await;
+    assert!(
+        body["error"].as_str().unwrap().starts_with("socket_id"),
+        "{body}"
+    );
+    let (_, body) = ada.auth(&app, "private-ops\n").await;
+    assert!(
+        body["error"].as_str().unwrap().starts_with("channel_name"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn json_bodies_are_accepted_too() {
+    let app = TestApp::spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let response = ada
+        .http
+        .post(app.url("/pusher/auth"))
+        .json(&serde_json::json!({"socket_id": SOCKET, "channel_name": "private-ops"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["auth"],
+        expected_auth(&format!("{SOCKET}:private-ops"))
+    );
+}
+
+#[tokio::test]
+async fn the_batch_form_answers_each_channel_with_its_status() {
+    let app = TestApp::spawn().await;
+    let bo = Browser::logged_in_as(&app, "bo").await;
+    let (status, body) = bo
+        .post_form(
+            &app,
+            "/pusher/auth",
+            &[
+                ("socket_id", SOCKET),
+                ("channel_name[0]", "private-initech-roadmap"),
+                ("channel_name[1]", "private-ops"),
+                ("channel_name[2]", "presence-org-initech"),
+                ("channel_name[3]", "private-bad:name"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["private-initech-roadmap"]["status"], 200);
+    assert_eq!(
+        body["private-initech-roadmap"]["data"]["auth"],
+        expected_auth(&format!("{SOCKET}:private-initech-roadmap"))
+    );
+    assert_eq!(body["private-ops"], serde_json::json!({"status": 403}));
+    assert_eq!(body["presence-org-initech"]["status"], 200);
+    let data = body["presence-org-initech"]["data"]["channel_data"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        body["presence-org-initech"]["data"]["auth"],
+        expected_auth(&format!("{SOCKET}:presence-org-initech:{data}"))
+    );
+    assert_eq!(body["private-bad:name"], serde_json::json!({"status": 400}));
+}
+
+#[tokio::test]
+async fn user_authentication_signs_the_github_identity() {
+    let app = TestApp::spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let (status, body) = ada
+        .post_form(&app, "/pusher/user-auth", &[("socket_id", SOCKET)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let user_data = body["user_data"].as_str().unwrap();
+    assert_eq!(
+        body["auth"],
+        expected_auth(&format!("{SOCKET}::user::{user_data}"))
+    );
+    let user: Value = serde_json::from_str(user_data).unwrap();
+    assert_eq!(user["id"], "1");
+    assert_eq!(user["user_info"]["login"], "ada");
+    let (status, _) = ada
+        .post_form(&app, "/pusher/user-auth", &[("socket_id", "1.1:x")])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn requests_from_other_origins_are_refused() {
+    let app = app_with("").await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let post = |origin: String| {
+        ada.http
+            .post(app.url("/pusher/auth"))
+            .header("origin", origin)
+            .form(&[("socket_id", SOCKET), ("channel_name", "private-ops")])
+            .send()
+    };
+    assert_eq!(
+        post("https://evil.example".into()).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post("null".into()).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        post(app.url.clone()).await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn an_allowed_origin_may_call() {
+    let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = crate::helpers::config(&url, &github, "");
+    config.server.allowed_origins = vec!["https://app.example".into()];
+    let gateway = channelgate::server::Gateway::start(config, listener)
+        .await
+        .unwrap();
+    let app = TestApp {
+        gateway,
+        github,
+        url,
+    };
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let response = ada
+        .http
+        .post(app.url("/pusher/auth"))
+        .header("origin", "https://app.example")
+        .form(&[("socket_id", SOCKET), ("channel_name", "private-ops")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn leaving_a_team_on_github_is_a_403_after_the_ttl() {
+    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    app.github.remove_from_team("ada", "initech", "ops");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn concurrent_first_requests_make_one_github_read() {
+    // Log in on one gateway, then hit a second one (fresh cache, same
+    // sessions through SQLite) with 100 requests at once.
+    let dir = std::env::temp_dir().join(format!("channelgate-flight-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!(
+        "[session]\nstore = \"sqlite://{}\"\n",
+        dir.join("s.db").display()
+    );
+    let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
+        .await
+        .unwrap();
+    let first = TestApp::spawn_with(github.clone(), &store).await;
+    let ada = Browser::logged_in_as(&first, "ada").await;
+    let second = TestApp::spawn_with(github.clone(), &store).await;
+    github.reset_counters();
+
+    let url = second.url("/pusher/auth");
+    let requests: Vec<_> = (0..100)
+        .map(|_| {
+            let (http, url) = (ada.http.clone(), url.clone());
+            tokio::spawn(async move {
+                let form = [("socket_id", SOCKET), ("channel_name", "private-ops")];
+                http.post(url).form(&form).send().await.unwrap().status()
+            })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(github.calls(Endpoint::OrgMemberships), 1);
+    assert_eq!(github.calls(Endpoint::Teams), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn an_unchanged_membership_is_refreshed_with_free_304s() {
+    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    app.github.reset_counters();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(app.github.calls(Endpoint::OrgMemberships), 1);
+    assert_eq!(app.github.not_modified(Endpoint::OrgMemberships), 1);
+    assert_eq!(app.github.not_modified(Endpoint::Teams), 1);
+}
+
+#[tokio::test]
+async fn a_revoked_token_gives_401_and_ends_the_session() {
+    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    app.github.revoke_tokens("ada");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = ada.auth(&app, "private-ops").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(
+        ada.get(&app.url("/auth/me")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn github_down_gives_503_without_a_grace() {
+    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    app.github.set_down(true);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, body) = ada.auth(&app, "private-ops").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body.get("auth").is_none());
+}
+
+#[tokio::test]
+async fn github_down_serves_the_stale_answer_within_the_grace() {
+    let app = app_with("[cache]\nmembership_ttl = \"1s\"\nstale_grace = \"1m\"\n").await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    app.github.set_down(true);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    // The stale answer still only grants what it granted.
+    assert_eq!(
+        ada.auth(&app, "private-user-bo").await.0,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_stops_calls_until_the_reset() {
+    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let reset = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    app.github.set_rate_limited(Some(reset));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.github.reset_counters();
+    assert_eq!(
+        ada.auth(&app, "private-ops").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let after_first =
+        app.github.calls(Endpoint::OrgMemberships) + app.github.calls(Endpoint::Teams);
+    assert!(after_first >= 1);
+    for _ in 0..5 {
+        assert_eq!(
+            ada.auth(&app, "private-ops").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    let after_more = app.github.calls(Endpoint::OrgMemberships) + app.github.calls(Endpoint::Teams);
+    assert_eq!(after_more, after_first, "no calls before the reset");
+}
+
+#[tokio::test]
+async fn malformed_github_answers_never_allow() {
+    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    app.github.set_malformed(true);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        ada.auth(&app, "private-ops").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn endless_pagination_does_not_hang_a_request() {
+    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    app.github.set_endless_pagination(true);
+    app.github.set_page_size_cap(Some(1));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        ada.auth(&app, "private-ops").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
