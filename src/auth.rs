@@ -19,7 +19,10 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 use url::Url;
 
+use std::sync::Arc;
+
 use crate::github::{GithubError, GithubUser};
+use crate::membership::{Membership, MembershipError};
 use crate::secret::Secret;
 use crate::server::AppState;
 use crate::session::{IDENTITY_KEY, Identity, PENDING_LOGIN_KEY, PendingLogin, keep_alive};
@@ -181,7 +184,8 @@ pub async fn logout(session: Session) -> Result<Redirect, LoginError> {
     Ok(Redirect::to("/"))
 }
 
-/// The identity as `/auth/me` shows it: everything but the token.
+/// The identity as `/auth/me` shows it: everything but the token, and the
+/// memberships the rules see.
 #[derive(Debug, Serialize)]
 pub struct Me {
     /// GitHub id.
@@ -192,9 +196,17 @@ pub struct Me {
     pub name: Option<String>,
     /// Avatar URL.
     pub avatar_url: String,
+    /// Active organisations, when GitHub could be asked.
+    pub orgs: Option<Vec<String>>,
+    /// Teams (`ORG/SLUG`) whose org membership is active, when known.
+    pub teams: Option<Vec<String>>,
+    /// Why the memberships are missing, if they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub membership_error: Option<String>,
 }
 
-/// `GET /auth/me`: the caller's identity as JSON, 401 when logged out.
+/// `GET /auth/me`: the caller's identity and memberships as JSON, 401 when
+/// logged out (or when GitHub revoked the token).
 pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<Me>, ApiError> {
     let identity = current_identity(&session)
         .await?
@@ -202,18 +214,54 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<
     keep_alive(&session, state.config.session.ttl)
         .await
         .map_err(ApiError::session)?;
+    let membership = match membership_or_logout(&state, &session, &identity).await {
+        Err(MembershipError::Revoked) => return Err(ApiError::LoggedOut),
+        other => other,
+    };
     let GithubUser {
         id,
         login,
         name,
         avatar_url,
     } = identity.user;
+    let (orgs, teams, membership_error) = match membership {
+        Ok(m) => (
+            Some(m.person.orgs.clone()),
+            Some(m.person.active_teams().map(ToString::to_string).collect()),
+            None,
+        ),
+        Err(e) => (None, None, Some(e.to_string())),
+    };
     Ok(Json(Me {
         id,
         login,
         name,
         avatar_url,
+        orgs,
+        teams,
+        membership_error,
     }))
+}
+
+/// The person's current membership. When GitHub has revoked their token,
+/// the session is ended here, so every caller fails closed the same way.
+pub async fn membership_or_logout(
+    state: &AppState,
+    session: &Session,
+    identity: &Identity,
+) -> Result<Arc<Membership>, MembershipError> {
+    let result = state
+        .memberships
+        .get(&identity.user, &identity.token())
+        .await;
+    if let Err(MembershipError::Revoked) = &result {
+        tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
+        state.memberships.forget(identity.user.id).await;
+        if let Err(e) = session.delete().await {
+            tracing::error!(error = %e, "could not delete the session of a revoked token");
+        }
+    }
+    result
 }
 
 /// The logged-in identity of this session, if any.

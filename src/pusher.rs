@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tower_sessions::Session;
 
-use crate::auth::current_identity;
+use crate::auth::{current_identity, membership_or_logout};
 use crate::membership::{Membership, MembershipError};
 use crate::rules::{Decision, Denial};
 use crate::server::AppState;
@@ -239,8 +239,7 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
 
 /// The logged-in person and their current membership, or the refusal.
 async fn who(state: &AppState, session: &Session) -> Result<(Identity, Arc<Membership>), Refusal> {
-    let store_down = |e: tower_sessions::session::Error| {
-        tracing::error!(error = %e, "session store failed");
+    let store_down = || {
         Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the session store is unavailable; try again shortly",
@@ -248,12 +247,7 @@ async fn who(state: &AppState, session: &Session) -> Result<(Identity, Arc<Membe
     };
     let identity = current_identity(session)
         .await
-        .map_err(|_| {
-            Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the session store is unavailable; try again shortly",
-            )
-        })?
+        .map_err(|_| store_down())?
         .ok_or_else(|| {
             Refusal::new(
                 StatusCode::UNAUTHORIZED,
@@ -262,22 +256,16 @@ async fn who(state: &AppState, session: &Session) -> Result<(Identity, Arc<Membe
         })?;
     keep_alive(session, state.config.session.ttl)
         .await
-        .map_err(store_down)?;
-    match state
-        .memberships
-        .get(&identity.user, &identity.token())
-        .await
-    {
+        .map_err(|e| {
+            tracing::error!(error = %e, "session store failed");
+            store_down()
+        })?;
+    match membership_or_logout(state, session, &identity).await {
         Ok(membership) => Ok((identity, membership)),
-        Err(MembershipError::Revoked) => {
-            tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
-            state.memberships.forget(identity.user.id).await;
-            session.delete().await.map_err(store_down)?;
-            Err(Refusal::new(
-                StatusCode::UNAUTHORIZED,
-                "GitHub no longer accepts this login; log in again at /auth/login",
-            ))
-        }
+        Err(MembershipError::Revoked) => Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "GitHub no longer accepts this login; log in again at /auth/login",
+        )),
         Err(MembershipError::Unavailable(why)) => {
             tracing::warn!(login = %identity.user.login, %why, "membership unknown; refusing");
             Err(Refusal::new(

@@ -36,7 +36,7 @@ impl Person {
     }
 
     /// Teams that count: those whose org membership is active.
-    fn active_teams(&self) -> impl Iterator<Item = &TeamRef> {
+    pub fn active_teams(&self) -> impl Iterator<Item = &TeamRef> {
         self.teams.iter().filter(|t| self.has_org(&t.org))
     }
 }
@@ -380,6 +380,49 @@ impl Pattern {
     }
 }
 
+impl Pattern {
+    /// Every channel (or, with `*`, channel prefix followed by `*`) this
+    /// pattern names for `person`.
+    fn render(&self, person: &Person) -> Vec<String> {
+        let mut out = vec![(String::new(), None::<&str>)];
+        for segment in &self.segments {
+            let mut next = Vec::new();
+            for (text, org) in out {
+                match segment {
+                    Segment::Literal(l) => next.push((text + l, org)),
+                    Segment::Var(Placeholder::Login) => next.push((text + &person.login, org)),
+                    Segment::Var(Placeholder::Id) => {
+                        next.push((text + &person.id.to_string(), org))
+                    }
+                    Segment::Var(Placeholder::Org) => {
+                        for o in &person.orgs {
+                            if org.is_none_or(|b| b.eq_ignore_ascii_case(o)) {
+                                next.push((text.clone() + o, Some(o.as_str())));
+                            }
+                        }
+                    }
+                    Segment::Var(Placeholder::Team) => {
+                        for t in person.active_teams() {
+                            if org.is_none_or(|b| b.eq_ignore_ascii_case(&t.org)) {
+                                next.push((text.clone() + &t.slug, Some(t.org.as_str())));
+                            }
+                        }
+                    }
+                }
+            }
+            out = next;
+        }
+        out.into_iter()
+            .map(|(mut text, _)| {
+                if self.star {
+                    text.push('*');
+                }
+                text
+            })
+            .collect()
+    }
+}
+
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)
@@ -630,6 +673,40 @@ impl RuleSet {
         &self.rules
     }
 
+    /// What `person` may join, rule by rule: each rule whose conditions they
+    /// meet, with its pattern filled in from their identity (`*` kept).
+    /// Rules whose placeholders nothing of theirs fills are left out.
+    pub fn grants(&self, person: &Person) -> Vec<(usize, &Pattern, Vec<String>)> {
+        let mut grants = Vec::new();
+        for (index, rule) in self.rules.iter().enumerate() {
+            if rule.has_conditions() && rule.condition_met(person).is_none() {
+                continue;
+            }
+            let channels = rule.pattern.render(person);
+            if !channels.is_empty() {
+                grants.push((index, &rule.pattern, channels));
+            }
+        }
+        grants
+    }
+
+    /// Organisations the rules name (in `orgs` and in `teams`), sorted, once each.
+    pub fn named_orgs(&self) -> Vec<String> {
+        let mut orgs: Vec<String> = self
+            .rules
+            .iter()
+            .flat_map(|r| {
+                r.orgs
+                    .iter()
+                    .cloned()
+                    .chain(r.teams.iter().map(|t| t.org.clone()))
+            })
+            .collect();
+        orgs.sort_by_key(|o| o.to_ascii_lowercase());
+        orgs.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+        orgs
+    }
+
     /// Decides whether `person` may join the channel named `channel`.
     pub fn decide(&self, person: &Person, channel: &str) -> Decision {
         match ChannelName::parse(channel) {
@@ -764,6 +841,42 @@ mod tests {
                 who.login
             );
         }
+    }
+
+    #[test]
+    fn grants_list_what_a_person_may_join() {
+        let rules = design_rules();
+        let ada = person("ada", 1, &["initech"], &["initech/ops"]);
+        let channels: Vec<String> = rules
+            .grants(&ada)
+            .into_iter()
+            .flat_map(|(_, _, c)| c)
+            .collect();
+        assert_eq!(
+            channels,
+            [
+                "private-ops",
+                "private-user-ada",
+                "presence-org-initech",
+                "private-team-initech.ops",
+                "private-initech-*",
+                "private-lobby"
+            ]
+        );
+        // Everything listed (with * filled) is allowed: the listing and the
+        // engine agree.
+        for c in &channels {
+            let c = c.replace('*', "x");
+            assert!(rules.decide(&ada, &c).is_allowed(), "{c}");
+        }
+        let cy = person("cy", 3, &[], &["initech/ops"]);
+        let channels: Vec<String> = rules
+            .grants(&cy)
+            .into_iter()
+            .flat_map(|(_, _, c)| c)
+            .collect();
+        assert_eq!(channels, ["private-user-cy", "private-lobby"]);
+        assert_eq!(rules.named_orgs(), ["initech"]);
     }
 
     #[test]

@@ -7,14 +7,15 @@
 
 use askama::Template;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use crate::auth::current_identity;
+use crate::auth::{current_identity, membership_or_logout};
 use crate::github::GithubUser;
+use crate::membership::MembershipError;
 use crate::server::AppState;
 use crate::session::keep_alive;
 
@@ -34,27 +35,114 @@ fn render(status: StatusCode, template: &impl Template) -> Response {
 struct HomePage<'a> {
     user: Option<&'a GithubUser>,
     app_name: &'a str,
+    membership: Option<MembershipView>,
+    membership_error: Option<String>,
+    missing_orgs: Vec<String>,
+    grants: Vec<GrantView>,
+    channel: &'a str,
+    tested: Option<Tested>,
 }
 
-/// `GET /`: the home page.
-pub async fn home(State(state): State<AppState>, session: Session) -> Response {
+struct MembershipView {
+    orgs: Vec<String>,
+    teams: Vec<String>,
+}
+
+struct GrantView {
+    index: usize,
+    pattern: String,
+    channels: Vec<String>,
+}
+
+struct Tested {
+    channel: String,
+    allowed: bool,
+    reason: String,
+}
+
+/// Query of the home page: a channel name to test.
+#[derive(Debug, Deserialize)]
+pub struct HomeQuery {
+    channel: Option<String>,
+}
+
+/// `GET /`: logged out, a way to log in; logged in, who you are, your
+/// memberships, the channels you may join, and a channel tester.
+pub async fn home(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<HomeQuery>,
+) -> Response {
     let identity = match current_identity(&session).await {
         Ok(identity) => identity,
         Err(e) => return e.into_response(),
     };
-    if identity.is_some()
-        && let Err(e) = keep_alive(&session, state.config.session.ttl).await
-    {
+    let app_name = format!("Pusher app {}", state.config.pusher.app_id);
+    let channel = query.channel.unwrap_or_default();
+    let mut page = HomePage {
+        user: None,
+        app_name: &app_name,
+        membership: None,
+        membership_error: None,
+        missing_orgs: Vec::new(),
+        grants: Vec::new(),
+        channel: &channel,
+        tested: None,
+    };
+    let Some(identity) = identity else {
+        return render(StatusCode::OK, &page);
+    };
+    if let Err(e) = keep_alive(&session, state.config.session.ttl).await {
         return ApiError::session(e).into_response();
     }
-    let app_name = format!("Pusher app {}", state.config.pusher.app_id);
-    render(
-        StatusCode::OK,
-        &HomePage {
-            user: identity.as_ref().map(|i| &i.user),
-            app_name: &app_name,
-        },
-    )
+    let rules = &state.config.rules;
+    match membership_or_logout(&state, &session, &identity).await {
+        Ok(m) => {
+            let person = &m.person;
+            page.membership = Some(MembershipView {
+                orgs: person.orgs.clone(),
+                teams: person.active_teams().map(ToString::to_string).collect(),
+            });
+            page.missing_orgs = rules
+                .named_orgs()
+                .into_iter()
+                .filter(|org| !person.orgs.iter().any(|o| o.eq_ignore_ascii_case(org)))
+                .collect();
+            page.grants = rules
+                .grants(person)
+                .into_iter()
+                .map(|(index, pattern, channels)| GrantView {
+                    index,
+                    pattern: pattern.to_string(),
+                    channels,
+                })
+                .collect();
+            if !channel.is_empty() {
+                let decision = rules.decide(person, &channel);
+                page.tested = Some(Tested {
+                    channel: channel.clone(),
+                    allowed: decision.is_allowed(),
+                    reason: decision.to_string(),
+                });
+            }
+        }
+        Err(MembershipError::Revoked) => return render(StatusCode::OK, &page),
+        Err(MembershipError::Unavailable(_)) => {
+            page.membership_error = Some(
+                "GitHub did not answer or refused to answer for now (an outage or a rate limit)."
+                    .into(),
+            );
+            if !channel.is_empty() {
+                page.tested = Some(Tested {
+                    channel: channel.clone(),
+                    allowed: false,
+                    reason: "your membership cannot be checked right now".into(),
+                });
+            }
+        }
+    }
+    page.user = Some(&identity.user);
+    render(StatusCode::OK, &page)
 }
 
 /// `GET /healthz`: liveness.

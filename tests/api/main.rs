@@ -5,5 +5,6 @@
 mod github_client;
 mod helpers;
 mod login;
+mod pages;
 mod pusher_auth;
 mod sessions;

@@ -1,0 +1,133 @@
+//! The home page and /auth/me as a logged-in person sees them.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{Browser, TestApp};
+
+#[tokio::test]
+async fn the_home_page_lists_memberships_and_the_channels_they_open() {
+    let app = TestApp::spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let page = ada.get(&app.url("/")).await.text().await.unwrap();
+    assert!(page.contains("<code>initech</code>"), "{page}");
+    assert!(page.contains("<code>initech/ops</code>"), "{page}");
+    for channel in [
+        "private-ops",
+        "private-user-ada",
+        "presence-org-initech",
+        "private-team-initech.ops",
+        "private-initech-*",
+        "private-lobby",
+    ] {
+        assert!(
+            page.contains(&format!("<code>{channel}</code>")),
+            "{channel} in {page}"
+        );
+    }
+    assert!(
+        !page.contains("may restrict third-party OAuth apps"),
+        "ada is in initech"
+    );
+}
+
+#[tokio::test]
+async fn the_channel_tester_shows_the_decision_and_its_reason() {
+    let app = TestApp::spawn().await;
+    let bo = Browser::logged_in_as(&app, "bo").await;
+    let page = bo
+        .get(&app.url("/?channel=private-ops"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"<span class="deny">deny</span>"#), "{page}");
+    assert!(
+        page.contains("meets none of the conditions of rules[0]"),
+        "{page}"
+    );
+    let page = bo
+        .get(&app.url("/?channel=private-initech-x"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<span class="allow">allow</span>"#),
+        "{page}"
+    );
+    assert!(page.contains("active member of org initech"), "{page}");
+}
+
+#[tokio::test]
+async fn the_page_escapes_what_it_echoes() {
+    let app = TestApp::spawn().await;
+    let bo = Browser::logged_in_as(&app, "bo").await;
+    let page = bo
+        .get(&app.url("/?channel=%3Cscript%3Ealert(1)%3C%2Fscript%3E"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("<script>alert(1)"), "{page}");
+    assert!(
+        page.contains("&#60;script&#62;") || page.contains("&lt;script&gt;"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_org_is_explained_as_a_possible_oauth_app_restriction() {
+    let app = TestApp::spawn().await;
+    let dee = Browser::logged_in_as(&app, "Dee-Dash").await;
+    let page = dee.get(&app.url("/")).await.text().await.unwrap();
+    assert!(
+        page.contains("active member of <code>initech</code>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("may restrict third-party OAuth apps"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn me_includes_the_active_memberships() {
+    let app = TestApp::spawn().await;
+    let cy = Browser::logged_in_as(&app, "cy").await;
+    let me: Value = cy.get(&app.url("/auth/me")).await.json().await.unwrap();
+    assert_eq!(me["login"], "cy");
+    assert_eq!(me["orgs"], serde_json::json!([]), "pending is not active");
+    assert_eq!(
+        me["teams"],
+        serde_json::json!([]),
+        "a team counts only with its org"
+    );
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let me: Value = ada.get(&app.url("/auth/me")).await.json().await.unwrap();
+    assert_eq!(me["orgs"], serde_json::json!(["initech"]));
+    assert_eq!(me["teams"], serde_json::json!(["initech/ops"]));
+}
+
+#[tokio::test]
+async fn when_github_is_down_the_page_says_so_and_grants_nothing() {
+    let app = crate::helpers::TestApp::spawn_with(
+        channelgate::standin::GithubStandIn::spawn(
+            crate::helpers::world(),
+            crate::helpers::CLIENT_ID,
+            crate::helpers::CLIENT_SECRET,
+        )
+        .await
+        .unwrap(),
+        "[cache]\nmembership_ttl = \"1s\"\n",
+    )
+    .await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    app.github.set_down(true);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = ada.get(&app.url("/?channel=private-ops")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("cannot be read right now"), "{page}");
+    assert!(page.contains(r#"<span class="deny">deny</span>"#), "{page}");
+}
