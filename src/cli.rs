@@ -3,6 +3,7 @@
 //! Exit status: 0 on success; 1 when a configuration is refused or (for
 //! `explain`) a channel is denied; 2 for bad command-line input.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ENV_CONFIG_PATH};
 use crate::rules::{Person, TeamRef, is_github_name};
-use crate::server;
+use crate::{demo, server};
 
 /// An authorization gateway for Pusher Channels: GitHub login, rules in
 /// config.toml, signatures only for what a rule allows.
@@ -34,6 +35,16 @@ enum Command {
         /// The configuration file [default: $CHANNELGATE_CONFIG, then ./config.toml]
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
+    },
+    /// Run the whole gateway on this machine with a built-in GitHub stand-in
+    /// and demo people: no GitHub app, no Pusher account, no secrets.
+    Demo {
+        /// Address to listen on; loopback only.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// A Pusher-protocol server (such as sockudo) the page may subscribe through.
+        #[arg(long, value_name = "HOST:PORT", default_value = demo::DEFAULT_PUSHER_HOST)]
+        pusher_host: String,
     },
     /// Evaluate the rules offline for a described person, one line per channel.
     ///
@@ -77,6 +88,35 @@ pub fn run() -> ExitCode {
                         .map_err(|e| e.to_string())
                 });
             match served {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo {
+            listen,
+            pusher_host,
+        } => {
+            init_logging();
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let ran = runtime.block_on(async {
+                let demo = demo::start(listen, &pusher_host)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!("{}", demo::banner(&demo.url, &pusher_host));
+                server::shutdown_signal().await;
+                demo.gateway.shutdown().await.map_err(|e| e.to_string())?;
+                Ok::<(), String>(())
+            });
+            match ran {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");

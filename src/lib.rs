@@ -19,11 +19,13 @@
 //! - [`auth`]: the OAuth web flow (`/auth/*`).
 //! - [`web`]: pages and the error responses.
 //! - [`server`]: application state, the router, start-up and graceful shutdown.
+//! - [`demo`]: `channelgate demo`: the gateway and the stand-in on one loopback port.
 //! - [`cli`]: the `channelgate` command line; `main.rs` only calls [`cli::run`].
 
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod github;
 pub mod membership;
 pub mod pusher;

@@ -118,6 +118,8 @@ pub fn router(state: AppState, store: Store) -> Router {
     Router::new()
         .route("/", get(web::home))
         .route("/healthz", get(web::healthz))
+        .route("/assets/pusher.min.js", get(web::pusher_js))
+        .route("/assets/home.js", get(web::home_js))
         .route("/auth/login", get(auth::login))
         .route("/auth/callback", get(auth::callback))
         .route("/auth/logout", post(auth::logout))
@@ -151,6 +153,12 @@ impl Gateway {
             source,
         })?;
         let app = build_app(config).await?;
+        Ok(Self::serve(listener, addr, app))
+    }
+
+    /// Serves any app (the gateway plus extra routes, as the demo does) on
+    /// `listener`, whose address is `addr`.
+    pub fn serve(listener: TcpListener, addr: SocketAddr, app: Router) -> Self {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -159,16 +167,23 @@ impl Gateway {
                 })
                 .await
         });
-        Ok(Self {
+        Self {
             addr,
             stop: Some(stop),
             task,
-        })
+        }
     }
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
 
     /// Stops accepting connections and waits for in-flight requests to finish.

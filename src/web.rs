@@ -8,7 +8,7 @@
 use askama::Template;
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
@@ -18,11 +18,17 @@ use crate::github::GithubUser;
 use crate::membership::MembershipError;
 use crate::server::AppState;
 use crate::session::keep_alive;
+use crate::signing::{ChannelKind, ChannelName};
 
 /// Renders a template, or a plain 500 if the template itself fails.
 fn render(status: StatusCode, template: &impl Template) -> Response {
     match template.render() {
-        Ok(html) => (status, Html(html)).into_response(),
+        Ok(html) => (
+            status,
+            [(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY)],
+            Html(html),
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "template failed to render");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
@@ -41,6 +47,37 @@ struct HomePage<'a> {
     grants: Vec<GrantView>,
     channel: &'a str,
     tested: Option<Tested>,
+    pusher: PusherView,
+}
+
+/// Where the page's pusher-js connects.
+struct PusherView {
+    key: String,
+    cluster: String,
+    /// Host of a self-hosted server, or empty for the cluster.
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+impl PusherView {
+    fn of(config: &crate::config::PusherConfig) -> Self {
+        let default_port = if config.tls { 443 } else { 80 };
+        let (host, port) = match config.host.as_deref() {
+            None => (String::new(), default_port),
+            Some(h) => match h.rsplit_once(':') {
+                Some((host, port)) => (host.to_owned(), port.parse().unwrap_or(default_port)),
+                None => (h.to_owned(), default_port),
+            },
+        };
+        Self {
+            key: config.key.clone(),
+            cluster: config.cluster.clone(),
+            host,
+            port,
+            tls: config.tls,
+        }
+    }
 }
 
 struct MembershipView {
@@ -58,6 +95,8 @@ struct Tested {
     channel: String,
     allowed: bool,
     reason: String,
+    /// A name pusher-js can subscribe to (valid, not public).
+    subscribable: bool,
 }
 
 /// Query of the home page: a channel name to test.
@@ -88,6 +127,7 @@ pub async fn home(
         grants: Vec::new(),
         channel: &channel,
         tested: None,
+        pusher: PusherView::of(&state.config.pusher),
     };
     let Some(identity) = identity else {
         return render(StatusCode::OK, &page);
@@ -123,6 +163,7 @@ pub async fn home(
                     channel: channel.clone(),
                     allowed: decision.is_allowed(),
                     reason: decision.to_string(),
+                    subscribable: subscribable(&channel),
                 });
             }
         }
@@ -137,6 +178,7 @@ pub async fn home(
                     channel: channel.clone(),
                     allowed: false,
                     reason: "your membership cannot be checked right now".into(),
+                    subscribable: subscribable(&channel),
                 });
             }
         }
@@ -144,6 +186,40 @@ pub async fn home(
     page.user = Some(&identity.user);
     render(StatusCode::OK, &page)
 }
+
+fn subscribable(channel: &str) -> bool {
+    ChannelName::parse(channel).is_ok_and(|c| c.kind() != ChannelKind::Public)
+}
+
+/// The vendored pusher-js (8.6.0, MIT; see `assets/vendor/README.md`).
+const PUSHER_JS: &str = include_str!("../assets/vendor/pusher-with-encryption.min.js");
+/// The home page's script.
+const HOME_JS: &str = include_str!("../assets/home.js");
+
+/// `GET /assets/pusher.min.js`: pusher-js, served here so pages work offline.
+pub async fn pusher_js() -> Response {
+    javascript(PUSHER_JS)
+}
+
+/// `GET /assets/home.js`.
+pub async fn home_js() -> Response {
+    javascript(HOME_JS)
+}
+
+fn javascript(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The policy for every page: scripts only from here, connections only to
+/// here and to a Pusher server.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; connect-src 'self' ws: wss:; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 /// `GET /healthz`: liveness.
 pub async fn healthz() -> &'static str {

@@ -2,6 +2,7 @@
 //! against the GitHub stand-in over real HTTP. One test binary (with modules)
 //! so the tests link once.
 
+mod demo;
 mod github_client;
 mod helpers;
 mod login;

@@ -1,0 +1,388 @@
+//! `channelgate demo`: the whole gateway on one machine, with no GitHub app,
+//! no Pusher account and no secrets.
+//!
+//! The real gateway runs with the GitHub stand-in mounted beside it at
+//! `/_github` (so one loopback URL serves both), a few demo people, and a rule
+//! set that uses every rule feature. If a Pusher-protocol server (such as
+//! sockudo) listens at the demo's Pusher address with the demo app's
+//! credentials, the home page subscribes through it for real.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::server::{Gateway, StartError, build_app};
+use crate::standin::{GithubStandIn, MembershipState, UserRecord, World};
+
+/// Where the stand-in is mounted.
+pub const GITHUB_PATH: &str = "/_github";
+/// The demo OAuth app.
+pub const CLIENT_ID: &str = "Iv1.channelgate-demo";
+/// Its secret: the demo's own, known to everyone, used only on loopback.
+pub const CLIENT_SECRET: &str = "channelgate-demo-client-secret";
+/// The demo Pusher app: start a Pusher-protocol server with these to
+/// subscribe for real.
+pub const PUSHER_APP_ID: &str = "channelgate-demo";
+/// The demo Pusher app key.
+pub const PUSHER_KEY: &str = "channelgate-demo-key";
+/// The demo Pusher app secret (public: this is a demo on loopback).
+pub const PUSHER_SECRET: &str = "channelgate-demo-secret";
+/// The demo master key for encrypted channels (32 bytes, public).
+pub const MASTER_KEY_BASE64: &str = "Y2hhbm5lbGdhdGUtZGVtby1tYXN0ZXIta2V5LTAwMzI=";
+/// Where the demo expects a Pusher-protocol server by default.
+pub const DEFAULT_PUSHER_HOST: &str = "127.0.0.1:6001";
+
+/// A demo person.
+pub struct DemoPerson {
+    /// GitHub id.
+    pub id: u64,
+    /// Login.
+    pub login: &'static str,
+    /// Display name.
+    pub name: &'static str,
+    /// Their memberships, in words.
+    pub about: &'static str,
+}
+
+/// The demo people.
+pub const PEOPLE: &[DemoPerson] = &[
+    DemoPerson {
+        id: 1001,
+        login: "ada",
+        name: "Ada Lovelace",
+        about: "member of acme and of its team acme/secret-agents",
+    },
+    DemoPerson {
+        id: 1002,
+        login: "grace",
+        name: "Grace Hopper",
+        about: "member of acme, in no team",
+    },
+    DemoPerson {
+        id: 1003,
+        login: "alan",
+        name: "Alan Turing",
+        about: "invited to acme (pending), listed in acme/secret-agents",
+    },
+    DemoPerson {
+        id: 1004,
+        login: "linus",
+        name: "Linus Pauling",
+        about: "in no organisation",
+    },
+];
+
+/// A suggested experiment and its documented outcome.
+pub struct Try {
+    /// Who to log in as.
+    pub login: &'static str,
+    /// The channel to test.
+    pub channel: &'static str,
+    /// Whether it is allowed.
+    pub allowed: bool,
+    /// Why, in a few words.
+    pub why: &'static str,
+}
+
+/// What the banner suggests; the demo's test checks every line through HTTP.
+pub const TRIES: &[Try] = &[
+    Try {
+        login: "ada",
+        channel: "private-supersecretchat",
+        allowed: true,
+        why: "team acme/secret-agents",
+    },
+    Try {
+        login: "ada",
+        channel: "presence-team-acme.secret-agents",
+        allowed: true,
+        why: "{org}.{team} is hers",
+    },
+    Try {
+        login: "ada",
+        channel: "private-user-grace",
+        allowed: false,
+        why: "only grace's own channel",
+    },
+    Try {
+        login: "grace",
+        channel: "private-supersecretchat",
+        allowed: false,
+        why: "not in the team",
+    },
+    Try {
+        login: "grace",
+        channel: "private-acme-roadmap",
+        allowed: true,
+        why: "active member of acme",
+    },
+    Try {
+        login: "alan",
+        channel: "private-acme-roadmap",
+        allowed: false,
+        why: "his invitation is pending",
+    },
+    Try {
+        login: "alan",
+        channel: "private-supersecretchat",
+        allowed: false,
+        why: "a team counts only with its org active",
+    },
+    Try {
+        login: "alan",
+        channel: "private-user-alan",
+        allowed: true,
+        why: "his own channel",
+    },
+    Try {
+        login: "linus",
+        channel: "presence-lobby",
+        allowed: true,
+        why: "everyone = true",
+    },
+    Try {
+        login: "linus",
+        channel: "private-user-ada",
+        allowed: false,
+        why: "only ada's own channel",
+    },
+    Try {
+        login: "linus",
+        channel: "private-encrypted-inbox-1004",
+        allowed: true,
+        why: "{id} is his",
+    },
+];
+
+/// The demo rules: every feature of the rule language once.
+pub const RULES: &str = r#"
+[[rules]]
+channel = "private-supersecretchat"
+teams = ["acme/secret-agents"]
+users = ["octocat"]
+
+[[rules]]
+channel = "private-user-{login}"
+
+[[rules]]
+channel = "private-encrypted-inbox-{id}"
+
+[[rules]]
+channel = "presence-org-{org}"
+
+[[rules]]
+channel = "presence-team-{org}.{team}"
+
+[[rules]]
+channel = "private-acme-*"
+orgs = ["acme"]
+
+[[rules]]
+channel = "presence-lobby"
+everyone = true
+"#;
+
+/// The demo's GitHub: the people above, their avatars served by the demo.
+pub fn world(base_url: &str) -> World {
+    let mut world = World::new();
+    for p in PEOPLE {
+        let mut user = UserRecord::new(p.id, p.login, Some(p.name));
+        user.avatar_url = format!("{base_url}{GITHUB_PATH}/avatars/{}.svg", p.login);
+        world = world.with_user(user);
+    }
+    world
+        .org("ada", "acme", MembershipState::Active)
+        .team("ada", "acme", "secret-agents")
+        .org("grace", "acme", MembershipState::Active)
+        .org("alan", "acme", MembershipState::Pending)
+        .team("alan", "acme", "secret-agents")
+}
+
+/// The demo's configuration for a gateway at `public_url`.
+pub fn config(public_url: &str, pusher_host: &str) -> Config {
+    let text = format!(
+        r#"
+[server]
+public_url = "{public_url}"
+
+[pusher]
+app_id = "{PUSHER_APP_ID}"
+key = "{PUSHER_KEY}"
+secret = "{PUSHER_SECRET}"
+encryption_master_key_base64 = "{MASTER_KEY_BASE64}"
+host = "{pusher_host}"
+tls = false
+
+[github]
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+web_url = "{public_url}{GITHUB_PATH}"
+api_url = "{public_url}{GITHUB_PATH}/api/v3"
+
+[cache]
+membership_ttl = "30s"
+{RULES}"#
+    );
+    // The demo never reads secrets from the environment: it is self-contained.
+    Config::parse(&text, "the demo configuration", &|_| None)
+        .unwrap_or_else(|e| panic!("the built-in demo configuration is valid: {e}"))
+}
+
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Only loopback addresses are allowed: the demo's secrets are public.
+    #[error(
+        "the demo listens only on loopback (127.0.0.1 or ::1), because its secrets are public; {0} is not"
+    )]
+    NotLoopback(SocketAddr),
+    /// The gateway did not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A running demo.
+pub struct Demo {
+    /// The gateway (with the stand-in mounted).
+    pub gateway: Gateway,
+    /// The stand-in, for tests to inspect or switch.
+    pub github: GithubStandIn,
+    /// The URL to open.
+    pub url: String,
+}
+
+/// Binds `listen` (loopback only) and starts the demo there.
+pub async fn start(listen: SocketAddr, pusher_host: &str) -> Result<Demo, DemoError> {
+    if !listen.ip().is_loopback() {
+        return Err(DemoError::NotLoopback(listen));
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| DemoError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| DemoError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let url = format!("http://{addr}");
+    let github = GithubStandIn::new(world(&url), CLIENT_ID, CLIENT_SECRET);
+    github.set_base_url(&format!("{url}{GITHUB_PATH}"));
+    let app = build_app(config(&url, pusher_host)).await?.nest(
+        GITHUB_PATH,
+        github
+            .router()
+            .merge(Router::new().route("/avatars/{file}", get(avatar))),
+    );
+    Ok(Demo {
+        gateway: Gateway::serve(listener, addr, app),
+        github,
+        url,
+    })
+}
+
+/// What to print when the demo starts.
+pub fn banner(url: &str, pusher_host: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "\nchannelgate demo: open {url}/\n");
+    let _ = writeln!(
+        s,
+        "GitHub is simulated at {url}{GITHUB_PATH}; log in as any of these people:"
+    );
+    for p in PEOPLE {
+        let _ = writeln!(s, "  {:<6} {}", p.login, p.about);
+    }
+    let _ = writeln!(s, "\nThen test channels on the home page, for example:");
+    for t in TRIES {
+        let verdict = if t.allowed { "allow" } else { "deny " };
+        let _ = writeln!(
+            s,
+            "  as {:<6} {:<34} {verdict}  ({})",
+            t.login, t.channel, t.why
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nThe page also subscribes for real through a Pusher-protocol server at {pusher_host}, if one runs there \
+         with app id {PUSHER_APP_ID}, key {PUSHER_KEY} and secret {PUSHER_SECRET}. With sockudo:\n  \
+         SOCKUDO_DEFAULT_APP_ID={PUSHER_APP_ID} SOCKUDO_DEFAULT_APP_KEY={PUSHER_KEY} \
+         SOCKUDO_DEFAULT_APP_SECRET={PUSHER_SECRET} SOCKUDO_DEFAULT_APP_ENABLE_USER_AUTHENTICATION=true \
+         HOST=127.0.0.1 PORT={} sockudo",
+        pusher_host.rsplit_once(':').map_or("6001", |(_, p)| p)
+    );
+    let _ = writeln!(s, "\nEach decision is logged below. Ctrl-C stops the demo.");
+    s
+}
+
+/// `GET /_github/avatars/{login}.svg`: a generated avatar, so the demo
+/// needs no network.
+async fn avatar(Path(file): Path<String>) -> impl IntoResponse {
+    let login = file.strip_suffix(".svg").unwrap_or(&file);
+    let initial = login
+        .chars()
+        .next()
+        .map(|c| c.to_ascii_uppercase())
+        .filter(char::is_ascii_alphanumeric)
+        .unwrap_or('?');
+    let hue = login
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 360;
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96" viewBox="0 0 96 96"><rect width="96" height="96" fill="hsl({hue},55%,45%)"/><text x="48" y="62" font-family="system-ui,sans-serif" font-size="44" font-weight="600" fill="#fff" text-anchor="middle">{initial}</text></svg>"##
+    );
+    ([(header::CONTENT_TYPE, "image/svg+xml")], svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_configuration_is_valid_and_every_rule_is_used() {
+        let config = config("http://127.0.0.1:8080", DEFAULT_PUSHER_HOST);
+        assert_eq!(config.rules.rules().len(), 7);
+        assert!(config.pusher.encryption_master_key.is_some());
+        assert_eq!(
+            config.github.api_url,
+            "http://127.0.0.1:8080/_github/api/v3"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_demo_refuses_addresses_other_than_loopback() {
+        let err = start("0.0.0.0:0".parse().unwrap(), DEFAULT_PUSHER_HOST)
+            .await
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("only on loopback"), "{err}");
+    }
+
+    #[test]
+    fn the_banner_lists_every_person_and_experiment() {
+        let text = banner("http://127.0.0.1:8080", DEFAULT_PUSHER_HOST);
+        for p in PEOPLE {
+            assert!(text.contains(p.login));
+        }
+        for t in TRIES {
+            assert!(text.contains(t.channel));
+        }
+        assert!(text.contains("SOCKUDO_DEFAULT_APP_KEY=channelgate-demo-key"));
+    }
+}
