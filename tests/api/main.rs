@@ -5,6 +5,7 @@
 mod demo;
 mod github_client;
 mod helpers;
+mod interop;
 mod login;
 mod pages;
 mod pusher_auth;
