@@ -158,6 +158,17 @@ impl Browser {
         self.http.get(url).send().await.unwrap()
     }
 
+    /// Logs in as `login` at the gateway at `base`, whose GitHub is `github`
+    /// (auto-consent), and returns the session cookie's value.
+    pub async fn login_at(&self, base: &str, github: &GithubStandIn, login: &str) -> String {
+        let start = self.get(&format!("{base}/auth/login")).await;
+        github.set_auto_consent(Some(login));
+        let consent = self.get(&location(&start)).await;
+        let callback = self.get(&location(&consent)).await;
+        assert_eq!(callback.status(), StatusCode::SEE_OTHER, "login as {login}");
+        self.session_cookie(base).expect("a session cookie")
+    }
+
     /// Starts a login at the gateway and returns the stand-in's authorize URL.
     pub async fn start_login(&self, app: &TestApp, return_to: Option<&str>) -> String {
         let mut url = reqwest::Url::parse(&app.url("/auth/login")).unwrap();

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use channelgate::demo;
 use channelgate::standin::{GithubStandIn, MembershipState, UserRecord, World};
 use serde_json::{Value, json};
 
@@ -16,7 +17,18 @@ pub fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("interop")
 }
 
-/// Runs `node SCRIPT ARGS` in `interop/` with `env`; panics with its output on failure.
+/// Runs `node SCRIPT ARGS` in `interop/` with `env` on a blocking thread (so
+/// the gateway, on this test's runtime, keeps serving); panics on failure.
+pub async fn node_async(script: &'static str, args: Vec<String>, env: Vec<(&'static str, String)>) {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        node(script, &args, &env)
+    })
+    .await
+    .unwrap();
+}
+
+/// Runs `node SCRIPT ARGS` in `interop/` with `env`; panics on failure.
 pub fn node(script: &str, args: &[&str], env: &[(&str, String)]) {
     let dir = interop_dir();
     assert!(
@@ -156,4 +168,64 @@ async fn signatures_match_pushers_official_node_sdk() {
         ],
     );
     std::fs::remove_file(&file).unwrap();
+}
+
+/// Where `.ci/run` started sockudo, with the demo app's credentials.
+fn sockudo_host() -> String {
+    std::env::var("CHANNELGATE_TEST_SOCKUDO").unwrap_or_else(|_| demo::DEFAULT_PUSHER_HOST.into())
+}
+
+fn demo_pusher_env(sockudo: &str) -> Vec<(&'static str, String)> {
+    let (host, port) = sockudo.rsplit_once(':').expect("HOST:PORT");
+    vec![
+        ("PUSHER_HOST", host.into()),
+        ("PUSHER_PORT", port.into()),
+        ("PUSHER_APP_ID", demo::PUSHER_APP_ID.into()),
+        ("PUSHER_KEY", demo::PUSHER_KEY.into()),
+        ("PUSHER_SECRET", demo::PUSHER_SECRET.into()),
+        ("PUSHER_MASTER_KEY_BASE64", demo::MASTER_KEY_BASE64.into()),
+    ]
+}
+
+#[tokio::test]
+#[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO) and interop/node_modules; .ci/run runs it"]
+async fn pusher_js_subscribes_through_sockudo_with_the_gateways_signatures() {
+    let sockudo = sockudo_host();
+    let demo = demo::start("127.0.0.1:0".parse().unwrap(), &sockudo)
+        .await
+        .unwrap();
+    // ada: team acme/secret-agents; grace: org acme only.
+    let ada = Browser::new()
+        .login_at(&demo.url, &demo.github, "ada")
+        .await;
+    let grace = Browser::new()
+        .login_at(&demo.url, &demo.github, "grace")
+        .await;
+    let mut env = demo_pusher_env(&sockudo);
+    env.extend([
+        ("GATEWAY_URL", demo.url.clone()),
+        ("COOKIE_AUTHORIZED", format!("channelgate={ada}")),
+        ("LOGIN_AUTHORIZED", "ada".into()),
+        ("COOKIE_OTHER", format!("channelgate={grace}")),
+        ("LOGIN_OTHER", "grace".into()),
+        ("CHANNEL_PRIVATE", "private-supersecretchat".into()),
+        ("CHANNEL_PRESENCE", "presence-org-acme".into()),
+        ("CHANNEL_ENCRYPTED", "private-encrypted-inbox-1001".into()),
+        ("CHANNEL_DENIED", "private-user-grace".into()),
+    ]);
+    node_async("realtime.mjs", vec![], env).await;
+}
+
+#[tokio::test]
+#[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO), Chromium and interop/node_modules; .ci/run runs it"]
+async fn a_real_browser_logs_in_and_its_page_subscribes() {
+    let sockudo = sockudo_host();
+    let demo = demo::start("127.0.0.1:0".parse().unwrap(), &sockudo)
+        .await
+        .unwrap();
+    let mut args = Vec::new();
+    if let Ok(path) = std::env::var("CHANNELGATE_SCREENSHOT") {
+        args = vec!["--screenshot".to_owned(), path];
+    }
+    node_async("browser.mjs", args, vec![("DEMO_URL", demo.url.clone())]).await;
 }

@@ -1,0 +1,80 @@
+// A real browser: headless Chromium opens the gateway's home page, logs in
+// through the GitHub stand-in's consent page, and the page's own pusher-js
+// subscribes through a Pusher-protocol server (sockudo) with the session
+// cookie, as it would in production (same-origin XHR to /pusher/auth).
+//
+// Usage: node browser.mjs [--screenshot FILE]
+// Env: DEMO_URL (a running `channelgate demo` whose pusher host is up),
+//      CHROMIUM (default /usr/bin/chromium).
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const url = process.env.DEMO_URL;
+if (!url) throw new Error("DEMO_URL is not set");
+const screenshot = process.argv.indexOf("--screenshot") >= 0 ? process.argv[process.argv.indexOf("--screenshot") + 1] : null;
+
+const fail = (why) => {
+  console.error(`browser: FAILED: ${why}`);
+  process.exit(1);
+};
+
+const profile = mkdtempSync(join(tmpdir(), "channelgate-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 900, height: 1100 },
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+try {
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(15_000);
+
+  // Log in as a person would: the button, then the consent page.
+  await page.goto(`${url}/`);
+  await page.getByRole("link", { name: "Log in with GitHub" }).click();
+  await page.locator('button[name="login"][value="ada"]').click();
+  await page.waitForURL(`${url}/`);
+  const heading = await page.locator("h1").first().textContent();
+  if (!heading.includes("Ada Lovelace")) fail(`logged in page shows ${heading}`);
+  console.log("browser: logged in as ada through the consent page");
+
+  // An allowed channel: the page's pusher-js subscribes through the server.
+  const check = async (channel, wantAuth, wantLive) => {
+    await page.goto(`${url}/?channel=${encodeURIComponent(channel)}`);
+    const auth = page.locator(`#auth-response[data-state="${wantAuth}"]`);
+    await auth.waitFor();
+    const live = page.locator("#live-status");
+    await page.waitForFunction(
+      () => !["idle", "connecting"].includes(document.querySelector("#live-status").dataset.state),
+    );
+    const state = await live.getAttribute("data-state");
+    const text = await live.textContent();
+    if (state !== wantLive) fail(`${channel}: live state ${state} (${text}), wanted ${wantLive}`);
+    console.log(`browser: ${channel}: /pusher/auth answered ${wantAuth}; pusher-js: ${text}`);
+  };
+  await check("private-supersecretchat", "200", "subscribed");
+  await check("presence-org-acme", "200", "subscribed");
+  await check("private-user-grace", "403", "denied");
+
+  if (screenshot) {
+    await page.goto(`${url}/?channel=presence-org-acme`);
+    await page.waitForFunction(() => document.querySelector("#live-status").dataset.state === "subscribed");
+    await page.screenshot({ path: screenshot, fullPage: true });
+    console.log(`browser: screenshot written to ${screenshot}`);
+  }
+  console.log("browser: all checks passed");
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
