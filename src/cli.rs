@@ -80,7 +80,8 @@ pub fn run() -> ExitCode {
             let Some(config) = load(config) else {
                 return ExitCode::FAILURE;
             };
-            init_logging();
+            // Denials are logged at info, each allow at debug.
+            init_logging("info");
             let served = tokio::runtime::Runtime::new()
                 .map_err(|e| e.to_string())
                 .and_then(|rt| {
@@ -99,7 +100,8 @@ pub fn run() -> ExitCode {
             listen,
             pusher_host,
         } => {
-            init_logging();
+            // The demo shows every decision, allows included.
+            init_logging("info,channelgate::pusher=debug");
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -180,10 +182,10 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Log lines to stderr; `RUST_LOG` overrides the default `info`.
-pub fn init_logging() {
+/// Log lines to stderr; `RUST_LOG` overrides `default` (such as `info`).
+pub fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -319,7 +319,7 @@ fn authorize_one(
                 .authorize_channel(socket_id, channel, Some(&member))
             {
                 Ok(auth) => {
-                    tracing::info!(%login, %channel, reason = %allow, "allowed");
+                    tracing::debug!(%login, %channel, reason = %allow, "allowed");
                     Ok(auth)
                 }
                 Err(e @ SignError::NoMasterKey(_)) => {

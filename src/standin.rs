@@ -36,10 +36,10 @@
 //! Switches and membership changes take effect on the next request. Every
 //! request is counted per [`Endpoint`] (see [`GithubStandIn::calls`]).
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -59,7 +59,7 @@ use url::Url;
 
 /// How long an authorization code stays valid (GitHub: ten minutes).
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
-/// GitHub's hourly request budget for an OAuth token.
+/// GitHub's hourly request budget per person (all their OAuth tokens).
 const RATE_LIMIT: u64 = 5000;
 /// GitHub's default `per_page`.
 const DEFAULT_PER_PAGE: usize = 30;
@@ -87,10 +87,14 @@ const UNSET_BASE_URL: &str = "http://127.0.0.1";
 ///
 /// Build it with the chained helpers:
 /// `World::new().user(1, "alice", Some("Alice")).org("alice", "acme", MembershipState::Active).team("alice", "acme", "ops")`.
+/// Each helper finds what it replaces through an index, so building a world
+/// of a hundred thousand people takes a moment, not minutes. The fields may
+/// be read and edited directly too (start from [`World::new`] or
+/// [`Default`]).
 ///
 /// Logins, organization names and team slugs are compared case-insensitively,
 /// as on GitHub; answers use the spelling stored here.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct World {
     /// The people who exist (and who can be chosen on the consent page).
     pub users: Vec<UserRecord>,
@@ -98,6 +102,19 @@ pub struct World {
     pub orgs: Vec<OrgMembership>,
     /// Team memberships, in the order the API lists them.
     pub teams: Vec<TeamMembership>,
+    /// Where the builder helpers find existing entries; not part of the
+    /// world's value (equal in every world, not shown by `Debug`).
+    index: BuilderIndex,
+}
+
+impl std::fmt::Debug for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("World")
+            .field("users", &self.users)
+            .field("orgs", &self.orgs)
+            .field("teams", &self.teams)
+            .finish()
+    }
 }
 
 impl World {
@@ -114,65 +131,137 @@ impl World {
 
     /// Adds a fully specified person (replacing any person with the same login).
     pub fn with_user(mut self, user: UserRecord) -> Self {
-        self.put_user(user);
+        let key = user.login.to_ascii_lowercase();
+        match self.index.users.find(&self.users, &key, user_key) {
+            Some(i) => self.users[i] = user,
+            None => {
+                self.index.users.pushed(key, self.users.len());
+                self.users.push(user);
+            }
+        }
         self
     }
 
     /// Makes `login` a member of `org` in `state` (replacing an earlier state).
     pub fn org(mut self, login: &str, org: &str, state: MembershipState) -> Self {
-        self.set_org(login, org, Some(state));
+        let key = (login.to_ascii_lowercase(), org.to_ascii_lowercase());
+        match self.index.orgs.find(&self.orgs, &key, org_key) {
+            Some(i) => self.orgs[i].state = state,
+            None => {
+                self.index.orgs.pushed(key, self.orgs.len());
+                self.orgs.push(OrgMembership {
+                    login: login.to_owned(),
+                    org: org.to_owned(),
+                    state,
+                });
+            }
+        }
         self
     }
 
     /// Puts `login` in team `slug` of `org` (a no-op when already there).
     pub fn team(mut self, login: &str, org: &str, slug: &str) -> Self {
-        self.add_team(login, org, slug);
-        self
-    }
-
-    fn find_user(&self, login: &str) -> Option<&UserRecord> {
-        self.users
-            .iter()
-            .find(|u| u.login.eq_ignore_ascii_case(login))
-    }
-
-    fn put_user(&mut self, user: UserRecord) {
-        match self
-            .users
-            .iter_mut()
-            .find(|u| u.login.eq_ignore_ascii_case(&user.login))
-        {
-            Some(existing) => *existing = user,
-            None => self.users.push(user),
-        }
-    }
-
-    fn set_org(&mut self, login: &str, org: &str, state: Option<MembershipState>) {
-        let existing = self
-            .orgs
-            .iter()
-            .position(|m| m.login.eq_ignore_ascii_case(login) && m.org.eq_ignore_ascii_case(org));
-        match (existing, state) {
-            (Some(i), Some(state)) => self.orgs[i].state = state,
-            (Some(i), None) => {
-                self.orgs.remove(i);
-            }
-            (None, Some(state)) => self.orgs.push(OrgMembership {
-                login: login.to_owned(),
-                org: org.to_owned(),
-                state,
-            }),
-            (None, None) => {}
-        }
-    }
-
-    fn add_team(&mut self, login: &str, org: &str, slug: &str) {
-        if !self.teams.iter().any(|t| t.is(login, org, slug)) {
+        let key = (
+            login.to_ascii_lowercase(),
+            org.to_ascii_lowercase(),
+            slug.to_ascii_lowercase(),
+        );
+        if self.index.teams.find(&self.teams, &key, team_key).is_none() {
+            self.index.teams.pushed(key, self.teams.len());
             self.teams.push(TeamMembership {
                 login: login.to_owned(),
                 org: org.to_owned(),
                 slug: slug.to_owned(),
             });
+        }
+        self
+    }
+}
+
+fn user_key(u: &UserRecord) -> String {
+    u.login.to_ascii_lowercase()
+}
+
+fn org_key(m: &OrgMembership) -> (String, String) {
+    (m.login.to_ascii_lowercase(), m.org.to_ascii_lowercase())
+}
+
+fn team_key(t: &TeamMembership) -> (String, String, String) {
+    (
+        t.login.to_ascii_lowercase(),
+        t.org.to_ascii_lowercase(),
+        t.slug.to_ascii_lowercase(),
+    )
+}
+
+/// The [`World`] builder's index of its three lists.
+#[derive(Clone, Default)]
+struct BuilderIndex {
+    users: Positions<String>,
+    orgs: Positions<(String, String)>,
+    teams: Positions<(String, String, String)>,
+}
+
+impl PartialEq for BuilderIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for BuilderIndex {}
+
+/// The first position of each key in a list, learnt as the list grows.
+///
+/// The list is a public field that may change behind the index's back, so
+/// entries appended since the last look are indexed on the next one, a list
+/// that shrank is indexed again, and a position whose entry no longer has
+/// the key (edited in place) makes the whole index be built again.
+#[derive(Clone)]
+struct Positions<K> {
+    first: HashMap<K, usize>,
+    /// How many entries of the list are indexed.
+    seen: usize,
+}
+
+impl<K> Default for Positions<K> {
+    fn default() -> Self {
+        Self {
+            first: HashMap::new(),
+            seen: 0,
+        }
+    }
+}
+
+impl<K: Eq + Hash> Positions<K> {
+    /// The position of the first entry of `items` with `key`.
+    fn find<T>(&mut self, items: &[T], key: &K, key_of: fn(&T) -> K) -> Option<usize> {
+        for _ in 0..2 {
+            if self.seen > items.len() {
+                self.first.clear();
+                self.seen = 0;
+            }
+            for (i, item) in items.iter().enumerate().skip(self.seen) {
+                self.first.entry(key_of(item)).or_insert(i);
+            }
+            self.seen = items.len();
+            match self.first.get(key) {
+                None => return None,
+                Some(&i) if key_of(&items[i]) == *key => return Some(i),
+                Some(_) => {
+                    self.first.clear();
+                    self.seen = 0;
+                }
+            }
+        }
+        None
+    }
+
+    /// Learns that an entry with `key` (not in the list) is being appended
+    /// at `at`, unless entries before it are yet to be indexed.
+    fn pushed(&mut self, key: K, at: usize) {
+        if self.seen == at {
+            self.first.insert(key, at);
+            self.seen = at + 1;
         }
     }
 }
@@ -244,14 +333,6 @@ pub struct TeamMembership {
     pub slug: String,
 }
 
-impl TeamMembership {
-    fn is(&self, login: &str, org: &str, slug: &str) -> bool {
-        self.login.eq_ignore_ascii_case(login)
-            && self.org.eq_ignore_ascii_case(org)
-            && self.slug.eq_ignore_ascii_case(slug)
-    }
-}
-
 /// The routes the stand-in counts requests for (see [`GithubStandIn::calls`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
@@ -303,17 +384,202 @@ struct Grant {
 
 /// An issued access token.
 struct Token {
-    login: String,
-    scopes: Vec<String>,
-    revoked: bool,
+    /// The person's lowercase login (their key in [`Db::people`]).
+    key: String,
+    /// The granted scopes, as `x-oauth-scopes` lists them.
+    scopes: String,
+    /// The person's [`Person::revocations`] when it was issued: it works
+    /// while they are still equal.
+    generation: u64,
+}
+
+/// A rate-limit budget (GitHub's is per person).
+#[derive(Debug, Clone, Copy, Default)]
+struct Budget {
+    /// Requests counted against the current window.
+    used: u64,
+    /// When the current window ends (epoch seconds); `0` before the first
+    /// request.
+    reset: u64,
+}
+
+impl Budget {
+    fn roll(&mut self) {
+        let now = epoch_seconds();
+        if now >= self.reset {
+            self.used = 0;
+            self.reset = now + 3600;
+        }
+    }
+}
+
+/// The world as the stand-in keeps it: indexed by person, so that a request
+/// costs the size of that person's data, not the size of the world.
+struct Db {
+    /// Everyone, in the world's order (the consent page lists them so).
+    users: Vec<UserRecord>,
+    /// Everyone who has a record, a membership or a token, by lowercase login.
+    people: HashMap<String, Person>,
+    /// How many team memberships each team has, by lowercase (org, slug).
+    team_sizes: HashMap<(String, String), usize>,
+}
+
+/// One person's part of the [`Db`].
+#[derive(Default)]
+struct Person {
+    /// Where the person's record is in [`Db::users`] (the first one with
+    /// the login).
+    user: Option<usize>,
+    /// Organization memberships as (org, state), in the order the API lists
+    /// them.
+    orgs: Vec<(String, MembershipState)>,
+    /// Team memberships as (org, slug), in the order the API lists them.
+    teams: Vec<(String, String)>,
+    /// How many times the person's tokens were revoked.
+    revocations: u64,
+    budget: Budget,
+}
+
+impl Db {
+    fn new(world: World) -> Self {
+        let World {
+            users,
+            orgs,
+            teams,
+            index: _,
+        } = world;
+        let mut db = Db {
+            users: Vec::with_capacity(users.len()),
+            people: HashMap::with_capacity(users.len()),
+            team_sizes: HashMap::new(),
+        };
+        for user in users {
+            let at = db.users.len();
+            db.person(&user.login).user.get_or_insert(at);
+            db.users.push(user);
+        }
+        for m in orgs {
+            db.person(&m.login).orgs.push((m.org, m.state));
+        }
+        for t in teams {
+            *db.team_sizes
+                .entry((t.org.to_ascii_lowercase(), t.slug.to_ascii_lowercase()))
+                .or_default() += 1;
+            db.person(&t.login).teams.push((t.org, t.slug));
+        }
+        db
+    }
+
+    fn person(&mut self, login: &str) -> &mut Person {
+        self.people.entry(login.to_ascii_lowercase()).or_default()
+    }
+
+    fn find_user(&self, login: &str) -> Option<&UserRecord> {
+        let at = self.people.get(&login.to_ascii_lowercase())?.user?;
+        self.users.get(at)
+    }
+
+    fn put_user(&mut self, user: UserRecord) {
+        let person = self
+            .people
+            .entry(user.login.to_ascii_lowercase())
+            .or_default();
+        match person.user {
+            Some(at) => self.users[at] = user,
+            None => {
+                person.user = Some(self.users.len());
+                self.users.push(user);
+            }
+        }
+    }
+
+    fn set_org(&mut self, login: &str, org: &str, state: Option<MembershipState>) {
+        match state {
+            Some(state) => {
+                let orgs = &mut self.person(login).orgs;
+                match orgs.iter_mut().find(|(o, _)| o.eq_ignore_ascii_case(org)) {
+                    Some(m) => m.1 = state,
+                    None => orgs.push((org.to_owned(), state)),
+                }
+            }
+            None => {
+                if let Some(person) = self.people.get_mut(&login.to_ascii_lowercase())
+                    && let Some(i) = person
+                        .orgs
+                        .iter()
+                        .position(|(o, _)| o.eq_ignore_ascii_case(org))
+                {
+                    person.orgs.remove(i);
+                }
+            }
+        }
+    }
+
+    fn add_team(&mut self, login: &str, org: &str, slug: &str) {
+        let teams = &mut self
+            .people
+            .entry(login.to_ascii_lowercase())
+            .or_default()
+            .teams;
+        if !teams
+            .iter()
+            .any(|(o, s)| o.eq_ignore_ascii_case(org) && s.eq_ignore_ascii_case(slug))
+        {
+            teams.push((org.to_owned(), slug.to_owned()));
+            *self
+                .team_sizes
+                .entry((org.to_ascii_lowercase(), slug.to_ascii_lowercase()))
+                .or_default() += 1;
+        }
+    }
+
+    fn remove_team(&mut self, login: &str, org: &str, slug: &str) {
+        let Some(person) = self.people.get_mut(&login.to_ascii_lowercase()) else {
+            return;
+        };
+        let before = person.teams.len();
+        person
+            .teams
+            .retain(|(o, s)| !(o.eq_ignore_ascii_case(org) && s.eq_ignore_ascii_case(slug)));
+        let removed = before - person.teams.len();
+        if removed == 0 {
+            return;
+        }
+        let key = (org.to_ascii_lowercase(), slug.to_ascii_lowercase());
+        if let Some(size) = self.team_sizes.get_mut(&key) {
+            *size = size.saturating_sub(removed);
+            if *size == 0 {
+                self.team_sizes.remove(&key);
+            }
+        }
+    }
+
+    /// How many memberships team `slug` of `org` has.
+    fn team_size(&self, org: &str, slug: &str) -> usize {
+        self.team_sizes
+            .get(&(org.to_ascii_lowercase(), slug.to_ascii_lowercase()))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// Who a valid token belongs to.
+struct SignedIn {
+    /// Their lowercase login.
+    key: String,
+    user: UserRecord,
+    scopes: String,
 }
 
 struct St {
-    world: World,
+    db: Db,
     base_url: String,
     auto_consent: Option<String>,
     deny: bool,
     codes: HashMap<String, Grant>,
+    /// Every code issued, oldest first, with when it was made: the expired
+    /// ones are forgotten from the front.
+    code_order: VecDeque<(Instant, String)>,
     tokens: HashMap<String, Token>,
     issued: usize,
     down: bool,
@@ -325,35 +591,82 @@ struct St {
     page_cap: Option<usize>,
     calls: HashMap<Endpoint, u64>,
     not_modified: HashMap<Endpoint, u64>,
-    /// Requests counted against the current rate-limit window.
-    used: u64,
-    /// When the current rate-limit window ends (epoch seconds).
-    window_reset: u64,
+    /// The budget of requests without a valid token.
+    anonymous: Budget,
 }
 
 impl St {
-    fn roll_window(&mut self) {
-        let now = epoch_seconds();
-        if now >= self.window_reset {
-            self.used = 0;
-            self.window_reset = now + 3600;
-        }
+    /// `key`'s rate-limit budget (the anonymous one for `None` or a
+    /// stranger), its window rolled forward if it has ended.
+    fn budget(&mut self, key: Option<&str>) -> &mut Budget {
+        let budget = match key.and_then(|k| self.db.people.get_mut(k)) {
+            Some(person) => &mut person.budget,
+            None => &mut self.anonymous,
+        };
+        budget.roll();
+        budget
     }
 
-    fn rate_headers(&self, headers: &mut HeaderMap) {
+    fn rate_headers(&mut self, key: Option<&str>, headers: &mut HeaderMap) {
         let (remaining, used, reset) = match self.rate_limited {
             Some(reset) => (0, RATE_LIMIT, reset),
-            None => (
-                RATE_LIMIT.saturating_sub(self.used),
-                self.used,
-                self.window_reset,
-            ),
+            None => {
+                let budget = self.budget(key);
+                (
+                    RATE_LIMIT.saturating_sub(budget.used),
+                    budget.used,
+                    budget.reset,
+                )
+            }
         };
         put(headers, "x-ratelimit-limit", &RATE_LIMIT.to_string());
         put(headers, "x-ratelimit-remaining", &remaining.to_string());
         put(headers, "x-ratelimit-reset", &reset.to_string());
         put(headers, "x-ratelimit-used", &used.to_string());
         put(headers, "x-ratelimit-resource", "core");
+    }
+
+    /// The person a token belongs to, unless it is unknown or revoked.
+    fn signed_in(&self, token: &str) -> Option<SignedIn> {
+        let token = self.tokens.get(token)?;
+        let person = self.db.people.get(&token.key)?;
+        if person.revocations != token.generation {
+            return None;
+        }
+        let user = self.db.users.get(person.user?)?.clone();
+        Some(SignedIn {
+            key: token.key.clone(),
+            user,
+            scopes: token.scopes.clone(),
+        })
+    }
+
+    /// Keeps a new code until it is exchanged or expires.
+    fn add_code(&mut self, code: String, grant: Grant) {
+        self.forget_expired_codes();
+        self.code_order.push_back((grant.created, code.clone()));
+        self.codes.insert(code, grant);
+    }
+
+    /// Drops the codes that have expired unexchanged, in amortized constant
+    /// time per code.
+    fn forget_expired_codes(&mut self) {
+        while let Some((created, _)) = self.code_order.front()
+            && created.elapsed() > CODE_LIFETIME
+        {
+            if let Some((created, code)) = self.code_order.pop_front()
+                && self.codes.get(&code).is_some_and(|g| g.created == created)
+            {
+                self.codes.remove(&code);
+            }
+        }
+        // Exchanged codes wait in the queue until they expire; when they are
+        // most of it, drop them (the queue at least doubled since last time).
+        if self.code_order.len() > 2 * self.codes.len() + 64 {
+            let codes = &self.codes;
+            self.code_order
+                .retain(|(created, code)| codes.get(code).is_some_and(|g| g.created == *created));
+        }
     }
 
     fn api_url(&self) -> String {
@@ -416,11 +729,12 @@ impl GithubStandIn {
                 seed,
                 counter: AtomicU64::new(0),
                 state: Mutex::new(St {
-                    world,
+                    db: Db::new(world),
                     base_url: UNSET_BASE_URL.to_owned(),
                     auto_consent: None,
                     deny: false,
                     codes: HashMap::new(),
+                    code_order: VecDeque::new(),
                     tokens: HashMap::new(),
                     issued: 0,
                     down: false,
@@ -432,8 +746,7 @@ impl GithubStandIn {
                     page_cap: None,
                     calls: HashMap::new(),
                     not_modified: HashMap::new(),
-                    used: 0,
-                    window_reset: epoch_seconds() + 3600,
+                    anonymous: Budget::default(),
                 }),
             }),
         }
@@ -506,31 +819,31 @@ impl GithubStandIn {
 
     /// Sets `login`'s membership of `org` to `state`; `None` removes it.
     pub fn set_org_state(&self, login: &str, org: &str, state: Option<MembershipState>) {
-        self.lock().world.set_org(login, org, state);
+        self.lock().db.set_org(login, org, state);
     }
 
     /// Puts `login` in team `slug` of `org` (a no-op when already there).
     pub fn add_to_team(&self, login: &str, org: &str, slug: &str) {
-        self.lock().world.add_team(login, org, slug);
+        self.lock().db.add_team(login, org, slug);
     }
 
     /// Takes `login` out of team `slug` of `org`.
     pub fn remove_from_team(&self, login: &str, org: &str, slug: &str) {
-        self.lock().world.teams.retain(|t| !t.is(login, org, slug));
+        self.lock().db.remove_team(login, org, slug);
     }
 
     /// Adds a person (replacing any person with the same login).
     pub fn add_user(&self, user: UserRecord) {
-        self.lock().world.put_user(user);
+        self.lock().db.put_user(user);
     }
 
     /// Revokes every token issued to `login` so far: they now get
     /// `401 Bad credentials`. Tokens issued later (after a new login) work.
     pub fn revoke_tokens(&self, login: &str) {
-        for token in self.lock().tokens.values_mut() {
-            if token.login.eq_ignore_ascii_case(login) {
-                token.revoked = true;
-            }
+        // Tokens remember the count when they were issued; a new count
+        // leaves them behind.
+        if let Some(person) = self.lock().db.people.get_mut(&login.to_ascii_lowercase()) {
+            person.revocations += 1;
         }
     }
 
@@ -718,10 +1031,10 @@ impl GithubStandIn {
             Choice::Person(login) => login,
             Choice::Switches => match st.auto_consent.clone() {
                 Some(login) => login,
-                None => return consent_page(&self.inner.client_id, p, &redirect, &st.world),
+                None => return consent_page(&self.inner.client_id, p, &redirect, &st.db.users),
             },
         };
-        let Some(user) = st.world.find_user(&login) else {
+        let Some(user) = st.db.find_user(&login) else {
             return html_page(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "No such person · GitHub stand-in",
@@ -733,7 +1046,7 @@ impl GithubStandIn {
         };
         let login = user.login.clone();
         let code = self.random_hex(20);
-        st.codes.insert(
+        st.add_code(
             code.clone(),
             Grant {
                 login,
@@ -779,6 +1092,7 @@ impl GithubStandIn {
             );
         }
         let mut st = self.lock();
+        st.forget_expired_codes();
         // A code is spent by any exchange that gets this far, right or wrong.
         let grant = p
             .get("code")
@@ -822,12 +1136,14 @@ impl GithubStandIn {
         let token = format!("gho_{}", self.random_hex(36));
         let scope = grant.scopes.join(",");
         tracing::debug!(login = %grant.login, "GitHub stand-in issued a token");
+        let key = grant.login.to_ascii_lowercase();
+        let generation = st.db.people.get(&key).map_or(0, |p| p.revocations);
         st.tokens.insert(
             token.clone(),
             Token {
-                login: grant.login,
-                scopes: grant.scopes,
-                revoked: false,
+                key,
+                scopes: grant.scopes.join(", "),
+                generation,
             },
         );
         st.issued += 1;
@@ -849,7 +1165,6 @@ impl GithubStandIn {
         self.arrive(endpoint).await;
         let mut guard = self.lock();
         let st = &mut *guard;
-        st.roll_window();
         if st.down {
             return json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -857,18 +1172,13 @@ impl GithubStandIn {
             );
         }
         let presented = presented_token(headers);
-        let person = presented
-            .as_deref()
-            .and_then(|t| st.tokens.get(t))
-            .filter(|t| !t.revoked)
-            .and_then(|t| {
-                st.world
-                    .find_user(&t.login)
-                    .map(|u| (u.clone(), t.scopes.clone()))
-            });
+        let person = presented.as_deref().and_then(|t| st.signed_in(t));
+        // Whose rate-limit budget the request counts against.
+        let key = person.as_ref().map(|p| p.key.clone());
+        let key = key.as_deref();
         if st.rate_limited.is_some() {
             let message = match &person {
-                Some((user, _)) => format!(
+                Some(SignedIn { user, .. }) => format!(
                     "API rate limit exceeded for user ID {}. If you reach out to GitHub Support \
                      for help, please include the request ID {}.",
                     user.id,
@@ -883,7 +1193,7 @@ impl GithubStandIn {
                 StatusCode::FORBIDDEN,
                 &json!({"message": message, "documentation_url": RATE_LIMIT_DOCS}),
             );
-            st.rate_headers(r.headers_mut());
+            st.rate_headers(key, r.headers_mut());
             return r;
         }
         if let Some(retry_after) = st.secondary {
@@ -895,7 +1205,7 @@ impl GithubStandIn {
                     "documentation_url": format!("{RATE_LIMIT_DOCS}#about-secondary-rate-limits"),
                 }),
             );
-            st.rate_headers(r.headers_mut());
+            st.rate_headers(key, r.headers_mut());
             put(r.headers_mut(), "retry-after", &retry_after.to_string());
             return r;
         }
@@ -910,21 +1220,17 @@ impl GithubStandIn {
                 StatusCode::UNAUTHORIZED,
                 &json!({"message": "Bad credentials", "documentation_url": REST_DOCS, "status": "401"}),
             );
-            st.rate_headers(r.headers_mut());
+            st.rate_headers(key, r.headers_mut());
             return r;
         }
-        let scopes = person
-            .as_ref()
-            .map(|(_, s)| s.join(", "))
-            .unwrap_or_default();
-        let (user, _) = match person {
+        let SignedIn { user, scopes, .. } = match person {
             Some(p) => p,
             None => {
                 let mut r = json_response(
                     StatusCode::NOT_FOUND,
                     &json!({"message": "Not Found", "documentation_url": REST_DOCS, "status": "404"}),
                 );
-                st.rate_headers(r.headers_mut());
+                st.rate_headers(key, r.headers_mut());
                 return r;
             }
         };
@@ -941,21 +1247,21 @@ impl GithubStandIn {
         let (body, link) = match answer {
             Ok(ok) => ok,
             Err((status, body)) => {
-                st.used += 1;
+                st.budget(key).used += 1;
                 let mut r = json_response(status, &body);
-                st.rate_headers(r.headers_mut());
+                st.rate_headers(key, r.headers_mut());
                 return r;
             }
         };
         let text = body.to_string();
         if st.malformed {
-            st.used += 1;
+            st.budget(key).used += 1;
             let mut cut = text.len() / 2;
             while !text.is_char_boundary(cut) {
                 cut -= 1;
             }
             let mut r = json_text_response(StatusCode::OK, text[..cut].to_owned());
-            st.rate_headers(r.headers_mut());
+            st.rate_headers(key, r.headers_mut());
             put(r.headers_mut(), "x-oauth-scopes", &scopes);
             return r;
         }
@@ -972,12 +1278,12 @@ impl GithubStandIn {
             }
             // A conditional request answered 304 costs no rate limit.
             let mut r = StatusCode::NOT_MODIFIED.into_response();
-            st.rate_headers(r.headers_mut());
+            st.rate_headers(key, r.headers_mut());
             r
         } else {
-            st.used += 1;
+            st.budget(key).used += 1;
             let mut r = json_text_response(StatusCode::OK, text);
-            st.rate_headers(r.headers_mut());
+            st.rate_headers(key, r.headers_mut());
             r
         };
         let h = r.headers_mut();
@@ -1363,7 +1669,7 @@ fn html_page(status: StatusCode, title: &str, body_html: &str) -> Response {
     r
 }
 
-fn consent_page(client_id: &str, p: &Params, redirect: &Url, world: &World) -> Response {
+fn consent_page(client_id: &str, p: &Params, redirect: &Url, users: &[UserRecord]) -> Response {
     let mut body = String::new();
     let _ = write!(
         body,
@@ -1401,10 +1707,10 @@ fn consent_page(client_id: &str, p: &Params, redirect: &Url, world: &World) -> R
         }
     }
     body.push_str("<p>Continue as:</p><ul>");
-    if world.users.is_empty() {
+    if users.is_empty() {
         body.push_str("<li>Nobody exists in this stand-in's world.</li>");
     }
-    for user in &world.users {
+    for user in users {
         let _ = write!(
             body,
             "<li><button class=\"person\" type=\"submit\" name=\"login\" value=\"{login}\">\
@@ -1486,6 +1792,11 @@ fn org_json(st: &St, org: &str) -> Value {
     })
 }
 
+/// The memberships of the person `user` is the record of.
+fn person_of<'a>(st: &'a St, user: &UserRecord) -> Option<&'a Person> {
+    st.db.people.get(&user.login.to_ascii_lowercase())
+}
+
 /// A page of a list and its `Link` header, if any.
 type Listing = (Value, Option<String>);
 
@@ -1508,19 +1819,17 @@ fn orgs_page(st: &St, user: &UserRecord, params: &Params) -> Result<Listing, (St
         }
     };
     let api = st.api_url();
-    let items: Vec<Value> = st
-        .world
-        .orgs
+    let items: Vec<Value> = person_of(st, user)
+        .map_or(&[][..], |p| &p.orgs)
         .iter()
-        .filter(|m| m.login.eq_ignore_ascii_case(&user.login))
-        .filter(|m| filter.is_none_or(|f| m.state == f))
-        .map(|m| {
+        .filter(|(_, state)| filter.is_none_or(|f| *state == f))
+        .map(|(org, state)| {
             json!({
-                "url": format!("{api}/orgs/{}/memberships/{}", m.org, user.login),
-                "state": m.state.as_str(),
+                "url": format!("{api}/orgs/{org}/memberships/{}", user.login),
+                "state": state.as_str(),
                 "role": "member",
-                "organization_url": format!("{api}/orgs/{}", m.org),
-                "organization": org_json(st, &m.org),
+                "organization_url": format!("{api}/orgs/{org}"),
+                "organization": org_json(st, org),
                 "user": simple_user_json(st, user),
             })
         })
@@ -1531,21 +1840,19 @@ fn orgs_page(st: &St, user: &UserRecord, params: &Params) -> Result<Listing, (St
 /// The person's teams, one page.
 fn teams_page(st: &St, user: &UserRecord, params: &Params) -> Listing {
     let api = st.api_url();
-    let items: Vec<Value> = st
-        .world
-        .teams
+    let items: Vec<Value> = person_of(st, user)
+        .map_or(&[][..], |p| &p.teams)
         .iter()
-        .filter(|t| t.login.eq_ignore_ascii_case(&user.login))
-        .map(|t| {
-            let org_id = derived_id("org", &t.org);
-            let id = derived_id("team", &format!("{}/{}", t.org, t.slug));
+        .map(|(org, slug)| {
+            let org_id = derived_id("org", org);
+            let id = derived_id("team", &format!("{org}/{slug}"));
             json!({
                 "id": id,
                 "node_id": STANDARD.encode(format!("04:Team{id}")),
                 "url": format!("{api}/organizations/{org_id}/team/{id}"),
-                "html_url": format!("{}/orgs/{}/teams/{}", st.base_url, t.org, t.slug),
-                "name": team_name(&t.slug),
-                "slug": t.slug,
+                "html_url": format!("{}/orgs/{org}/teams/{slug}", st.base_url),
+                "name": team_name(slug),
+                "slug": slug,
                 "description": null,
                 "privacy": "closed",
                 "notification_setting": "notifications_enabled",
@@ -1553,11 +1860,11 @@ fn teams_page(st: &St, user: &UserRecord, params: &Params) -> Listing {
                 "members_url": format!("{api}/organizations/{org_id}/team/{id}/members{{/member}}"),
                 "repositories_url": format!("{api}/organizations/{org_id}/team/{id}/repos"),
                 "parent": null,
-                "members_count": st.world.teams.iter().filter(|o| o.org.eq_ignore_ascii_case(&t.org) && o.slug.eq_ignore_ascii_case(&t.slug)).count(),
+                "members_count": st.db.team_size(org, slug),
                 "repos_count": 0,
                 "created_at": "2020-01-01T00:00:00Z",
                 "updated_at": "2020-01-01T00:00:00Z",
-                "organization": org_json(st, &t.org),
+                "organization": org_json(st, org),
             })
         })
         .collect();
@@ -2404,6 +2711,154 @@ mod tests {
             "{}",
             header(&r, "link")
         );
+    }
+
+    #[tokio::test]
+    async fn a_world_of_a_hundred_thousand_people_answers_for_one_of_them() {
+        let mut world = World::new();
+        for i in 0..100_000u64 {
+            let login = format!("person{i}");
+            world = world
+                .user(100_000 + i, &login, Some("Bench Person"))
+                .org(&login, "acme", MembershipState::Active)
+                .team(&login, "acme", "secret-agents");
+        }
+        assert_eq!(world.users.len(), 100_000);
+        let s = GithubStandIn::spawn(world, ID, SECRET).await.unwrap();
+        let token = token_for(&s, "Person77777").await;
+
+        let user: Value = api_get(&s, &token, "/user").await.json().await.unwrap();
+        assert_eq!(user["login"], "person77777");
+        assert_eq!(user["id"], 177_777);
+        let orgs: Vec<Value> = api_get(&s, &token, "/user/memberships/orgs?state=active")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(orgs.len(), 1);
+        assert_eq!(orgs[0]["organization"]["login"], "acme");
+        let teams: Vec<Value> = api_get(&s, &token, "/user/teams")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(teams.len(), 1);
+        assert_eq!(teams[0]["slug"], "secret-agents");
+        assert_eq!(teams[0]["members_count"], 100_000);
+
+        s.remove_from_team("PERSON1", "ACME", "Secret-Agents");
+        s.add_to_team("newcomer", "acme", "secret-agents");
+        s.add_to_team("person2", "acme", "secret-agents");
+        let teams: Vec<Value> = api_get(&s, &token, "/user/teams")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(teams[0]["members_count"], 100_000);
+        s.set_org_state("person77777", "acme", Some(MembershipState::Pending));
+        let orgs: Vec<Value> = api_get(&s, &token, "/user/memberships/orgs")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(orgs[0]["state"], "pending");
+        s.revoke_tokens("person77777");
+        assert_eq!(api_get(&s, &token, "/user").await.status(), 401);
+    }
+
+    #[tokio::test]
+    async fn each_person_has_their_own_rate_limit_budget() {
+        let s = standin().await;
+        let alice = token_for(&s, "alice").await;
+        let bob = token_for(&s, "bob").await;
+        for _ in 0..3 {
+            api_get(&s, &alice, "/user").await;
+        }
+        let r = api_get(&s, &alice, "/user").await;
+        assert_eq!(header(&r, "x-ratelimit-used"), "4");
+        assert_eq!(header(&r, "x-ratelimit-remaining"), "4996");
+        let r = api_get(&s, &bob, "/user/teams").await;
+        assert_eq!(header(&r, "x-ratelimit-used"), "1");
+        assert_eq!(header(&r, "x-ratelimit-remaining"), "4999");
+        // A second token of the same person shares the budget.
+        let again = token_for(&s, "alice").await;
+        let r = api_get(&s, &again, "/user").await;
+        assert_eq!(header(&r, "x-ratelimit-used"), "5");
+        // Requests without a valid token count against nobody's.
+        let r = api_get(&s, "bogus", "/user").await;
+        assert_eq!(r.status(), 401);
+        assert_eq!(header(&r, "x-ratelimit-used"), "0");
+        assert_eq!(header(&r, "x-ratelimit-limit"), "5000");
+    }
+
+    #[test]
+    fn expired_and_exchanged_codes_are_forgotten() {
+        let s = GithubStandIn::new(world(), ID, SECRET);
+        let grant = |created| Grant {
+            login: "alice".to_owned(),
+            redirect_uri: CALLBACK.to_owned(),
+            challenge: None,
+            scopes: Vec::new(),
+            created,
+        };
+        let mut st = s.lock();
+        let now = Instant::now();
+        if let Some(old) = now.checked_sub(CODE_LIFETIME + Duration::from_secs(1)) {
+            st.add_code("old".to_owned(), grant(old));
+            assert!(st.codes.contains_key("old"));
+            // The next code (or exchange) forgets it.
+            st.add_code("fresh".to_owned(), grant(now));
+            assert!(!st.codes.contains_key("old"));
+            assert!(st.codes.contains_key("fresh"));
+            assert_eq!(st.code_order.len(), 1);
+        }
+        // Codes that were exchanged (removed from the map) leave the queue
+        // too, long before they would have expired.
+        for i in 0..1000 {
+            let code = format!("c{i}");
+            st.add_code(code.clone(), grant(now));
+            st.codes.remove(&code);
+        }
+        assert!(st.code_order.len() <= 2 * st.codes.len() + 65);
+    }
+
+    #[test]
+    fn the_world_builder_replaces_in_place_and_follows_edits_of_its_fields() {
+        let mut w = World::new()
+            .user(1, "alice", None)
+            .user(2, "bob", None)
+            .user(3, "ALICE", Some("Alice"))
+            .org("alice", "acme", MembershipState::Pending)
+            .org("Alice", "ACME", MembershipState::Active)
+            .team("alice", "acme", "ops")
+            .team("ALICE", "Acme", "OPS");
+        assert_eq!(
+            w.users.iter().map(|u| u.id).collect::<Vec<_>>(),
+            [3, 2],
+            "replaced where it was"
+        );
+        assert_eq!(w.orgs.len(), 1);
+        assert_eq!(w.orgs[0].state, MembershipState::Active);
+        assert_eq!(w.orgs[0].org, "acme");
+        assert_eq!(w.teams.len(), 1);
+        assert_eq!(
+            w,
+            World {
+                users: w.users.clone(),
+                orgs: w.orgs.clone(),
+                teams: w.teams.clone(),
+                ..World::default()
+            }
+        );
+        assert!(format!("{w:?}").ends_with("slug: \"ops\" }] }"), "{w:?}");
+
+        w.users.remove(0);
+        w.teams[0].slug = "dev".to_owned();
+        let w = w.user(4, "alice", None).team("alice", "acme", "ops");
+        assert_eq!(w.users.iter().map(|u| u.id).collect::<Vec<_>>(), [2, 4]);
+        assert_eq!(w.teams.len(), 2);
+        let w = w.user(5, "Bob", None);
+        assert_eq!(w.users.iter().map(|u| u.id).collect::<Vec<_>>(), [5, 4]);
     }
 
     #[test]

@@ -1,0 +1,657 @@
+//! How fast, how lean, how few GitHub calls: `cargo bench --bench gateway`.
+//!
+//! Three processes on loopback: this one generates the load; a child runs
+//! the GitHub stand-in (this binary with `--standin N`); another runs the real
+//! `channelgate serve` binary (release build) with a config pointing at the
+//! stand-in. People log in through the real OAuth flow. The figures are
+//! printed as one table and written to `benches/RESULTS.md`.
+//!
+//! `BENCH_QUICK=1` runs every phase briefly, to check the harness itself.
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+const CLIENT_ID: &str = "Iv1.bench";
+const CLIENT_SECRET: &str = "bench-client-secret";
+const PUSHER_KEY: &str = "bench-key";
+const ORG: &str = "acme";
+
+/// How long each timed load runs, after a short warm-up.
+fn load_seconds() -> f64 {
+    if quick() { 1.0 } else { 5.0 }
+}
+
+fn quick() -> bool {
+    std::env::var_os("BENCH_QUICK").is_some()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--standin") {
+        let people = args[2].parse().expect("--standin N");
+        return standin(people);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(orchestrate());
+}
+
+// ---- the stand-in process ------------------------------------------------
+
+fn login_of(i: usize) -> String {
+    format!("person{i}")
+}
+
+/// Runs the GitHub stand-in with `people` people until killed; prints its
+/// URL on stdout. `GET /_bench/counters` reports its call counters.
+fn standin(people: usize) {
+    use channelgate::standin::{Endpoint, GithubStandIn, MembershipState, World};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let mut world = World::new();
+        for i in 0..people {
+            let login = login_of(i);
+            world = world
+                .user(100_000 + i as u64, &login, Some("Bench Person"))
+                .org(&login, ORG, MembershipState::Active)
+                .team(&login, ORG, "secret-agents");
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let github = GithubStandIn::new(world, CLIENT_ID, CLIENT_SECRET);
+        github.set_base_url(&url);
+        let counters = {
+            let github = github.clone();
+            move || {
+                let github = github.clone();
+                async move {
+                    let mut out = serde_json::Map::new();
+                    for (name, e) in [
+                        ("access_token", Endpoint::AccessToken),
+                        ("user", Endpoint::User),
+                        ("orgs", Endpoint::OrgMemberships),
+                        ("teams", Endpoint::Teams),
+                    ] {
+                        out.insert(name.into(), github.calls(e).into());
+                        out.insert(format!("{name}_304"), github.not_modified(e).into());
+                    }
+                    axum::Json(Value::Object(out))
+                }
+            }
+        };
+        let reset = {
+            let github = github.clone();
+            move || {
+                github.reset_counters();
+                async { "reset" }
+            }
+        };
+        let app = github
+            .router()
+            .route("/_bench/counters", axum::routing::get(counters))
+            .route("/_bench/reset", axum::routing::post(reset));
+        println!("READY {url}");
+        std::io::stdout().flush().unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+// ---- processes -------------------------------------------------------------
+
+/// A child process, killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Resident set size in bytes, from /proc.
+    fn rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kb * 1024
+    }
+}
+
+fn start_standin(people: usize) -> (Proc, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--standin", &people.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("READY ")
+        .expect("stand-in ready")
+        .to_owned();
+    (Proc(child), url)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `channelgate serve` with a config for this bench and waits for it.
+async fn start_gateway(
+    dir: &Path,
+    github: &str,
+    session_store: &str,
+    ttl: &str,
+) -> (Proc, SocketAddr) {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = format!(
+        r#"
+[server]
+listen = "{addr}"
+[pusher]
+app_id = "1"
+key = "{PUSHER_KEY}"
+secret = "bench-secret"
+[github]
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+web_url = "{github}"
+api_url = "{github}/api/v3"
+[session]
+store = "{session_store}"
+[cache]
+membership_ttl = "{ttl}"
+max_entries = 1000000
+[[rules]]
+channel = "private-user-{{login}}"
+[[rules]]
+channel = "presence-org-{{org}}"
+[[rules]]
+channel = "private-{ORG}-*"
+orgs = ["{ORG}"]
+"#
+    );
+    let path = dir.join(format!("gateway-{}.toml", addr.port()));
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_channelgate"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while TcpStream::connect(addr).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "gateway did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (Proc(child), addr)
+}
+
+// ---- logging people in ------------------------------------------------------
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("channelgate="))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+}
+
+/// Logs in person `i` through the OAuth flow; returns the session cookie.
+async fn login(http: &reqwest::Client, gateway: SocketAddr, i: usize) -> String {
+    let start = http
+        .get(format!("http://{gateway}/auth/login"))
+        .send()
+        .await
+        .unwrap();
+    let pre = session_cookie(&start).unwrap();
+    let authorize = reqwest::Url::parse(&location(&start)).unwrap();
+    let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+    form.push(("login".into(), login_of(i)));
+    let action = format!(
+        "{}{}",
+        authorize.origin().ascii_serialization(),
+        authorize.path()
+    );
+    let consent = http.post(action).form(&form).send().await.unwrap();
+    let callback = http
+        .get(location(&consent))
+        .header("cookie", format!("channelgate={pre}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), 303, "login of person {i}");
+    session_cookie(&callback).unwrap()
+}
+
+/// Logs in people `range` with `concurrency` workers; returns cookies in order.
+async fn login_all(
+    gateway: SocketAddr,
+    range: std::ops::Range<usize>,
+    concurrency: usize,
+) -> Vec<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(range.start));
+    let end = range.end;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (http, next) = (http.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= end {
+                    return done;
+                }
+                done.push((i, login(&http, gateway, i).await));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    all.into_iter().map(|(_, c)| c).collect()
+}
+
+async fn counters(github: &str) -> Value {
+    reqwest::get(format!("{github}/_bench/counters"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn reset_counters(github: &str) {
+    reqwest::Client::new()
+        .post(format!("{github}/_bench/reset"))
+        .send()
+        .await
+        .unwrap();
+}
+
+// ---- the load generator -----------------------------------------------------
+
+/// What to send: method, path, cookie, body.
+type MakeRequest =
+    Arc<dyn Fn(usize) -> (hyper::Method, String, Option<String>, Option<String>) + Send + Sync>;
+
+async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+async fn send(
+    sender: &mut SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+    make: &MakeRequest,
+    n: usize,
+) -> u16 {
+    let (method, path, cookie, body) = make(n);
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", format!("channelgate={cookie}"));
+    }
+    let body = match body {
+        Some(b) => {
+            request = request.header("content-type", "application/x-www-form-urlencoded");
+            Full::new(Bytes::from(b))
+        }
+        None => Full::new(Bytes::new()),
+    };
+    sender.ready().await.unwrap();
+    let response = sender
+        .send_request(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    response.into_body().collect().await.unwrap();
+    status
+}
+
+/// Latencies (µs) and counts of one timed run.
+struct Run {
+    latencies: Vec<u32>,
+    errors: u64,
+    seconds: f64,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.seconds
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        if sorted.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        f64::from(sorted[i]) / 1000.0
+    }
+}
+
+/// `connections` workers, each on its own keep-alive connection, send
+/// requests back to back for `seconds` after a warm-up.
+async fn load(addr: SocketAddr, connections: usize, make: MakeRequest, seconds: f64) -> Run {
+    let warmup = Duration::from_millis(if quick() { 200 } else { 1000 });
+    let started = Instant::now() + warmup;
+    let deadline = started + Duration::from_secs_f64(seconds);
+    let mut tasks = Vec::new();
+    for worker in 0..connections {
+        let make = make.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(addr).await;
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut n = worker;
+            loop {
+                let t = Instant::now();
+                if t >= deadline {
+                    break;
+                }
+                let status = send(&mut sender, addr, &make, n).await;
+                n += connections;
+                if t < started {
+                    continue;
+                }
+                if status == 200 {
+                    latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                } else {
+                    errors += 1;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut run = Run {
+        latencies: Vec::new(),
+        errors: 0,
+        seconds,
+    };
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        run.latencies.extend(l);
+        run.errors += e;
+    }
+    run
+}
+
+fn auth_request(cookies: Arc<Vec<String>>, channels: fn(usize) -> String) -> MakeRequest {
+    Arc::new(move |n| {
+        let i = n % cookies.len();
+        (
+            hyper::Method::POST,
+            "/pusher/auth".into(),
+            Some(cookies[i].clone()),
+            Some(format!("socket_id=1234.5678&{}", channels(i))),
+        )
+    })
+}
+
+// ---- the phases --------------------------------------------------------------
+
+struct Report {
+    lines: Vec<String>,
+}
+
+impl Report {
+    fn line(&mut self, s: impl Into<String>) {
+        let s = s.into();
+        println!("{s}");
+        self.lines.push(s);
+    }
+}
+
+fn row(name: &str, c: usize, run: &Run) -> String {
+    format!(
+        "| {name} | {c} | {:.0} | {:.2} | {:.2} | {:.2} | {} |",
+        run.rate(),
+        run.percentile(50.0),
+        run.percentile(99.0),
+        run.percentile(99.9),
+        run.errors
+    )
+}
+
+async fn orchestrate() {
+    let people = if quick() { 200 } else { 1000 };
+    let memory_steps: &[usize] = if quick() {
+        &[1_000, 2_000]
+    } else {
+        &[10_000, 100_000]
+    };
+    let dir = std::env::temp_dir().join(format!("channelgate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut report = Report { lines: Vec::new() };
+    let (_standin, github) = start_standin(*memory_steps.last().unwrap());
+    let begun = Instant::now();
+
+    // 1 and 2: warm throughput and latency.
+    let (gateway, addr) = start_gateway(&dir, &github, "memory", "1h").await;
+    let cookies = Arc::new(login_all(addr, 0..people, 64).await);
+    report.line(format!(
+        "\n### Warm requests ({people} people logged in, membership cached)\n"
+    ));
+    report.line("| request | connections | req/s | p50 ms | p99 ms | p99.9 ms | errors |");
+    report.line("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let healthz: MakeRequest = Arc::new(|_| (hyper::Method::GET, "/healthz".into(), None, None));
+    let private = auth_request(cookies.clone(), |i| {
+        format!("channel_name=private-user-person{i}")
+    });
+    let presence = auth_request(cookies.clone(), |_| {
+        format!("channel_name=presence-org-{ORG}")
+    });
+    let batch = auth_request(cookies.clone(), |_| {
+        (0..10)
+            .map(|j| format!("channel_name%5B{j}%5D=private-{ORG}-room{j}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    let mut ratios = Vec::new();
+    for c in [1, 16, 64, 256] {
+        let h = load(addr, c, healthz.clone(), load_seconds()).await;
+        let p = load(addr, c, private.clone(), load_seconds()).await;
+        report.line(row("GET /healthz", c, &h));
+        report.line(row("POST /pusher/auth private", c, &p));
+        let pr = load(addr, c, presence.clone(), load_seconds()).await;
+        report.line(row("POST /pusher/auth presence", c, &pr));
+        let b = load(addr, c, batch.clone(), load_seconds()).await;
+        report.line(row("POST /pusher/auth batch of 10", c, &b));
+        ratios.push((c, p.rate() / h.rate(), p.percentile(99.0)));
+    }
+    report.line("\n| connections | auth private / healthz | auth p99 ms |\n| ---: | ---: | ---: |");
+    for (c, ratio, p99) in &ratios {
+        report.line(format!("| {c} | {:.0}% | {p99:.2} |", ratio * 100.0));
+    }
+    drop(gateway);
+
+    // 3: cold start. Sessions survive a restart (SQLite); the new process has
+    // an empty membership cache; every person's first request comes at once.
+    let db = dir.join("sessions.db");
+    let store = format!("sqlite://{}", db.display());
+    let (gateway, addr) = start_gateway(&dir, &github, &store, "1h").await;
+    let cold_cookies = login_all(addr, 0..people, 64).await;
+    drop(gateway);
+    let (gateway, addr) = start_gateway(&dir, &github, &store, "1h").await;
+    reset_counters(&github).await;
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, cookie) in cold_cookies.iter().enumerate() {
+        let cookie = cookie.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(addr).await;
+            let make: MakeRequest = Arc::new(move |_| {
+                (
+                    hyper::Method::POST,
+                    "/pusher/auth".into(),
+                    Some(cookie.clone()),
+                    Some(format!("socket_id=1.2&channel_name=private-user-person{i}")),
+                )
+            });
+            let t = Instant::now();
+            let status = send(&mut sender, addr, &make, 0).await;
+            (status, t.elapsed().as_micros() as u32)
+        }));
+    }
+    let mut cold = Run {
+        latencies: Vec::new(),
+        errors: 0,
+        seconds: 0.0,
+    };
+    for t in tasks {
+        let (status, micros) = t.await.unwrap();
+        if status == 200 {
+            cold.latencies.push(micros)
+        } else {
+            cold.errors += 1
+        }
+    }
+    let all_done = t0.elapsed();
+    let c = counters(&github).await;
+    let reads = c["orgs"].as_u64().unwrap() as f64 / people as f64;
+    let calls = (c["orgs"].as_u64().unwrap() + c["teams"].as_u64().unwrap()) as f64 / people as f64;
+    report.line(format!("\n### Cold start ({people} people, sessions kept, empty membership cache, all first requests at once)\n"));
+    report.line("| membership reads per person | GitHub calls per person | first request p50 ms | p99 ms | max ms | all answered in ms | errors |");
+    report.line("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    report.line(format!(
+        "| {reads:.2} | {calls:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
+        cold.percentile(50.0),
+        cold.percentile(99.0),
+        cold.percentile(100.0),
+        all_done.as_secs_f64() * 1000.0,
+        cold.errors
+    ));
+    drop(gateway);
+    let _ = std::fs::remove_file(&db);
+
+    // 4: steady state over several TTLs.
+    let ttl = 2.0;
+    let ttls = if quick() { 2.0 } else { 5.0 };
+    let (gateway, addr) = start_gateway(&dir, &github, "memory", "2s").await;
+    let steady_cookies = Arc::new(login_all(addr, 0..people, 64).await);
+    reset_counters(&github).await;
+    let steady = load(
+        addr,
+        64,
+        auth_request(steady_cookies, |i| {
+            format!("channel_name=private-user-person{i}")
+        }),
+        ttl * ttls,
+    )
+    .await;
+    let c = counters(&github).await;
+    let total = c["orgs"].as_u64().unwrap() + c["teams"].as_u64().unwrap();
+    let free = c["orgs_304"].as_u64().unwrap() + c["teams_304"].as_u64().unwrap();
+    // The load also ran during its 1 s warm-up, so count that time too.
+    let window = ttl * ttls + if quick() { 0.2 } else { 1.0 };
+    let per_ttl = total as f64 / people as f64 / (window / ttl);
+    report.line(format!(
+        "\n### Steady state ({people} people, membership_ttl 2s, {window:.0} s of load at 64 connections, {:.0} req/s)\n",
+        steady.rate()
+    ));
+    report.line("| GitHub calls per person per TTL | of which free 304s | calls per person per hour at the default 5m TTL | rate-limit cost per person per hour |");
+    report.line("| ---: | ---: | ---: | ---: |");
+    let paid = (total - free) as f64 / people as f64 / (window / ttl);
+    report.line(format!(
+        "| {per_ttl:.2} | {:.0}% | {:.1} | {:.1} |",
+        100.0 * free as f64 / total.max(1) as f64,
+        per_ttl * 12.0,
+        paid * 12.0
+    ));
+    drop(gateway);
+
+    // 5: memory per idle logged-in session.
+    let (gateway, addr) = start_gateway(&dir, &github, "memory", "1h").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let base = gateway.rss();
+    report.line(
+        "\n### Memory (resident size of the gateway, in-memory session store, idle sessions)\n",
+    );
+    report.line("| logged-in sessions | RSS MiB | bytes per session |");
+    report.line("| ---: | ---: | ---: |");
+    report.line(format!("| 0 | {:.1} | |", base as f64 / 1048576.0));
+    let mut logged = 0;
+    let mut previous = (0usize, base);
+    for &n in memory_steps {
+        login_all(addr, logged..n, 64).await;
+        logged = n;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss = gateway.rss();
+        let per = (rss.saturating_sub(previous.1)) as f64 / (n - previous.0) as f64;
+        report.line(format!(
+            "| {n} | {:.1} | {per:.0} (sessions {}..{n}) |",
+            rss as f64 / 1048576.0,
+            previous.0
+        ));
+        previous = (n, rss);
+    }
+    let total_per = (previous.1.saturating_sub(base)) as f64 / logged as f64;
+    report.line(format!("\nOverall: {total_per:.0} bytes per logged-in session (identity, token and cached membership included)."));
+    drop(gateway);
+
+    let header = format!(
+        "# Benchmark results\n\nProduced by `cargo bench --bench gateway` on a machine with {cores} cores, in {:.0} s.\n\
+         Load generator, GitHub stand-in and gateway (`channelgate serve`, release build) are three processes on loopback sharing those cores.\n",
+        begun.elapsed().as_secs_f64()
+    );
+    println!("\n{header}");
+    if !quick() {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/RESULTS.md");
+        std::fs::write(&path, format!("{header}{}\n", report.lines.join("\n"))).unwrap();
+        println!("written to {}", path.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
