@@ -6,7 +6,10 @@
 //! stand-in. People log in through the real OAuth flow. The figures are
 //! printed as one table and written to `benches/RESULTS.md`.
 //!
-//! `BENCH_QUICK=1` runs every phase briefly, to check the harness itself.
+//! `BENCH_QUICK=1` runs every phase briefly, to check the harness itself;
+//! `BENCH_ONLY=warm,cold,steady,memory` runs only some phases; and
+//! `BENCH_PROFILE_PRIVATE=SECONDS` (with `BENCH_ONLY=warm`) only loads
+//! private auth at 64 connections, for a profiler attached to the gateway.
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::net::SocketAddr;
@@ -34,6 +37,12 @@ fn load_seconds() -> f64 {
 
 fn quick() -> bool {
     std::env::var_os("BENCH_QUICK").is_some()
+}
+
+/// `BENCH_ONLY=warm,memory` runs only those phases (warm, cold, steady,
+/// memory), for profiling; RESULTS.md is written only by a full run.
+fn enabled(phase: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|p| p == phase))
 }
 
 fn main() {
@@ -480,167 +489,185 @@ async fn orchestrate() {
     let begun = Instant::now();
 
     // 1 and 2: warm throughput and latency.
-    let (gateway, addr) = start_gateway(&dir, &github, "memory", "1h").await;
-    let cookies = Arc::new(login_all(addr, 0..people, 64).await);
-    report.line(format!(
-        "\n### Warm requests ({people} people logged in, membership cached)\n"
-    ));
-    report.line("| request | connections | req/s | p50 ms | p99 ms | p99.9 ms | errors |");
-    report.line("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    let healthz: MakeRequest = Arc::new(|_| (hyper::Method::GET, "/healthz".into(), None, None));
-    let private = auth_request(cookies.clone(), |i| {
-        format!("channel_name=private-user-person{i}")
-    });
-    let presence = auth_request(cookies.clone(), |_| {
-        format!("channel_name=presence-org-{ORG}")
-    });
-    let batch = auth_request(cookies.clone(), |_| {
-        (0..10)
-            .map(|j| format!("channel_name%5B{j}%5D=private-{ORG}-room{j}"))
-            .collect::<Vec<_>>()
-            .join("&")
-    });
-    let mut ratios = Vec::new();
-    for c in [1, 16, 64, 256] {
-        let h = load(addr, c, healthz.clone(), load_seconds()).await;
-        let p = load(addr, c, private.clone(), load_seconds()).await;
-        report.line(row("GET /healthz", c, &h));
-        report.line(row("POST /pusher/auth private", c, &p));
-        let pr = load(addr, c, presence.clone(), load_seconds()).await;
-        report.line(row("POST /pusher/auth presence", c, &pr));
-        let b = load(addr, c, batch.clone(), load_seconds()).await;
-        report.line(row("POST /pusher/auth batch of 10", c, &b));
-        ratios.push((c, p.rate() / h.rate(), p.percentile(99.0)));
+    if enabled("warm") {
+        let (gateway, addr) = start_gateway(&dir, &github, "memory", "1h").await;
+        let cookies = Arc::new(login_all(addr, 0..people, 64).await);
+        report.line(format!(
+            "\n### Warm requests ({people} people logged in, membership cached)\n"
+        ));
+        report.line("| request | connections | req/s | p50 ms | p99 ms | p99.9 ms | errors |");
+        report.line("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let healthz: MakeRequest =
+            Arc::new(|_| (hyper::Method::GET, "/healthz".into(), None, None));
+        let private = auth_request(cookies.clone(), |i| {
+            format!("channel_name=private-user-person{i}")
+        });
+        let presence = auth_request(cookies.clone(), |_| {
+            format!("channel_name=presence-org-{ORG}")
+        });
+        let batch = auth_request(cookies.clone(), |_| {
+            (0..10)
+                .map(|j| format!("channel_name%5B{j}%5D=private-{ORG}-room{j}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        let mut ratios = Vec::new();
+        if let Ok(seconds) = std::env::var("BENCH_PROFILE_PRIVATE") {
+            // Only private auth at 64 connections, for a profiler to attach to.
+            let p = load(addr, 64, private.clone(), seconds.parse().unwrap()).await;
+            report.line(row("POST /pusher/auth private", 64, &p));
+            return;
+        }
+        for c in [1, 16, 64, 256] {
+            let h = load(addr, c, healthz.clone(), load_seconds()).await;
+            let p = load(addr, c, private.clone(), load_seconds()).await;
+            report.line(row("GET /healthz", c, &h));
+            report.line(row("POST /pusher/auth private", c, &p));
+            let pr = load(addr, c, presence.clone(), load_seconds()).await;
+            report.line(row("POST /pusher/auth presence", c, &pr));
+            let b = load(addr, c, batch.clone(), load_seconds()).await;
+            report.line(row("POST /pusher/auth batch of 10", c, &b));
+            ratios.push((c, p.rate() / h.rate(), p.percentile(99.0)));
+        }
+        report.line(
+            "\n| connections | auth private / healthz | auth p99 ms |\n| ---: | ---: | ---: |",
+        );
+        for (c, ratio, p99) in &ratios {
+            report.line(format!("| {c} | {:.0}% | {p99:.2} |", ratio * 100.0));
+        }
+        drop(gateway);
     }
-    report.line("\n| connections | auth private / healthz | auth p99 ms |\n| ---: | ---: | ---: |");
-    for (c, ratio, p99) in &ratios {
-        report.line(format!("| {c} | {:.0}% | {p99:.2} |", ratio * 100.0));
-    }
-    drop(gateway);
 
     // 3: cold start. Sessions survive a restart (SQLite); the new process has
     // an empty membership cache; every person's first request comes at once.
-    let db = dir.join("sessions.db");
-    let store = format!("sqlite://{}", db.display());
-    let (gateway, addr) = start_gateway(&dir, &github, &store, "1h").await;
-    let cold_cookies = login_all(addr, 0..people, 64).await;
-    drop(gateway);
-    let (gateway, addr) = start_gateway(&dir, &github, &store, "1h").await;
-    reset_counters(&github).await;
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for (i, cookie) in cold_cookies.iter().enumerate() {
-        let cookie = cookie.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut sender = connect(addr).await;
-            let make: MakeRequest = Arc::new(move |_| {
-                (
-                    hyper::Method::POST,
-                    "/pusher/auth".into(),
-                    Some(cookie.clone()),
-                    Some(format!("socket_id=1.2&channel_name=private-user-person{i}")),
-                )
-            });
-            let t = Instant::now();
-            let status = send(&mut sender, addr, &make, 0).await;
-            (status, t.elapsed().as_micros() as u32)
-        }));
-    }
-    let mut cold = Run {
-        latencies: Vec::new(),
-        errors: 0,
-        seconds: 0.0,
-    };
-    for t in tasks {
-        let (status, micros) = t.await.unwrap();
-        if status == 200 {
-            cold.latencies.push(micros)
-        } else {
-            cold.errors += 1
+    if enabled("cold") {
+        let db = dir.join("sessions.db");
+        let store = format!("sqlite://{}", db.display());
+        let (gateway, addr) = start_gateway(&dir, &github, &store, "1h").await;
+        let cold_cookies = login_all(addr, 0..people, 64).await;
+        drop(gateway);
+        let (gateway, addr) = start_gateway(&dir, &github, &store, "1h").await;
+        reset_counters(&github).await;
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, cookie) in cold_cookies.iter().enumerate() {
+            let cookie = cookie.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut sender = connect(addr).await;
+                let make: MakeRequest = Arc::new(move |_| {
+                    (
+                        hyper::Method::POST,
+                        "/pusher/auth".into(),
+                        Some(cookie.clone()),
+                        Some(format!("socket_id=1.2&channel_name=private-user-person{i}")),
+                    )
+                });
+                let t = Instant::now();
+                let status = send(&mut sender, addr, &make, 0).await;
+                (status, t.elapsed().as_micros() as u32)
+            }));
         }
+        let mut cold = Run {
+            latencies: Vec::new(),
+            errors: 0,
+            seconds: 0.0,
+        };
+        for t in tasks {
+            let (status, micros) = t.await.unwrap();
+            if status == 200 {
+                cold.latencies.push(micros)
+            } else {
+                cold.errors += 1
+            }
+        }
+        let all_done = t0.elapsed();
+        let c = counters(&github).await;
+        let reads = c["orgs"].as_u64().unwrap() as f64 / people as f64;
+        let calls =
+            (c["orgs"].as_u64().unwrap() + c["teams"].as_u64().unwrap()) as f64 / people as f64;
+        report.line(format!("\n### Cold start ({people} people, sessions kept, empty membership cache, all first requests at once)\n"));
+        report.line("| membership reads per person | GitHub calls per person | first request p50 ms | p99 ms | max ms | all answered in ms | errors |");
+        report.line("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        report.line(format!(
+            "| {reads:.2} | {calls:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
+            cold.percentile(50.0),
+            cold.percentile(99.0),
+            cold.percentile(100.0),
+            all_done.as_secs_f64() * 1000.0,
+            cold.errors
+        ));
+        drop(gateway);
+        let _ = std::fs::remove_file(&db);
     }
-    let all_done = t0.elapsed();
-    let c = counters(&github).await;
-    let reads = c["orgs"].as_u64().unwrap() as f64 / people as f64;
-    let calls = (c["orgs"].as_u64().unwrap() + c["teams"].as_u64().unwrap()) as f64 / people as f64;
-    report.line(format!("\n### Cold start ({people} people, sessions kept, empty membership cache, all first requests at once)\n"));
-    report.line("| membership reads per person | GitHub calls per person | first request p50 ms | p99 ms | max ms | all answered in ms | errors |");
-    report.line("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    report.line(format!(
-        "| {reads:.2} | {calls:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {} |",
-        cold.percentile(50.0),
-        cold.percentile(99.0),
-        cold.percentile(100.0),
-        all_done.as_secs_f64() * 1000.0,
-        cold.errors
-    ));
-    drop(gateway);
-    let _ = std::fs::remove_file(&db);
 
     // 4: steady state over several TTLs.
-    let ttl = 2.0;
-    let ttls = if quick() { 2.0 } else { 5.0 };
-    let (gateway, addr) = start_gateway(&dir, &github, "memory", "2s").await;
-    let steady_cookies = Arc::new(login_all(addr, 0..people, 64).await);
-    reset_counters(&github).await;
-    let steady = load(
-        addr,
-        64,
-        auth_request(steady_cookies, |i| {
-            format!("channel_name=private-user-person{i}")
-        }),
-        ttl * ttls,
-    )
-    .await;
-    let c = counters(&github).await;
-    let total = c["orgs"].as_u64().unwrap() + c["teams"].as_u64().unwrap();
-    let free = c["orgs_304"].as_u64().unwrap() + c["teams_304"].as_u64().unwrap();
-    // The load also ran during its 1 s warm-up, so count that time too.
-    let window = ttl * ttls + if quick() { 0.2 } else { 1.0 };
-    let per_ttl = total as f64 / people as f64 / (window / ttl);
-    report.line(format!(
+    if enabled("steady") {
+        let ttl = 2.0;
+        let ttls = if quick() { 2.0 } else { 5.0 };
+        let (gateway, addr) = start_gateway(&dir, &github, "memory", "2s").await;
+        let steady_cookies = Arc::new(login_all(addr, 0..people, 64).await);
+        reset_counters(&github).await;
+        let steady = load(
+            addr,
+            64,
+            auth_request(steady_cookies, |i| {
+                format!("channel_name=private-user-person{i}")
+            }),
+            ttl * ttls,
+        )
+        .await;
+        let c = counters(&github).await;
+        let total = c["orgs"].as_u64().unwrap() + c["teams"].as_u64().unwrap();
+        let free = c["orgs_304"].as_u64().unwrap() + c["teams_304"].as_u64().unwrap();
+        // The load also ran during its 1 s warm-up, so count that time too.
+        let window = ttl * ttls + if quick() { 0.2 } else { 1.0 };
+        let per_ttl = total as f64 / people as f64 / (window / ttl);
+        report.line(format!(
         "\n### Steady state ({people} people, membership_ttl 2s, {window:.0} s of load at 64 connections, {:.0} req/s)\n",
         steady.rate()
     ));
-    report.line("| GitHub calls per person per TTL | of which free 304s | calls per person per hour at the default 5m TTL | rate-limit cost per person per hour |");
-    report.line("| ---: | ---: | ---: | ---: |");
-    let paid = (total - free) as f64 / people as f64 / (window / ttl);
-    report.line(format!(
-        "| {per_ttl:.2} | {:.0}% | {:.1} | {:.1} |",
-        100.0 * free as f64 / total.max(1) as f64,
-        per_ttl * 12.0,
-        paid * 12.0
-    ));
-    drop(gateway);
+        report.line("| GitHub calls per person per TTL | of which free 304s | calls per person per hour at the default 5m TTL | rate-limit cost per person per hour |");
+        report.line("| ---: | ---: | ---: | ---: |");
+        let paid = (total - free) as f64 / people as f64 / (window / ttl);
+        report.line(format!(
+            "| {per_ttl:.2} | {:.0}% | {:.1} | {:.1} |",
+            100.0 * free as f64 / total.max(1) as f64,
+            per_ttl * 12.0,
+            paid * 12.0
+        ));
+        drop(gateway);
+    }
 
     // 5: memory per idle logged-in session.
-    let (gateway, addr) = start_gateway(&dir, &github, "memory", "1h").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let base = gateway.rss();
-    report.line(
-        "\n### Memory (resident size of the gateway, in-memory session store, idle sessions)\n",
-    );
-    report.line("| logged-in sessions | RSS MiB | bytes per session |");
-    report.line("| ---: | ---: | ---: |");
-    report.line(format!("| 0 | {:.1} | |", base as f64 / 1048576.0));
-    let mut logged = 0;
-    let mut previous = (0usize, base);
-    for &n in memory_steps {
-        login_all(addr, logged..n, 64).await;
-        logged = n;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let rss = gateway.rss();
-        let per = (rss.saturating_sub(previous.1)) as f64 / (n - previous.0) as f64;
-        report.line(format!(
-            "| {n} | {:.1} | {per:.0} (sessions {}..{n}) |",
-            rss as f64 / 1048576.0,
-            previous.0
-        ));
-        previous = (n, rss);
+    if enabled("memory") {
+        let (gateway, addr) = start_gateway(&dir, &github, "memory", "1h").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let base = gateway.rss();
+        report.line(
+            "\n### Memory (resident size of the gateway, in-memory session store, idle sessions)\n",
+        );
+        report.line("| logged-in sessions | RSS MiB | bytes per session |");
+        report.line("| ---: | ---: | ---: |");
+        report.line(format!("| 0 | {:.1} | |", base as f64 / 1048576.0));
+        let mut logged = 0;
+        let mut previous = (0usize, base);
+        for &n in memory_steps {
+            login_all(addr, logged..n, 64).await;
+            logged = n;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let rss = gateway.rss();
+            let per = (rss.saturating_sub(previous.1)) as f64 / (n - previous.0) as f64;
+            report.line(format!(
+                "| {n} | {:.1} | {per:.0} (sessions {}..{n}) |",
+                rss as f64 / 1048576.0,
+                previous.0
+            ));
+            previous = (n, rss);
+        }
+        let total_per = (previous.1.saturating_sub(base)) as f64 / logged as f64;
+        report.line(format!("\nOverall: {total_per:.0} bytes per logged-in session (identity, token and cached membership included)."));
+        drop(gateway);
     }
-    let total_per = (previous.1.saturating_sub(base)) as f64 / logged as f64;
-    report.line(format!("\nOverall: {total_per:.0} bytes per logged-in session (identity, token and cached membership included)."));
-    drop(gateway);
 
     let header = format!(
         "# Benchmark results\n\nProduced by `cargo bench --bench gateway` on a machine with {cores} cores, in {:.0} s.\n\
@@ -648,7 +675,7 @@ async fn orchestrate() {
         begun.elapsed().as_secs_f64()
     );
     println!("\n{header}");
-    if !quick() {
+    if !quick() && std::env::var_os("BENCH_ONLY").is_none() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/RESULTS.md");
         std::fs::write(&path, format!("{header}{}\n", report.lines.join("\n"))).unwrap();
         println!("written to {}", path.display());

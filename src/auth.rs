@@ -25,7 +25,7 @@ use crate::github::{GithubError, GithubUser};
 use crate::membership::{Membership, MembershipError};
 use crate::secret::Secret;
 use crate::server::AppState;
-use crate::session::{IDENTITY_KEY, Identity, PENDING_LOGIN_KEY, PendingLogin, keep_alive};
+use crate::session::{Identity, PENDING_LOGIN_KEY, PendingLogin, keep_alive};
 use crate::web::{ApiError, LoginError};
 
 /// How long a login may take between `/auth/login` and `/auth/callback`.
@@ -139,10 +139,7 @@ pub async fn callback(
     if let Err(e) = state.memberships.refresh(&identity.user, &token).await {
         tracing::warn!(login = %identity.user.login, error = %e, "membership not read at login");
     }
-    session
-        .insert(IDENTITY_KEY, identity)
-        .await
-        .map_err(LoginError::session)?;
+    identity.save(&session).await.map_err(LoginError::session)?;
     keep_alive(&session, state.config.session.ttl)
         .await
         .map_err(LoginError::session)?;
@@ -266,7 +263,7 @@ pub async fn membership_or_logout(
 
 /// The logged-in identity of this session, if any.
 pub async fn current_identity(session: &Session) -> Result<Option<Identity>, ApiError> {
-    session.get(IDENTITY_KEY).await.map_err(ApiError::session)
+    Identity::load(session).await.map_err(ApiError::session)
 }
 
 /// `return_to` if it is a path on this origin, else `/`. Refuses

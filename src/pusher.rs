@@ -24,7 +24,8 @@ use crate::rules::{Decision, Denial};
 use crate::server::AppState;
 use crate::session::{Identity, keep_alive};
 use crate::signing::{
-    ChannelAuth, ChannelName, InputError, PresenceMember, SignError, SocketId, UserData,
+    ChannelAuth, ChannelKind, ChannelName, InputError, PresenceMember, SignError, SocketId,
+    UserData,
 };
 
 /// Largest request body accepted: a batch of 100 of the longest channel
@@ -306,17 +307,22 @@ fn authorize_one(
             ))
         }
         allow @ Decision::Allow { .. } => {
-            let member = PresenceMember::new(&identity.user.id.to_string(), &user_info(identity))
-                .map_err(|e| {
-                tracing::error!(%login, error = %e, "cannot build presence data");
-                Refusal::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "cannot build presence data for this person",
-                )
-            })?;
+            let member = match channel.kind() {
+                ChannelKind::Presence => Some(
+                    PresenceMember::new(&identity.user.id.to_string(), &user_info(identity))
+                        .map_err(|e| {
+                            tracing::error!(%login, error = %e, "cannot build presence data");
+                            Refusal::new(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "cannot build presence data for this person",
+                            )
+                        })?,
+                ),
+                _ => None,
+            };
             match state
                 .signer
-                .authorize_channel(socket_id, channel, Some(&member))
+                .authorize_channel(socket_id, channel, member.as_ref())
             {
                 Ok(auth) => {
                     tracing::debug!(%login, %channel, reason = %allow, "allowed");

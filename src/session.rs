@@ -19,7 +19,9 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::prelude::{ClientLike, Config as RedisConfig, Pool};
 use tower_sessions_sqlx_store::SqliteStore;
-use tower_sessions_sqlx_store::sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use tower_sessions_sqlx_store::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous,
+};
 
 use crate::config::{SessionConfig, SessionStore as StoreChoice};
 use crate::github::GithubUser;
@@ -54,6 +56,27 @@ impl fmt::Debug for Identity {
             .field("user", &self.user)
             .field("token", &"[redacted]")
             .finish()
+    }
+}
+
+impl Identity {
+    /// Stores the identity in the session. It is kept as one compact JSON
+    /// string rather than a tree of JSON values: a third of the memory per
+    /// session, and one allocation to copy when a request loads it.
+    pub async fn save(&self, session: &Session) -> Result<(), tower_sessions::session::Error> {
+        let json =
+            serde_json::to_string(self).map_err(tower_sessions::session::Error::SerdeJson)?;
+        session.insert(IDENTITY_KEY, json).await
+    }
+
+    /// The identity stored in the session, if any.
+    pub async fn load(session: &Session) -> Result<Option<Self>, tower_sessions::session::Error> {
+        match session.get::<String>(IDENTITY_KEY).await? {
+            Some(json) => serde_json::from_str(&json)
+                .map(Some)
+                .map_err(tower_sessions::session::Error::SerdeJson),
+            None => Ok(None),
+        }
     }
 }
 
@@ -149,9 +172,13 @@ impl Store {
                     path: path.display().to_string(),
                     source,
                 };
+                // WAL lets readers run beside the one writer, and NORMAL
+                // syncs at checkpoints rather than at every login.
                 let options = SqliteConnectOptions::new()
                     .filename(path)
-                    .create_if_missing(true);
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal);
                 let pool = SqlitePool::connect_with(options).await.map_err(err)?;
                 let store = SqliteStore::new(pool);
                 store.migrate().await.map_err(err)?;
