@@ -131,12 +131,13 @@ pub async fn callback(
     // A new id for the logged-in session: an id fixed before login is now dead.
     session.cycle_id().await.map_err(LoginError::session)?;
     tracing::info!(login = %user.login, id = user.id, "logged in");
-    let identity = Identity {
-        user,
-        token: token.expose().clone(),
-    };
+    let identity = Identity { user, token };
     // A login re-reads the membership, so a change on GitHub shows at once.
-    if let Err(e) = state.memberships.refresh(&identity.user, &token).await {
+    if let Err(e) = state
+        .memberships
+        .refresh(&identity.user, &identity.token)
+        .await
+    {
         tracing::warn!(login = %identity.user.login, error = %e, "membership not read at login");
     }
     identity.save(&session).await.map_err(LoginError::session)?;
@@ -247,10 +248,7 @@ pub async fn membership_or_logout(
     session: &Session,
     identity: &Identity,
 ) -> Result<Arc<Membership>, MembershipError> {
-    let result = state
-        .memberships
-        .get(&identity.user, &identity.token())
-        .await;
+    let result = state.memberships.get(&identity.user, &identity.token).await;
     if let Err(MembershipError::Revoked) = &result {
         tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
         state.memberships.forget(identity.user.id).await;

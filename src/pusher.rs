@@ -5,12 +5,13 @@
 //! person's current membership (401 if GitHub revoked the token, 503 if it
 //! cannot be known), then the rules (403), and only then a signature.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::header::{CONTENT_TYPE, ORIGIN};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -93,18 +94,15 @@ fn format_of(headers: &HeaderMap) -> Result<Format, Refusal> {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
-        "application/x-www-form-urlencoded" => Ok(Format::Form),
-        "application/json" => Ok(Format::Json),
-        _ => Err(Refusal::bad_request(format!(
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(Format::Form)
+    } else if essence.eq_ignore_ascii_case("application/json") {
+        Ok(Format::Json)
+    } else {
+        Err(Refusal::bad_request(format!(
             "content-type {content_type:?} is not accepted; send application/x-www-form-urlencoded (as pusher-js does) or application/json"
-        ))),
+        )))
     }
 }
 
@@ -117,12 +115,19 @@ async fn read_body(body: Body) -> Result<Bytes, Refusal> {
         })
 }
 
+/// A decoded form: borrowed from the body unless a value had escapes.
+type Fields<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+fn form_fields(body: &[u8]) -> Fields<'_> {
+    url::form_urlencoded::parse(body).collect()
+}
+
 /// The single value of `name` in a form, refusing absent and repeated fields.
-fn only<'a>(fields: &'a [(String, String)], name: &str) -> Result<Option<&'a str>, Refusal> {
+fn only<'a>(fields: &'a Fields<'_>, name: &str) -> Result<Option<&'a str>, Refusal> {
     let mut values = fields
         .iter()
         .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str());
+        .map(|(_, v)| v.as_ref());
     let first = values.next();
     if values.next().is_some() {
         return Err(Refusal::bad_request(format!(
@@ -132,12 +137,12 @@ fn only<'a>(fields: &'a [(String, String)], name: &str) -> Result<Option<&'a str
     Ok(first)
 }
 
-fn required<'a>(fields: &'a [(String, String)], name: &str) -> Result<&'a str, Refusal> {
+fn required<'a>(fields: &'a Fields<'_>, name: &str) -> Result<&'a str, Refusal> {
     only(fields, name)?.ok_or_else(|| Refusal::bad_request(format!("{name} is missing")))
 }
 
 fn parse_form(body: &[u8]) -> Result<AuthRequest, Refusal> {
-    let fields: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    let fields = form_fields(body);
     let socket_id = SocketId::parse(required(&fields, "socket_id")?)?;
     let single = only(&fields, "channel_name")?;
     let mut batch = BTreeMap::new();
@@ -151,7 +156,7 @@ fn parse_form(body: &[u8]) -> Result<AuthRequest, Refusal> {
         let index: usize = index
             .parse()
             .map_err(|_| Refusal::bad_request(format!("{key} is not channel_name[N]")))?;
-        if batch.insert(index, value.clone()).is_some() {
+        if batch.insert(index, value.to_string()).is_some() {
             return Err(Refusal::bad_request(format!(
                 "{key} appears more than once"
             )));
@@ -345,9 +350,11 @@ fn authorize_one(
 pub async fn channel_auth(
     State(state): State<AppState>,
     session: Session,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, Refusal> {
+    // The request taken whole: the HeaderMap extractor would copy the headers.
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     check_origin(&state, &headers)?;
     let body = read_body(body).await?;
     let request = parse_request(&headers, &body)?;
@@ -382,15 +389,15 @@ pub async fn channel_auth(
 pub async fn user_auth(
     State(state): State<AppState>,
     session: Session,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<Response, Refusal> {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     check_origin(&state, &headers)?;
     let body = read_body(body).await?;
     let socket_id = match format_of(&headers)? {
         Format::Form => {
-            let fields: Vec<(String, String)> =
-                url::form_urlencoded::parse(&body).into_owned().collect();
+            let fields = form_fields(&body);
             SocketId::parse(required(&fields, "socket_id")?)?
         }
         Format::Json => {

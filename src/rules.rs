@@ -316,8 +316,7 @@ impl Pattern {
     /// identity only. Returns the values used, or `None`.
     fn matches<'p>(&self, channel: &str, person: &'p Person) -> Option<Binding<'p>> {
         let mut binding = Binding::default();
-        let id = person.id.to_string();
-        self.match_from(&self.segments, channel, person, &id, &mut binding)
+        self.match_from(&self.segments, channel, person, &mut binding)
             .then_some(binding)
     }
 
@@ -326,7 +325,6 @@ impl Pattern {
         segments: &[Segment],
         rest: &str,
         person: &'p Person,
-        id: &str,
         binding: &mut Binding<'p>,
     ) -> bool {
         let Some((first, more)) = segments.split_first() else {
@@ -334,7 +332,7 @@ impl Pattern {
         };
         let next = |value: &str, ignore_case: bool, binding: &mut Binding<'p>| {
             strip_prefix(rest, value, ignore_case)
-                .is_some_and(|after| self.match_from(more, after, person, id, binding))
+                .is_some_and(|after| self.match_from(more, after, person, binding))
         };
         match first {
             Segment::Literal(l) => next(l, false, binding),
@@ -344,7 +342,7 @@ impl Pattern {
             }
             Segment::Var(Placeholder::Id) => {
                 binding.id = Some(person.id);
-                next(id, false, binding)
+                next(&person.id.to_string(), false, binding)
             }
             Segment::Var(Placeholder::Org) => {
                 let bound = binding.org;
@@ -528,21 +526,21 @@ impl Rule {
     }
 
     /// The first condition the person meets, if any.
-    fn condition_met(&self, person: &Person) -> Option<Condition> {
+    fn condition_met(&self, person: &Person) -> Option<Condition<'_>> {
         if let Some(u) = self
             .users
             .iter()
             .find(|u| u.eq_ignore_ascii_case(&person.login))
         {
-            return Some(Condition::User(u.clone()));
+            return Some(Condition::User(u));
         }
         if let Some(o) = self.orgs.iter().find(|o| person.has_org(o)) {
-            return Some(Condition::Org(o.clone()));
+            return Some(Condition::Org(o));
         }
         self.teams
             .iter()
             .find(|t| person.active_teams().any(|pt| pt.matches(t)))
-            .map(|t| Condition::Team(t.clone()))
+            .map(Condition::Team)
     }
 
     /// The conditions, for messages: `users: a, b; orgs: c`.
@@ -563,33 +561,65 @@ impl Rule {
 }
 
 /// Which of a rule's conditions held.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Condition {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition<'a> {
     /// The rule lists the person's login.
-    User(String),
+    User(&'a str),
     /// The rule lists an org in which the person is active.
-    Org(String),
+    Org(&'a str),
     /// The rule lists a team of the person's, with its org active.
-    Team(TeamRef),
+    Team(&'a TeamRef),
+}
+
+/// Why a rule allowed a channel. Kept as references and only turned into
+/// text when displayed, so an allow on the request path costs no allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason<'a> {
+    /// The rule says `everyone = true`.
+    pub everyone: bool,
+    /// The condition that held, for a rule with conditions.
+    pub condition: Option<Condition<'a>>,
+    /// The identity values the pattern was matched with.
+    pub binding: Binding<'a>,
+}
+
+impl fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if self.everyone {
+            parts.push("everyone = true".to_owned());
+        }
+        match self.condition {
+            Some(Condition::User(u)) => parts.push(format!("user {u}")),
+            Some(Condition::Org(o)) => parts.push(format!("active member of org {o}")),
+            Some(Condition::Team(t)) => parts.push(format!("member of team {t}, org active")),
+            None => {}
+        }
+        let bound = self.binding.to_string();
+        if !bound.is_empty() {
+            parts.push(bound);
+        }
+        f.write_str(&parts.join(", "))
+    }
 }
 
 /// The outcome of evaluating the rules for a person and a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum Decision<'a> {
     /// Some rule allows it.
     Allow {
         /// Index of the rule in `config.toml` (`rules[N]`).
         rule: usize,
         /// The rule's pattern.
-        pattern: String,
+        pattern: &'a Pattern,
         /// Why it matched: the condition met, the placeholder values, or both.
-        because: String,
+        reason: Reason<'a>,
     },
     /// No rule allows it.
     Deny(Denial),
 }
 
-impl Decision {
+impl Decision<'_> {
     /// True when the channel may be signed.
     pub fn is_allowed(&self) -> bool {
         matches!(self, Self::Allow { .. })
@@ -617,14 +647,14 @@ pub enum Denial {
     },
 }
 
-impl fmt::Display for Decision {
+impl fmt::Display for Decision<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Allow {
                 rule,
                 pattern,
-                because,
-            } => write!(f, "rules[{rule}] {pattern:?}: {because}"),
+                reason,
+            } => write!(f, "rules[{rule}] {:?}: {reason}", pattern.as_str()),
             Self::Deny(d) => d.fmt(f),
         }
     }
@@ -708,7 +738,7 @@ impl RuleSet {
     }
 
     /// Decides whether `person` may join the channel named `channel`.
-    pub fn decide(&self, person: &Person, channel: &str) -> Decision {
+    pub fn decide<'a>(&'a self, person: &'a Person, channel: &str) -> Decision<'a> {
         match ChannelName::parse(channel) {
             Ok(name) => self.decide_valid(person, &name),
             Err(e) => Decision::Deny(Denial::InvalidName(e)),
@@ -716,7 +746,7 @@ impl RuleSet {
     }
 
     /// Like [`RuleSet::decide`] for a name that already passed the grammar.
-    pub fn decide_valid(&self, person: &Person, channel: &ChannelName) -> Decision {
+    pub fn decide_valid<'a>(&'a self, person: &'a Person, channel: &ChannelName) -> Decision<'a> {
         if channel.kind() == ChannelKind::Public {
             return Decision::Deny(Denial::Public(channel.to_string()));
         }
@@ -725,34 +755,19 @@ impl RuleSet {
             let Some(binding) = rule.pattern.matches(channel.as_str(), person) else {
                 continue;
             };
-            let because = if rule.everyone {
-                Some("everyone = true".to_owned())
-            } else if rule.has_conditions() {
-                rule.condition_met(person).map(|c| match c {
-                    Condition::User(u) => format!("user {u}"),
-                    Condition::Org(o) => format!("active member of org {o}"),
-                    Condition::Team(t) => format!("member of team {t}, org active"),
-                })
-            } else {
-                Some(String::new())
-            };
-            match because {
-                Some(mut because) => {
-                    let bound = binding.to_string();
-                    if !bound.is_empty() {
-                        if !because.is_empty() {
-                            because.push_str(", ");
-                        }
-                        because.push_str(&bound);
-                    }
-                    return Decision::Allow {
-                        rule: index,
-                        pattern: rule.pattern.to_string(),
-                        because,
-                    };
-                }
-                None => unmet.push((index, rule.pattern.to_string(), rule.describe_conditions())),
+            let condition = rule.condition_met(person);
+            if rule.everyone || !rule.has_conditions() || condition.is_some() {
+                return Decision::Allow {
+                    rule: index,
+                    pattern: &rule.pattern,
+                    reason: Reason {
+                        everyone: rule.everyone,
+                        condition,
+                        binding,
+                    },
+                };
             }
+            unmet.push((index, rule.pattern.to_string(), rule.describe_conditions()));
         }
         let login = person.login.clone();
         Decision::Deny(if unmet.is_empty() {

@@ -35,28 +35,12 @@ pub const PENDING_LOGIN_KEY: &str = "channelgate.pending_login";
 const RENEWED_KEY: &str = "channelgate.renewed";
 
 /// Who is logged in, as kept in the session (server side only).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// The GitHub user.
     pub user: GithubUser,
     /// Their OAuth access token. Never sent to the browser, never logged.
-    pub token: String,
-}
-
-impl Identity {
-    /// The token, wrapped so it cannot be printed.
-    pub fn token(&self) -> Secret<String> {
-        Secret::new(self.token.clone())
-    }
-}
-
-impl fmt::Debug for Identity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Identity")
-            .field("user", &self.user)
-            .field("token", &"[redacted]")
-            .finish()
-    }
+    pub token: Secret<String>,
 }
 
 impl Identity {
@@ -358,7 +342,7 @@ mod tests {
                 name: None,
                 avatar_url: String::new(),
             },
-            token: "gho_secret".into(),
+            token: Secret::new("gho_secret".into()),
         };
         assert!(!format!("{identity:?}").contains("gho_secret"));
         let pending = PendingLogin {
