@@ -120,7 +120,7 @@ impl Memberships {
             // its next read free.
             cache: Cache::builder()
                 .max_capacity(config.max_entries)
-                .build_with_hasher(IdHasher::default()),
+                .build_with_hasher(IdHasher),
             github,
             ttl: config.membership_ttl,
             stale_grace: config.stale_grace,
