@@ -57,14 +57,14 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Further origins (`scheme://host[:port]`) allowed to call the auth endpoints.
     pub allowed_origins: Vec<String>,
+    /// The origin of `public_url`, computed once.
+    origin: String,
 }
 
 impl ServerConfig {
     /// The origin of `public_url` (`scheme://host[:port]`).
-    pub fn public_origin(&self) -> String {
-        Url::parse(&self.public_url)
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default()
+    pub fn public_origin(&self) -> &str {
+        &self.origin
     }
 
     /// True when cookies must be marked `Secure`.
@@ -758,10 +758,15 @@ fn build_server(p: &mut Problems<'_>, raw: RawServer) -> Option<ServerConfig> {
             allowed_origins.push(url);
         }
     }
+    let public_url = public_url?;
+    let origin = Url::parse(&public_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
     Some(ServerConfig {
         listen: listen?,
-        public_url: public_url?,
+        public_url,
         allowed_origins,
+        origin,
     })
 }
 

@@ -12,8 +12,12 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_TYPE, ORIGIN};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, CONTENT_TYPE, ORIGIN, VARY,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -104,6 +108,14 @@ fn format_of(headers: &HeaderMap) -> Result<Format, Refusal> {
             "content-type {content_type:?} is not accepted; send application/x-www-form-urlencoded (as pusher-js does) or application/json"
         )))
     }
+}
+
+/// What both endpoints check first: the origin, then the body's size. The
+/// request is taken whole because the `HeaderMap` extractor copies headers.
+async fn accept(state: &AppState, request: Request) -> Result<(HeaderMap, Bytes), Refusal> {
+    let (parts, body) = request.into_parts();
+    check_origin(state, &parts.headers)?;
+    Ok((parts.headers, read_body(body).await?))
 }
 
 /// Reads the body up to [`MAX_BODY_BYTES`].
@@ -231,8 +243,7 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or("");
-    let server = &state.config.server;
-    if origin == server.public_origin() || server.allowed_origins.iter().any(|o| o == origin) {
+    if origin == state.config.server.public_origin() || allowed_origin(state, headers).is_some() {
         Ok(())
     } else {
         tracing::warn!(%origin, "refused a request from an origin that is not allowed");
@@ -241,6 +252,58 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
             format!("origin {origin:?} is not allowed to call this gateway"),
         ))
     }
+}
+
+/// The request's `Origin` when it is one of `server.allowed_origins`.
+fn allowed_origin(state: &AppState, headers: &HeaderMap) -> Option<HeaderValue> {
+    let origin = headers.get(ORIGIN)?;
+    let text = origin.to_str().ok()?;
+    state
+        .config
+        .server
+        .allowed_origins
+        .iter()
+        .any(|o| o == text)
+        .then(|| origin.clone())
+}
+
+/// CORS for the origins in `server.allowed_origins`: pages there may call
+/// the auth endpoints with credentials (a `fetch` with `credentials:
+/// "include"`, for example in pusher-js's `customHandler`) and read the
+/// answer. Preflights from other origins are refused; same-origin requests
+/// need nothing.
+pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let allowed = allowed_origin(&state, request.headers());
+    let mut response = if request.method() == Method::OPTIONS {
+        match &allowed {
+            Some(_) => (
+                StatusCode::NO_CONTENT,
+                [
+                    (ACCESS_CONTROL_ALLOW_METHODS, "POST"),
+                    (ACCESS_CONTROL_ALLOW_HEADERS, "content-type"),
+                    (ACCESS_CONTROL_MAX_AGE, "600"),
+                ],
+            )
+                .into_response(),
+            None => Refusal::new(
+                StatusCode::FORBIDDEN,
+                "this origin may not call this gateway",
+            )
+            .into_response(),
+        }
+    } else {
+        next.run(request).await
+    };
+    let headers = response.headers_mut();
+    headers.append(VARY, HeaderValue::from_static("origin"));
+    if let Some(origin) = allowed {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        headers.insert(
+            ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+    }
+    response
 }
 
 /// The logged-in person and their current membership, or the refusal.
@@ -352,11 +415,7 @@ pub async fn channel_auth(
     session: Session,
     request: Request,
 ) -> Result<Response, Refusal> {
-    // The request taken whole: the HeaderMap extractor would copy the headers.
-    let (parts, body) = request.into_parts();
-    let headers = parts.headers;
-    check_origin(&state, &headers)?;
-    let body = read_body(body).await?;
+    let (headers, body) = accept(&state, request).await?;
     let request = parse_request(&headers, &body)?;
     let (identity, membership) = who(&state, &session).await?;
     let socket = &request.socket_id;
@@ -391,10 +450,7 @@ pub async fn user_auth(
     session: Session,
     request: Request,
 ) -> Result<Response, Refusal> {
-    let (parts, body) = request.into_parts();
-    let headers = parts.headers;
-    check_origin(&state, &headers)?;
-    let body = read_body(body).await?;
+    let (headers, body) = accept(&state, request).await?;
     let socket_id = match format_of(&headers)? {
         Format::Form => {
             let fields = form_fields(&body);

@@ -4,8 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
+use axum::{Router, middleware};
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
 use tokio::net::TcpListener;
@@ -124,11 +125,20 @@ pub fn router(state: AppState, store: Store) -> Router {
         .route("/auth/callback", get(auth::callback))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
-        .route("/pusher/auth", post(pusher::channel_auth))
-        .route("/pusher/user-auth", post(pusher::user_auth))
+        .merge(
+            Router::new()
+                .route("/pusher/auth", post(pusher::channel_auth).options(empty))
+                .route("/pusher/user-auth", post(pusher::user_auth).options(empty))
+                .route_layer(middleware::from_fn_with_state(state.clone(), pusher::cors)),
+        )
         .fallback(web::not_found)
         .layer(sessions)
         .with_state(state)
+}
+
+/// OPTIONS on the auth endpoints: the CORS layer answers preflights itself.
+async fn empty() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 /// Builds the whole application from a configuration, opening the session store.
