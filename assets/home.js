@@ -1,12 +1,20 @@
-// The home page's channel tester: asks /pusher/auth exactly as pusher-js
-// would, shows the raw answer, and, when a Pusher server is configured,
-// subscribes for real with pusher-js and shows what happens.
+// The home page's channel tester: on a click (never on page load, so a link
+// cannot make someone join a presence channel and reveal who they are), asks
+// /pusher/auth exactly as pusher-js would, shows the raw answer, and, when a
+// Pusher server is configured, subscribes for real with pusher-js.
 "use strict";
 
 (function () {
   const tester = document.getElementById("try-auth");
-  if (!tester) return;
-  const channel = tester.dataset.channel;
+  const button = document.getElementById("try-run");
+  if (!tester || !button) return;
+  button.addEventListener("click", () => {
+    button.disabled = true;
+    run(tester.dataset.channel);
+  });
+})();
+
+function run(channel) {
   const show = (id, text, state) => {
     const el = document.getElementById(id);
     el.textContent = text;
@@ -39,7 +47,6 @@
     forceTLS: d.tls === "true",
     enabledTransports: ["ws", "wss"],
     channelAuthorization: { endpoint: "/pusher/auth", transport: "ajax" },
-    userAuthentication: { endpoint: "/pusher/user-auth", transport: "ajax" },
   };
   if (d.host) {
     options.wsHost = d.host;
@@ -71,4 +78,4 @@
   sub.bind("pusher:subscription_error", (e) => {
     status("subscription refused (HTTP " + (e && e.status) + ")", "denied");
   });
-})();
+}

@@ -52,6 +52,10 @@ try {
   // An allowed channel: the page's pusher-js subscribes through the server.
   const check = async (channel, wantAuth, wantLive) => {
     await page.goto(`${url}/?channel=${encodeURIComponent(channel)}`);
+    // Nothing is asked or joined until the person clicks.
+    const idle = await page.locator("#live-status").getAttribute("data-state");
+    if (idle !== "idle") fail(`${channel}: the page subscribed before any click (${idle})`);
+    await page.locator("#try-run").click();
     const auth = page.locator(`#auth-response[data-state="${wantAuth}"]`);
     await auth.waitFor();
     const live = page.locator("#live-status");
@@ -69,6 +73,7 @@ try {
 
   if (screenshot) {
     await page.goto(`${url}/?channel=presence-org-acme`);
+    await page.locator("#try-run").click();
     await page.waitForFunction(() => document.querySelector("#live-status").dataset.state === "subscribed");
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(`browser: screenshot written to ${screenshot}`);

@@ -26,7 +26,11 @@ use crate::membership::{Membership, MembershipError};
 use crate::secret::Secret;
 use crate::server::AppState;
 use crate::session::{Identity, PENDING_LOGIN_KEY, PendingLogin, keep_alive};
+use crate::signing::Excerpt;
 use crate::web::{ApiError, LoginError};
+use axum::http::HeaderMap;
+use axum::http::header::ORIGIN;
+use tower_sessions::Expiry;
 
 /// How long a login may take between `/auth/login` and `/auth/callback`.
 /// GitHub's codes live 10 minutes; so does our `state`.
@@ -61,6 +65,17 @@ pub async fn login(
         return_to,
         started_at: OffsetDateTime::now_utc().unix_timestamp(),
     };
+    // A session that only holds a login in progress lives as long as the
+    // login may take, so anonymous visits cannot fill the store for a week.
+    if Identity::load(&session)
+        .await
+        .map_err(LoginError::session)?
+        .is_none()
+    {
+        session.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(
+            LOGIN_TIMEOUT_SECS,
+        ))));
+    }
     session
         .insert(PENDING_LOGIN_KEY, pending)
         .await
@@ -102,13 +117,17 @@ pub async fn callback(
         return Err(LoginError::Expired);
     }
     if let Some(error) = query.error {
+        // Anyone can call the callback with their own state: what GitHub is
+        // said to have sent goes to the log escaped and shortened.
+        let denied = error == "access_denied";
+        let error = Excerpt::of(&error);
         tracing::info!(%error, "login ended at GitHub");
-        return Err(if error == "access_denied" {
+        return Err(if denied {
             LoginError::Denied
         } else {
             LoginError::Github(format!(
                 "{error}: {}",
-                query.error_description.unwrap_or_default()
+                Excerpt::of(&query.error_description.unwrap_or_default())
             ))
         });
     }
@@ -130,15 +149,38 @@ pub async fn callback(
     })?;
     // A new id for the logged-in session: an id fixed before login is now dead.
     session.cycle_id().await.map_err(LoginError::session)?;
+    session.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(
+        i64::try_from(state.config.session.ttl.as_secs()).unwrap_or(i64::MAX),
+    ))));
     tracing::info!(login = %user.login, id = user.id, "logged in");
     let identity = Identity { user, token };
     // A login re-reads the membership, so a change on GitHub shows at once.
-    if let Err(e) = state
+    match state
         .memberships
         .refresh(&identity.user, &identity.token)
         .await
     {
-        tracing::warn!(login = %identity.user.login, error = %e, "membership not read at login");
+        Ok(m) => {
+            // An org that restricts OAuth apps hides itself from the lists:
+            // say so where an admin will look.
+            let missing: Vec<String> = state
+                .config
+                .rules
+                .named_orgs()
+                .into_iter()
+                .filter(|org| !m.person.orgs.iter().any(|o| o.eq_ignore_ascii_case(org)))
+                .collect();
+            if !missing.is_empty() {
+                tracing::info!(
+                    login = %identity.user.login,
+                    orgs = ?missing,
+                    "GitHub lists no active membership in these orgs named by the rules; an org that restricts OAuth apps may need to approve this app"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(login = %identity.user.login, error = %e, "membership not read at login");
+        }
     }
     identity.save(&session).await.map_err(LoginError::session)?;
     keep_alive(&session, state.config.session.ttl)
@@ -175,10 +217,20 @@ fn token_error<RE: std::error::Error>(e: RequestTokenError<RE, BasicErrorRespons
     }
 }
 
-/// `POST /auth/logout`: deletes the session from the store, so the old
-/// cookie is dead, and returns home.
-pub async fn logout(session: Session) -> Result<Redirect, LoginError> {
-    session.delete().await.map_err(LoginError::session)?;
+/// `POST /auth/logout`: ends the session (its data, its record in the
+/// store and the cookie) and returns home. Only pages of this gateway may
+/// log someone out.
+pub async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+) -> Result<Redirect, LoginError> {
+    if let Some(origin) = headers.get(ORIGIN)
+        && origin.as_bytes() != state.config.server.public_origin().as_bytes()
+    {
+        return Err(LoginError::ForeignOrigin);
+    }
+    session.flush().await.map_err(LoginError::session)?;
     Ok(Redirect::to("/"))
 }
 
@@ -206,15 +258,12 @@ pub struct Me {
 /// `GET /auth/me`: the caller's identity and memberships as JSON, 401 when
 /// logged out (or when GitHub revoked the token).
 pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<Me>, ApiError> {
-    let identity = current_identity(&session)
-        .await?
-        .ok_or(ApiError::LoggedOut)?;
-    keep_alive(&session, state.config.session.ttl)
-        .await
-        .map_err(ApiError::session)?;
-    let membership = match membership_or_logout(&state, &session, &identity).await {
-        Err(MembershipError::Revoked) => return Err(ApiError::LoggedOut),
-        other => other,
+    let Caller::Person {
+        identity,
+        membership,
+    } = caller(&state, &session).await.map_err(ApiError::session)?
+    else {
+        return Err(ApiError::LoggedOut);
     };
     let GithubUser {
         id,
@@ -228,7 +277,7 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<
             Some(m.person.active_teams().map(ToString::to_string).collect()),
             None,
         ),
-        Err(e) => (None, None, Some(e.to_string())),
+        Err(why) => (None, None, Some(why)),
     };
     Ok(Json(Me {
         id,
@@ -241,27 +290,48 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<
     }))
 }
 
-/// The person's current membership. When GitHub has revoked their token,
-/// the session is ended here, so every caller fails closed the same way.
-pub async fn membership_or_logout(
-    state: &AppState,
-    session: &Session,
-    identity: &Identity,
-) -> Result<Arc<Membership>, MembershipError> {
-    let result = state.memberships.get(&identity.user, &identity.token).await;
-    if let Err(MembershipError::Revoked) = &result {
-        tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
-        state.memberships.forget(identity.user.id).await;
-        if let Err(e) = session.delete().await {
-            tracing::error!(error = %e, "could not delete the session of a revoked token");
-        }
-    }
-    result
+/// Who is calling, as every logged-in route needs to know it.
+pub enum Caller {
+    /// No identity in this session.
+    LoggedOut,
+    /// GitHub refused the person's token; the session has just been ended.
+    Revoked,
+    /// A logged-in person.
+    Person {
+        /// Who they are.
+        identity: Identity,
+        /// Their current membership, or why it cannot be known now.
+        membership: Result<Arc<Membership>, String>,
+    },
 }
 
-/// The logged-in identity of this session, if any.
-pub async fn current_identity(session: &Session) -> Result<Option<Identity>, ApiError> {
-    Identity::load(session).await.map_err(ApiError::session)
+/// The caller of this request: their identity from the session and their
+/// current membership. A token GitHub revoked ends the session here, for
+/// every route alike; a live session has its expiry pushed back.
+pub async fn caller(
+    state: &AppState,
+    session: &Session,
+) -> Result<Caller, tower_sessions::session::Error> {
+    let Some(identity) = Identity::load(session).await? else {
+        return Ok(Caller::LoggedOut);
+    };
+    let membership = match state.memberships.get(&identity.user, &identity.token).await {
+        Ok(m) => Ok(m),
+        Err(MembershipError::Revoked) => {
+            tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
+            state.memberships.forget(identity.user.id).await;
+            // flush, not delete: delete would leave the data in the request's
+            // session, to be saved again if anything touched it.
+            session.flush().await?;
+            return Ok(Caller::Revoked);
+        }
+        Err(MembershipError::Unavailable(why)) => Err(why),
+    };
+    keep_alive(session, state.config.session.ttl).await?;
+    Ok(Caller::Person {
+        identity,
+        membership,
+    })
 }
 
 /// `return_to` if it is a path on this origin, else `/`. Refuses

@@ -39,7 +39,9 @@ pub enum GithubError {
         /// When GitHub says calls may resume, if it said.
         reset: Option<SystemTime>,
     },
-    /// 403 for another reason (for example an org that restricts OAuth apps).
+    /// 403 for another reason (a token without the needed scope, SSO
+    /// enforcement). An org that restricts OAuth apps is not a 403: GitHub
+    /// leaves it out of the person's lists.
     #[error("GitHub refused access (403): {0}")]
     Forbidden(String),
     /// 404.
@@ -387,11 +389,16 @@ fn header(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Opti
 /// `None` for an ordinary refusal.
 fn rate_limit_reset(status: StatusCode, headers: &HeaderMap) -> Option<Option<SystemTime>> {
     let number = |name: &str| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
+    // Absurd values must not overflow: a reset that cannot be represented
+    // counts as unknown, and callers cap the wait anyway.
     if let Some(seconds) = number("retry-after") {
-        return Some(Some(SystemTime::now() + Duration::from_secs(seconds)));
+        return Some(SystemTime::now().checked_add(Duration::from_secs(seconds)));
     }
     if number("x-ratelimit-remaining") == Some(0) {
-        return Some(number("x-ratelimit-reset").map(|t| UNIX_EPOCH + Duration::from_secs(t)));
+        return Some(
+            number("x-ratelimit-reset")
+                .and_then(|t| UNIX_EPOCH.checked_add(Duration::from_secs(t))),
+        );
     }
     (status == StatusCode::TOO_MANY_REQUESTS).then_some(None)
 }
@@ -454,6 +461,16 @@ mod tests {
             rate_limit_reset(StatusCode::TOO_MANY_REQUESTS, &secondary),
             Some(Some(_))
         ));
+        let absurd = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "18446744073709551615"),
+        ]);
+        assert_eq!(rate_limit_reset(StatusCode::FORBIDDEN, &absurd), Some(None));
+        let absurd = headers(&[("retry-after", "18446744073709551615")]);
+        assert_eq!(
+            rate_limit_reset(StatusCode::TOO_MANY_REQUESTS, &absurd),
+            Some(None)
+        );
         let refused = headers(&[("x-ratelimit-remaining", "4999")]);
         assert_eq!(rate_limit_reset(StatusCode::FORBIDDEN, &refused), None);
         assert_eq!(

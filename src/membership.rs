@@ -23,7 +23,7 @@ use crate::config::CacheConfig;
 use crate::github::{
     GithubClient, GithubError, GithubUser, OrgMembershipItem, PagedList, TeamItem,
 };
-use crate::rules::Person;
+use crate::rules::{Person, is_github_name};
 use crate::secret::Secret;
 
 /// After an outage or malformed answer, how long to wait before asking
@@ -256,7 +256,7 @@ impl Memberships {
     /// The stale membership if it is within the grace, else the error.
     fn stale_or(&self, slot: &Slot, why: &str) -> Result<Arc<Membership>, MembershipError> {
         match &slot.membership {
-            Some(m) if m.confirmed_at.elapsed() < self.ttl + self.stale_grace => {
+            Some(m) if m.confirmed_at.elapsed() < self.ttl.saturating_add(self.stale_grace) => {
                 tracing::info!(login = %m.person.login, "serving stale membership within the grace: {why}");
                 Ok(m.clone())
             }
@@ -272,14 +272,28 @@ impl Membership {
         teams: PagedList<TeamItem>,
     ) -> Self {
         // Asked for state=active, but checked again: a pending membership
-        // must never count.
+        // must never count. Names are checked too: the rules' separators
+        // (`.` between {org} and {team}) rely on GitHub names never holding
+        // them, so a name that does is left out rather than trusted.
+        let named = |kind: &str, name: &str| {
+            let ok = is_github_name(name);
+            if !ok {
+                tracing::warn!(login = %user.login, "ignoring {kind} {name:?} from GitHub: not a GitHub name");
+            }
+            ok
+        };
         let active_orgs = orgs
             .items()
             .into_iter()
-            .filter(|m| m.state == "active")
+            .filter(|m| m.state == "active" && named("org", &m.org))
             .map(|m| m.org)
             .collect();
-        let teams_of_person = teams.items().iter().map(TeamItem::team_ref).collect();
+        let teams_of_person = teams
+            .items()
+            .iter()
+            .filter(|t| named("org", &t.org) && named("team", &t.slug))
+            .map(TeamItem::team_ref)
+            .collect();
         Self {
             person: Person {
                 id: user.id,
@@ -291,13 +305,5 @@ impl Membership {
             orgs,
             teams,
         }
-    }
-
-    /// How many GitHub requests the last read made, and how many were 304s.
-    pub fn last_read_cost(&self) -> (u32, u32) {
-        (
-            self.orgs.requests + self.teams.requests,
-            self.orgs.not_modified + self.teams.not_modified,
-        )
     }
 }

@@ -23,11 +23,11 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tower_sessions::Session;
 
-use crate::auth::{current_identity, membership_or_logout};
-use crate::membership::{Membership, MembershipError};
+use crate::auth::{Caller, caller};
+use crate::membership::Membership;
 use crate::rules::{Decision, Denial};
 use crate::server::AppState;
-use crate::session::{Identity, keep_alive};
+use crate::session::Identity;
 use crate::signing::{
     ChannelAuth, ChannelKind, ChannelName, InputError, PresenceMember, SignError, SocketId,
     UserData,
@@ -308,34 +308,30 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
 
 /// The logged-in person and their current membership, or the refusal.
 async fn who(state: &AppState, session: &Session) -> Result<(Identity, Arc<Membership>), Refusal> {
-    let store_down = || {
+    let caller = caller(state, session).await.map_err(|e| {
+        tracing::error!(error = %e, "session store failed");
         Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the session store is unavailable; try again shortly",
         )
-    };
-    let identity = current_identity(session)
-        .await
-        .map_err(|_| store_down())?
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::UNAUTHORIZED,
-                "not logged in: log in with GitHub at /auth/login",
-            )
-        })?;
-    keep_alive(session, state.config.session.ttl)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "session store failed");
-            store_down()
-        })?;
-    match membership_or_logout(state, session, &identity).await {
-        Ok(membership) => Ok((identity, membership)),
-        Err(MembershipError::Revoked) => Err(Refusal::new(
+    })?;
+    match caller {
+        Caller::LoggedOut => Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            "not logged in: log in with GitHub at /auth/login",
+        )),
+        Caller::Revoked => Err(Refusal::new(
             StatusCode::UNAUTHORIZED,
             "GitHub no longer accepts this login; log in again at /auth/login",
         )),
-        Err(MembershipError::Unavailable(why)) => {
+        Caller::Person {
+            identity,
+            membership: Ok(membership),
+        } => Ok((identity, membership)),
+        Caller::Person {
+            identity,
+            membership: Err(why),
+        } => {
             tracing::warn!(login = %identity.user.login, %why, "membership unknown; refusing");
             Err(Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,

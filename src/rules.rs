@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use crate::signing::{ChannelKind, ChannelName, InputError, is_channel_name_char, kind_of};
+use crate::signing::{ChannelKind, ChannelName, InputError, is_channel_name_char};
 
 /// A person as the rules see them: who they are and what they are an
 /// *active* member of. Pending invitations must not be put here.
@@ -305,11 +305,6 @@ impl Pattern {
     /// Whether the pattern holds a placeholder (and so depends on the caller).
     pub fn has_placeholder(&self) -> bool {
         self.segments.iter().any(|s| matches!(s, Segment::Var(_)))
-    }
-
-    /// The kind of channel this pattern names.
-    pub fn kind(&self) -> ChannelKind {
-        kind_of(&self.source)
     }
 
     /// Matches `channel` for `person`, filling placeholders from the person's
@@ -623,6 +618,24 @@ impl Decision<'_> {
     /// True when the channel may be signed.
     pub fn is_allowed(&self) -> bool {
         matches!(self, Self::Allow { .. })
+    }
+
+    /// The reason as the person it concerns may see it: a denial names the
+    /// rules whose pattern matched but not whom they admit.
+    pub fn for_the_person(&self) -> String {
+        match self {
+            Self::Deny(Denial::ConditionsUnmet { rules, .. }) => {
+                let rules: Vec<String> = rules
+                    .iter()
+                    .map(|(i, p, _)| format!("rules[{i}] {p:?}"))
+                    .collect();
+                format!(
+                    "{} matches this channel, but you meet none of its conditions",
+                    rules.join(" and ")
+                )
+            }
+            other => other.to_string(),
+        }
     }
 }
 

@@ -132,8 +132,19 @@ pub fn router(state: AppState, store: Store) -> Router {
                 .route_layer(middleware::from_fn_with_state(state.clone(), pusher::cors)),
         )
         .fallback(web::not_found)
+        .layer(middleware::map_response(no_store))
         .layer(sessions)
         .with_state(state)
+}
+
+/// Pages and answers are personal (identities, signatures): no cache may
+/// keep them, unless a route said otherwise (the static assets).
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-store"));
+    response
 }
 
 /// OPTIONS on the auth endpoints: the CORS layer answers preflights itself.

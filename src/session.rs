@@ -17,7 +17,9 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_redis_store::RedisStore;
-use tower_sessions_redis_store::fred::prelude::{ClientLike, Config as RedisConfig, Pool};
+use tower_sessions_redis_store::fred::prelude::{
+    ClientLike, Config as RedisConfig, Pool, ReconnectPolicy,
+};
 use tower_sessions_sqlx_store::SqliteStore;
 use tower_sessions_sqlx_store::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous,
@@ -175,8 +177,11 @@ impl Store {
                     reason,
                 };
                 let config = RedisConfig::from_url(url).map_err(|e| err(e.to_string()))?;
-                let pool =
-                    Pool::new(config, None, None, None, 4).map_err(|e| err(e.to_string()))?;
+                // Reconnect for ever after Redis restarts or drops idle
+                // connections (without a policy fred never reconnects).
+                let reconnect = ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
+                let pool = Pool::new(config, None, None, Some(reconnect), 4)
+                    .map_err(|e| err(e.to_string()))?;
                 pool.connect();
                 tokio::time::timeout(Duration::from_secs(5), pool.wait_for_connect())
                     .await

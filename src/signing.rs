@@ -75,7 +75,8 @@ pub enum InputError {
 pub struct Excerpt(String);
 
 impl Excerpt {
-    fn of(input: &str) -> Self {
+    /// The excerpt of `input`.
+    pub fn of(input: &str) -> Self {
         const MAX: usize = 40;
         let mut shown: String = input.chars().take(MAX).collect();
         if input.chars().nth(MAX).is_some() {

@@ -13,11 +13,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use crate::auth::{current_identity, membership_or_logout};
+use crate::auth::{Caller, caller};
 use crate::github::GithubUser;
-use crate::membership::MembershipError;
 use crate::server::AppState;
-use crate::session::keep_alive;
 use crate::signing::{ChannelKind, ChannelName};
 
 /// Renders a template, or a plain 500 if the template itself fails.
@@ -112,9 +110,9 @@ pub async fn home(
     session: Session,
     Query(query): Query<HomeQuery>,
 ) -> Response {
-    let identity = match current_identity(&session).await {
-        Ok(identity) => identity,
-        Err(e) => return e.into_response(),
+    let caller = match caller(&state, &session).await {
+        Ok(caller) => caller,
+        Err(e) => return LoginError::session(e).into_response(),
     };
     let app_name = format!("Pusher app {}", state.config.pusher.app_id);
     let channel = query.channel.unwrap_or_default();
@@ -129,14 +127,21 @@ pub async fn home(
         tested: None,
         pusher: PusherView::of(&state.config.pusher),
     };
-    let Some(identity) = identity else {
+    let Caller::Person {
+        identity,
+        membership,
+    } = caller
+    else {
         return render(StatusCode::OK, &page);
     };
-    if let Err(e) = keep_alive(&session, state.config.session.ttl).await {
-        return ApiError::session(e).into_response();
-    }
     let rules = &state.config.rules;
-    match membership_or_logout(&state, &session, &identity).await {
+    let tested = |allowed, reason| Tested {
+        channel: channel.clone(),
+        allowed,
+        reason,
+        subscribable: subscribable(&channel),
+    };
+    match membership {
         Ok(m) => {
             let person = &m.person;
             page.membership = Some(MembershipView {
@@ -159,27 +164,21 @@ pub async fn home(
                 .collect();
             if !channel.is_empty() {
                 let decision = rules.decide(person, &channel);
-                page.tested = Some(Tested {
-                    channel: channel.clone(),
-                    allowed: decision.is_allowed(),
-                    reason: decision.to_string(),
-                    subscribable: subscribable(&channel),
-                });
+                // A denial names the rules that matched but not who they
+                // admit: anyone with a GitHub account can use this page.
+                page.tested = Some(tested(decision.is_allowed(), decision.for_the_person()));
             }
         }
-        Err(MembershipError::Revoked) => return render(StatusCode::OK, &page),
-        Err(MembershipError::Unavailable(_)) => {
+        Err(_) => {
             page.membership_error = Some(
                 "GitHub did not answer or refused to answer for now (an outage or a rate limit)."
                     .into(),
             );
             if !channel.is_empty() {
-                page.tested = Some(Tested {
-                    channel: channel.clone(),
-                    allowed: false,
-                    reason: "your membership cannot be checked right now".into(),
-                    subscribable: subscribable(&channel),
-                });
+                page.tested = Some(tested(
+                    false,
+                    "your membership cannot be checked right now".into(),
+                ));
             }
         }
     }
@@ -268,6 +267,9 @@ pub enum LoginError {
     /// The session store failed.
     #[error("session store: {0}")]
     Session(String),
+    /// A logout posted from a page of another origin.
+    #[error("logout from another origin")]
+    ForeignOrigin,
 }
 
 impl LoginError {
@@ -320,8 +322,13 @@ impl LoginError {
             ),
             Self::Session(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Your session could not be saved",
+                "Your session is not available",
                 "The gateway's session store is not available right now. Please try again in a moment.".into(),
+            ),
+            Self::ForeignOrigin => (
+                StatusCode::FORBIDDEN,
+                "Not logged out",
+                "The logout came from a page of another site, so it was ignored. Use the Log out button on this gateway's home page.".into(),
             ),
         }
     }

@@ -308,3 +308,69 @@ async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
 }
+
+#[tokio::test]
+async fn a_login_in_progress_is_kept_only_as_long_as_a_login_may_take() {
+    let app = TestApp::spawn().await;
+    let browser = Browser::new();
+    let start = browser.get(&app.url("/auth/login")).await;
+    let cookie = start.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("Max-Age=600"), "{cookie}");
+    let authorize = location(&start);
+    let callback = browser.consent(&app, &authorize, "ada").await;
+    let done = browser.get(&callback).await;
+    let cookie = done.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("Max-Age=604800"),
+        "the full TTL once logged in: {cookie}"
+    );
+}
+
+#[tokio::test]
+async fn logout_clears_the_cookie_and_refuses_other_origins() {
+    let app = TestApp::spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let foreign = ada
+        .http
+        .post(app.url("/auth/logout"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    assert_eq!(ada.get(&app.url("/auth/me")).await.status(), StatusCode::OK);
+    let out = ada
+        .http
+        .post(app.url("/auth/logout"))
+        .header("origin", app.url.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let cookie = out.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("Max-Age=0"),
+        "the cookie is removed: {cookie}"
+    );
+    assert_eq!(
+        ada.get(&app.url("/auth/me")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn personal_answers_are_not_cacheable() {
+    let app = TestApp::spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    for path in ["/", "/auth/me"] {
+        let response = ada.get(&app.url(path)).await;
+        assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
+    }
+    let js = ada.get(&app.url("/assets/home.js")).await;
+    assert!(
+        js.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .starts_with("public")
+    );
+}

@@ -43,9 +43,13 @@ async fn the_channel_tester_shows_the_decision_and_its_reason() {
         .unwrap();
     assert!(page.contains(r#"<span class="deny">deny</span>"#), "{page}");
     assert!(
-        page.contains("meets none of the conditions of rules[0]"),
+        page.contains(
+            "rules[0] &#34;private-ops&#34; matches this channel, but you meet none of its conditions"
+        ),
         "{page}"
     );
+    // Who the rule admits is not shown to everyone who asks.
+    assert!(!page.contains("initech/ops"), "{page}");
     let page = bo
         .get(&app.url("/?channel=private-initech-x"))
         .await
@@ -130,4 +134,19 @@ async fn when_github_is_down_the_page_says_so_and_grants_nothing() {
     let page = response.text().await.unwrap();
     assert!(page.contains("cannot be read right now"), "{page}");
     assert!(page.contains(r#"<span class="deny">deny</span>"#), "{page}");
+}
+
+#[tokio::test]
+async fn names_from_github_that_could_break_a_separator_are_ignored() {
+    let github = channelgate::standin::GithubStandIn::spawn(
+        crate::helpers::world().team("ada", "initech", "ops.evil"),
+        crate::helpers::CLIENT_ID,
+        crate::helpers::CLIENT_SECRET,
+    )
+    .await
+    .unwrap();
+    let app = crate::helpers::TestApp::spawn_with(github, "").await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let me: Value = ada.get(&app.url("/auth/me")).await.json().await.unwrap();
+    assert_eq!(me["teams"], serde_json::json!(["initech/ops"]), "{me}");
 }
