@@ -57,6 +57,14 @@ impl Browser {
     }
 }
 
+/// A membership TTL short enough to outlive in a test.
+const SHORT_TTL: &str = "[cache]\nmembership_ttl = \"1s\"\n";
+
+/// Waits until a membership read under [`SHORT_TTL`] is stale.
+async fn past_the_ttl() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+}
+
 async fn app_with(extra: &str) -> TestApp {
     let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
         .await
@@ -186,12 +194,12 @@ async fn a_pending_org_membership_grants_nothing() {
 
 #[tokio::test]
 async fn a_pending_team_org_turns_active_only_when_github_says_so() {
-    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let app = app_with(SHORT_TTL).await;
     let cy = Browser::logged_in_as(&app, "cy").await;
     assert_eq!(cy.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
     app.github
         .set_org_state("cy", "initech", Some(MembershipState::Active));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    past_the_ttl().await;
     assert_eq!(cy.auth(&app, "private-ops").await.0, StatusCode::OK);
 }
 
@@ -586,11 +594,11 @@ async fn an_allowed_origin_may_call() {
 
 #[tokio::test]
 async fn leaving_a_team_on_github_is_a_403_after_the_ttl() {
-    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let app = app_with(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     app.github.remove_from_team("ada", "initech", "ops");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    past_the_ttl().await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
 }
 
@@ -632,10 +640,10 @@ async fn concurrent_first_requests_make_one_github_read() {
 
 #[tokio::test]
 async fn an_unchanged_membership_is_refreshed_with_free_304s() {
-    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let app = app_with(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.reset_counters();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    past_the_ttl().await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     assert_eq!(app.github.calls(Endpoint::OrgMemberships), 1);
     assert_eq!(app.github.not_modified(Endpoint::OrgMemberships), 1);
@@ -644,10 +652,10 @@ async fn an_unchanged_membership_is_refreshed_with_free_304s() {
 
 #[tokio::test]
 async fn a_revoked_token_gives_401_and_ends_the_session() {
-    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let app = app_with(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.revoke_tokens("ada");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    past_the_ttl().await;
     let (status, body) = ada.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(
@@ -658,10 +666,10 @@ async fn a_revoked_token_gives_401_and_ends_the_session() {
 
 #[tokio::test]
 async fn github_down_gives_503_without_a_grace() {
-    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let app = app_with(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_down(true);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    past_the_ttl().await;
     let (status, body) = ada.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body.get("auth").is_none());
@@ -669,10 +677,10 @@ async fn github_down_gives_503_without_a_grace() {
 
 #[tokio::test]
 async fn github_down_serves_the_stale_answer_within_the_grace() {
-    let app = app_with("[cache]\nmembership_ttl = \"1s\"\nstale_grace = \"1m\"\n").await;
+    let app = app_with(&format!("{SHORT_TTL}stale_grace = \"1m\"\n")).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_down(true);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    past_the_ttl().await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     // The stale answer still only grants what it granted.
     assert_eq!(
@@ -683,7 +691,7 @@ async fn github_down_serves_the_stale_answer_within_the_grace() {
 
 #[tokio::test]
 async fn a_rate_limit_stops_calls_until_the_reset() {
-    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let app = app_with(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let reset = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -691,7 +699,7 @@ async fn a_rate_limit_stops_calls_until_the_reset() {
         .as_secs()
         + 600;
     app.github.set_rate_limited(Some(reset));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    past_the_ttl().await;
     app.github.reset_counters();
     assert_eq!(
         ada.auth(&app, "private-ops").await.0,
@@ -712,10 +720,10 @@ async fn a_rate_limit_stops_calls_until_the_reset() {
 
 #[tokio::test]
 async fn malformed_github_answers_never_allow() {
-    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let app = app_with(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_malformed(true);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    past_the_ttl().await;
     assert_eq!(
         ada.auth(&app, "private-ops").await.0,
         StatusCode::SERVICE_UNAVAILABLE
@@ -724,11 +732,11 @@ async fn malformed_github_answers_never_allow() {
 
 #[tokio::test]
 async fn endless_pagination_does_not_hang_a_request() {
-    let app = app_with("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let app = app_with(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_endless_pagination(true);
     app.github.set_page_size_cap(Some(1));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    past_the_ttl().await;
     assert_eq!(
         ada.auth(&app, "private-ops").await.0,
         StatusCode::SERVICE_UNAVAILABLE
