@@ -153,7 +153,11 @@ pub async fn callback(
         i64::try_from(state.config.session.ttl.as_secs()).unwrap_or(i64::MAX),
     ))));
     tracing::info!(login = %user.login, id = user.id, "logged in");
-    let identity = Identity { user, token };
+    let identity = Identity {
+        user,
+        token,
+        logged_in_at: OffsetDateTime::now_utc().unix_timestamp(),
+    };
     // A login re-reads the membership, so a change on GitHub shows at once.
     match state
         .memberships
@@ -315,6 +319,20 @@ pub async fn caller(
     let Some(identity) = Identity::load(session).await? else {
         return Ok(Caller::LoggedOut);
     };
+    // However active, a session ends `max_age` after login: the login (which
+    // GitHub lets people rename) and the token are then read afresh.
+    // (Clocks of several instances may disagree a little: a login "in the
+    // future" counts as just now.)
+    let age = OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .saturating_sub(identity.logged_in_at)
+        .max(0)
+        .unsigned_abs();
+    if age >= state.config.session.max_age.as_secs() {
+        tracing::info!(login = %identity.user.login, "session reached session.max_age; ending it");
+        session.flush().await?;
+        return Ok(Caller::LoggedOut);
+    }
     let membership = match state.memberships.get(&identity.user, &identity.token).await {
         Ok(m) => Ok(m),
         Err(MembershipError::Revoked) => {

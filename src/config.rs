@@ -135,6 +135,9 @@ pub struct SessionConfig {
     pub store: SessionStore,
     /// Expiry after this much inactivity.
     pub ttl: Duration,
+    /// Expiry this long after login, however active the session: the login
+    /// and token are then renewed through GitHub.
+    pub max_age: Duration,
     /// The session cookie's name.
     pub cookie_name: String,
 }
@@ -261,6 +264,7 @@ struct RawGithub {
 struct RawSession {
     store: Option<S<String>>,
     ttl: Option<S<String>>,
+    max_age: Option<S<String>>,
     cookie_name: Option<S<String>>,
 }
 
@@ -304,7 +308,7 @@ impl RawGithub {
     const FIELDS: &[&str] = &["client_id", "client_secret", "web_url", "api_url", "scopes"];
 }
 impl RawSession {
-    const FIELDS: &[&str] = &["store", "ttl", "cookie_name"];
+    const FIELDS: &[&str] = &["store", "ttl", "max_age", "cookie_name"];
 }
 impl RawCache {
     const FIELDS: &[&str] = &["membership_ttl", "stale_grace", "max_entries"];
@@ -523,9 +527,10 @@ impl Config {
         );
         let _ = writeln!(
             s,
-            "session: {} store, expires after {} idle, cookie {}",
+            "session: {} store, expires after {} idle or {} after login, cookie {}",
             session.store,
             format_duration(session.ttl),
+            format_duration(session.max_age),
             session.cookie_name
         );
         let _ = writeln!(
@@ -948,6 +953,13 @@ fn build_session(p: &mut Problems<'_>, raw: RawSession) -> Option<SessionConfig>
         Duration::from_secs(7 * 86_400),
         Duration::from_secs(60),
     );
+    let max_age = duration(
+        p,
+        "session.max_age",
+        raw.max_age,
+        Duration::from_secs(30 * 86_400),
+        Duration::from_secs(1),
+    );
     let cookie_name = match raw.cookie_name {
         None => Some("channelgate".to_owned()),
         Some(v) => {
@@ -971,6 +983,7 @@ fn build_session(p: &mut Problems<'_>, raw: RawSession) -> Option<SessionConfig>
     Some(SessionConfig {
         store: store?,
         ttl: ttl?,
+        max_age: max_age?,
         cookie_name: cookie_name?,
     })
 }
@@ -1122,6 +1135,7 @@ client_secret = "shh"
         assert_eq!(c.github.scopes, ["read:org"]);
         assert_eq!(c.session.store, SessionStore::Memory);
         assert_eq!(c.session.ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.session.max_age, Duration::from_secs(30 * 86_400));
         assert_eq!(c.session.cookie_name, "channelgate");
         assert_eq!(c.cache.membership_ttl, Duration::from_secs(300));
         assert_eq!(c.cache.stale_grace, Duration::ZERO);
@@ -1234,6 +1248,7 @@ scopes = ["read:org", "read:user"]
 [session]
 store = "sqlite://sessions.db"
 ttl = "12h"
+max_age = "14d"
 cookie_name = "cg"
 [cache]
 membership_ttl = "90s"

@@ -43,6 +43,9 @@ pub struct Identity {
     pub user: GithubUser,
     /// Their OAuth access token. Never sent to the browser, never logged.
     pub token: Secret<String>,
+    /// When they logged in (Unix seconds), for `session.max_age`.
+    #[serde(default)]
+    pub logged_in_at: i64,
 }
 
 impl Identity {
@@ -348,6 +351,7 @@ mod tests {
                 avatar_url: String::new(),
             },
             token: Secret::new("gho_secret".into()),
+            logged_in_at: 0,
         };
         assert!(!format!("{identity:?}").contains("gho_secret"));
         let pending = PendingLogin {

@@ -103,3 +103,18 @@ async fn shutdown_lets_an_in_flight_login_finish() {
     gateway.shutdown().await.unwrap();
     assert_eq!(in_flight.await.unwrap(), StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn an_active_session_still_ends_at_max_age() {
+    let app = TestApp::spawn_with(stand_in().await, "[session]\nmax_age = \"2s\"\n").await;
+    let browser = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(me(&browser, &app).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        me(&browser, &app).await.0,
+        StatusCode::OK,
+        "still within max_age"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(me(&browser, &app).await.0, StatusCode::UNAUTHORIZED);
+}
