@@ -106,7 +106,9 @@ async fn shutdown_lets_an_in_flight_login_finish() {
 
 #[tokio::test]
 async fn an_active_session_still_ends_at_max_age() {
-    let app = TestApp::spawn_with(stand_in().await, "[session]\nmax_age = \"2s\"\n").await;
+    // Login times are kept in whole seconds: with 3s of max_age a session is
+    // surely alive after 1s of use and surely over after 3.1s.
+    let app = TestApp::spawn_with(stand_in().await, "[session]\nmax_age = \"3s\"\n").await;
     let browser = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(me(&browser, &app).await.0, StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -115,6 +117,6 @@ async fn an_active_session_still_ends_at_max_age() {
         StatusCode::OK,
         "still within max_age"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(me(&browser, &app).await.0, StatusCode::UNAUTHORIZED);
 }
