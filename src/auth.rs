@@ -6,6 +6,9 @@
 //! code is redeemed; the session id is renewed before the identity is stored
 //! (no fixation); and the redirect goes only to a same-origin path.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::Redirect;
@@ -19,22 +22,19 @@ use time::OffsetDateTime;
 use tower_sessions::Session;
 use url::Url;
 
-use std::sync::Arc;
-
 use crate::github::{GithubError, GithubUser};
 use crate::membership::{Membership, MembershipError};
 use crate::secret::Secret;
 use crate::server::AppState;
-use crate::session::{Identity, PENDING_LOGIN_KEY, PendingLogin, keep_alive};
+use crate::session::{Identity, PENDING_LOGIN_KEY, PendingLogin, inactivity, keep_alive};
 use crate::signing::Excerpt;
 use crate::web::{ApiError, LoginError};
 use axum::http::HeaderMap;
 use axum::http::header::ORIGIN;
-use tower_sessions::Expiry;
 
 /// How long a login may take between `/auth/login` and `/auth/callback`.
 /// GitHub's codes live 10 minutes; so does our `state`.
-const LOGIN_TIMEOUT_SECS: i64 = 600;
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Query of `/auth/login`.
 #[derive(Debug, Deserialize)]
@@ -72,9 +72,7 @@ pub async fn login(
         .map_err(LoginError::session)?
         .is_none()
     {
-        session.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(
-            LOGIN_TIMEOUT_SECS,
-        ))));
+        session.set_expiry(Some(inactivity(LOGIN_TIMEOUT)));
     }
     session
         .insert(PENDING_LOGIN_KEY, pending)
@@ -113,7 +111,8 @@ pub async fn callback(
         tracing::warn!("login refused: OAuth state does not match this browser's login");
         return Err(LoginError::StateMismatch);
     }
-    if OffsetDateTime::now_utc().unix_timestamp() - pending.started_at > LOGIN_TIMEOUT_SECS {
+    let elapsed = OffsetDateTime::now_utc().unix_timestamp() - pending.started_at;
+    if elapsed.unsigned_abs() > LOGIN_TIMEOUT.as_secs() {
         return Err(LoginError::Expired);
     }
     if let Some(error) = query.error {
@@ -149,9 +148,7 @@ pub async fn callback(
     })?;
     // A new id for the logged-in session: an id fixed before login is now dead.
     session.cycle_id().await.map_err(LoginError::session)?;
-    session.set_expiry(Some(Expiry::OnInactivity(time::Duration::seconds(
-        i64::try_from(state.config.session.ttl.as_secs()).unwrap_or(i64::MAX),
-    ))));
+    session.set_expiry(Some(inactivity(state.config.session.ttl)));
     tracing::info!(login = %user.login, id = user.id, "logged in");
     let identity = Identity {
         user,
@@ -167,13 +164,7 @@ pub async fn callback(
         Ok(m) => {
             // An org that restricts OAuth apps hides itself from the lists:
             // say so where an admin will look.
-            let missing: Vec<String> = state
-                .config
-                .rules
-                .named_orgs()
-                .into_iter()
-                .filter(|org| !m.person.orgs.iter().any(|o| o.eq_ignore_ascii_case(org)))
-                .collect();
+            let missing = state.config.rules.orgs_missing_for(&m.person);
             if !missing.is_empty() {
                 tracing::info!(
                     login = %identity.user.login,
@@ -267,7 +258,7 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<
         membership,
     } = caller(&state, &session).await.map_err(ApiError::session)?
     else {
-        return Err(ApiError::LoggedOut);
+        return Err(ApiError::logged_out());
     };
     let GithubUser {
         id,
@@ -337,7 +328,6 @@ pub async fn caller(
         Ok(m) => Ok(m),
         Err(MembershipError::Revoked) => {
             tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
-            state.memberships.forget(identity.user.id).await;
             // flush, not delete: delete would leave the data in the request's
             // session, to be saved again if anything touched it.
             session.flush().await?;

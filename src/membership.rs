@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use moka::future::Cache;
-use moka::ops::compute::{CompResult, Op};
+use moka::ops::compute::Op;
 use tokio::time::Instant;
 
 use crate::config::CacheConfig;
@@ -64,13 +64,6 @@ pub enum MembershipError {
     Unavailable(String),
 }
 
-/// Counts of what the cache did, for tests and benchmarks.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Reads from GitHub (each is two lists, one or more requests each).
-    pub reads: std::sync::atomic::AtomicU64,
-}
-
 /// Hashes GitHub user ids, which are integers GitHub assigns (not chosen by
 /// callers), with one multiplication instead of SipHash: the cache is read on
 /// every request.
@@ -108,7 +101,6 @@ pub struct Memberships {
     github: GithubClient,
     ttl: Duration,
     stale_grace: Duration,
-    stats: Arc<Stats>,
 }
 
 impl Memberships {
@@ -124,13 +116,7 @@ impl Memberships {
             github,
             ttl: config.membership_ttl,
             stale_grace: config.stale_grace,
-            stats: Arc::default(),
         }
-    }
-
-    /// What the cache did.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
     }
 
     /// The person's membership: from the cache while fresh, else re-read.
@@ -157,11 +143,6 @@ impl Memberships {
         self.read(user, token, true).await
     }
 
-    /// Forgets a person (their token was revoked).
-    pub async fn forget(&self, user_id: u64) {
-        self.cache.invalidate(&user_id).await;
-    }
-
     /// Reads under the person's key lock, so concurrent callers share one read.
     async fn read(
         &self,
@@ -171,8 +152,7 @@ impl Memberships {
     ) -> Result<Arc<Membership>, MembershipError> {
         let started = Instant::now();
         let mut outcome = Err(MembershipError::Unavailable("not read".into()));
-        let result = self
-            .cache
+        self.cache
             .entry(user.id)
             .and_compute_with(|current| {
                 let slot = current.map(|e| e.into_value()).unwrap_or_default();
@@ -184,10 +164,6 @@ impl Memberships {
                 }
             })
             .await;
-        if matches!(result, CompResult::StillNone(_) | CompResult::Removed(_)) && outcome.is_ok() {
-            // Unreachable by construction; never turn it into an allow.
-            return Err(MembershipError::Unavailable("cache lost the entry".into()));
-        }
         outcome
     }
 
@@ -216,9 +192,6 @@ impl Memberships {
             return (Op::Nop, answer);
         }
         let previous = slot.membership.as_deref();
-        self.stats
-            .reads
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (orgs, teams) = tokio::join!(
             self.github
                 .org_memberships(token, previous.map(|m| &m.orgs)),
@@ -233,6 +206,7 @@ impl Memberships {
                 };
                 (Op::Put(Arc::new(slot)), Ok(membership))
             }
+            // The entry goes with the token: the next read starts afresh.
             Err(GithubError::Unauthorized) => (Op::Remove, Err(MembershipError::Revoked)),
             Err(e) => {
                 let wait = match &e {

@@ -6,6 +6,7 @@
 //! cannot be known), then the rules (403), and only then a signature.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -32,44 +33,13 @@ use crate::signing::{
     ChannelAuth, ChannelKind, ChannelName, InputError, PresenceMember, SignError, SocketId,
     UserData,
 };
+use crate::web::ApiError;
 
 /// Largest request body accepted: a batch of 100 of the longest channel
 /// names fits with room to spare.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
 /// Most channels in one batch request.
 pub const MAX_BATCH: usize = 100;
-
-/// A refusal, as `{"error": "..."}` with its status.
-#[derive(Debug)]
-pub struct Refusal {
-    status: StatusCode,
-    message: String,
-}
-
-impl Refusal {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-}
-
-impl From<InputError> for Refusal {
-    fn from(e: InputError) -> Self {
-        Self::bad_request(e.to_string())
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
-    }
-}
 
 /// What was asked: one socket and one or several channels.
 #[derive(Debug, PartialEq, Eq)]
@@ -93,7 +63,7 @@ enum Format {
     Json,
 }
 
-fn format_of(headers: &HeaderMap) -> Result<Format, Refusal> {
+fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -104,7 +74,7 @@ fn format_of(headers: &HeaderMap) -> Result<Format, Refusal> {
     } else if essence.eq_ignore_ascii_case("application/json") {
         Ok(Format::Json)
     } else {
-        Err(Refusal::bad_request(format!(
+        Err(ApiError::bad_request(format!(
             "content-type {content_type:?} is not accepted; send application/x-www-form-urlencoded (as pusher-js does) or application/json"
         )))
     }
@@ -112,18 +82,18 @@ fn format_of(headers: &HeaderMap) -> Result<Format, Refusal> {
 
 /// What both endpoints check first: the origin, then the body's size. The
 /// request is taken whole because the `HeaderMap` extractor copies headers.
-async fn accept(state: &AppState, request: Request) -> Result<(HeaderMap, Bytes), Refusal> {
+async fn accept(state: &AppState, request: Request) -> Result<(HeaderMap, Bytes), ApiError> {
     let (parts, body) = request.into_parts();
     check_origin(state, &parts.headers)?;
     Ok((parts.headers, read_body(body).await?))
 }
 
 /// Reads the body up to [`MAX_BODY_BYTES`].
-async fn read_body(body: Body) -> Result<Bytes, Refusal> {
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|_| {
-            Refusal::bad_request(format!("the request body is over {MAX_BODY_BYTES} bytes"))
+            ApiError::bad_request(format!("the request body is over {MAX_BODY_BYTES} bytes"))
         })
 }
 
@@ -135,27 +105,23 @@ fn form_fields(body: &[u8]) -> Fields<'_> {
 }
 
 /// The single value of `name` in a form, refusing absent and repeated fields.
-fn only<'a>(fields: &'a Fields<'_>, name: &str) -> Result<Option<&'a str>, Refusal> {
+fn only<'a>(fields: &'a Fields<'_>, name: &str) -> Result<Option<&'a str>, ApiError> {
     let mut values = fields
         .iter()
         .filter(|(k, _)| k == name)
         .map(|(_, v)| v.as_ref());
     let first = values.next();
     if values.next().is_some() {
-        return Err(Refusal::bad_request(format!(
+        return Err(ApiError::bad_request(format!(
             "{name} appears more than once"
         )));
     }
     Ok(first)
 }
 
-fn required<'a>(fields: &'a Fields<'_>, name: &str) -> Result<&'a str, Refusal> {
-    only(fields, name)?.ok_or_else(|| Refusal::bad_request(format!("{name} is missing")))
-}
-
-fn parse_form(body: &[u8]) -> Result<AuthRequest, Refusal> {
+fn parse_form(body: &[u8]) -> Result<AuthRequest, ApiError> {
     let fields = form_fields(body);
-    let socket_id = SocketId::parse(required(&fields, "socket_id")?)?;
+    let socket_id = socket_id(only(&fields, "socket_id")?)?;
     let single = only(&fields, "channel_name")?;
     let mut batch = BTreeMap::new();
     for (key, value) in &fields {
@@ -167,9 +133,9 @@ fn parse_form(body: &[u8]) -> Result<AuthRequest, Refusal> {
         };
         let index: usize = index
             .parse()
-            .map_err(|_| Refusal::bad_request(format!("{key} is not channel_name[N]")))?;
+            .map_err(|_| ApiError::bad_request(format!("{key} is not channel_name[N]")))?;
         if batch.insert(index, value.to_string()).is_some() {
-            return Err(Refusal::bad_request(format!(
+            return Err(ApiError::bad_request(format!(
                 "{key} appears more than once"
             )));
         }
@@ -178,11 +144,11 @@ fn parse_form(body: &[u8]) -> Result<AuthRequest, Refusal> {
         (Some(name), true) => Channels::Single(ChannelName::parse(name)?),
         (None, false) => Channels::Batch(batch.into_values().collect()),
         (Some(_), false) => {
-            return Err(Refusal::bad_request(
+            return Err(ApiError::bad_request(
                 "send either channel_name or channel_name[N], not both",
             ));
         }
-        (None, true) => return Err(Refusal::bad_request("channel_name is missing")),
+        (None, true) => return Err(ApiError::bad_request("channel_name is missing")),
     };
     Ok(AuthRequest {
         socket_id,
@@ -190,29 +156,40 @@ fn parse_form(body: &[u8]) -> Result<AuthRequest, Refusal> {
     })
 }
 
-fn parse_json(body: &[u8]) -> Result<AuthRequest, Refusal> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Names {
-        One(String),
-        Many(Vec<String>),
+/// A JSON body: `socket_id`, and for channel authorization `channel_name`,
+/// one name or a list (a batch).
+#[derive(Deserialize)]
+struct JsonBody {
+    socket_id: Option<String>,
+    channel_name: Option<Names>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Names {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl JsonBody {
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the JSON body cannot be read: {e}")))
     }
-    #[derive(Deserialize)]
-    struct Body {
-        socket_id: Option<String>,
-        channel_name: Option<Names>,
-    }
-    let body: Body = serde_json::from_slice(body)
-        .map_err(|e| Refusal::bad_request(format!("the JSON body cannot be read: {e}")))?;
-    let socket_id = SocketId::parse(
-        &body
-            .socket_id
-            .ok_or_else(|| Refusal::bad_request("socket_id is missing"))?,
-    )?;
+}
+
+fn socket_id(value: Option<&str>) -> Result<SocketId, ApiError> {
+    let value = value.ok_or_else(|| ApiError::bad_request("socket_id is missing"))?;
+    Ok(SocketId::parse(value)?)
+}
+
+fn parse_json(body: &[u8]) -> Result<AuthRequest, ApiError> {
+    let body = JsonBody::parse(body)?;
+    let socket_id = socket_id(body.socket_id.as_deref())?;
     let channels = match body.channel_name {
         Some(Names::One(name)) => Channels::Single(ChannelName::parse(&name)?),
         Some(Names::Many(names)) if !names.is_empty() => Channels::Batch(names),
-        _ => return Err(Refusal::bad_request("channel_name is missing")),
+        _ => return Err(ApiError::bad_request("channel_name is missing")),
     };
     Ok(AuthRequest {
         socket_id,
@@ -220,7 +197,7 @@ fn parse_json(body: &[u8]) -> Result<AuthRequest, Refusal> {
     })
 }
 
-fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<AuthRequest, Refusal> {
+fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<AuthRequest, ApiError> {
     let request = match format_of(headers)? {
         Format::Form => parse_form(body)?,
         Format::Json => parse_json(body)?,
@@ -228,7 +205,7 @@ fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<AuthRequest, Refusa
     if let Channels::Batch(names) = &request.channels
         && names.len() > MAX_BATCH
     {
-        return Err(Refusal::bad_request(format!(
+        return Err(ApiError::bad_request(format!(
             "{} channels in one request; at most {MAX_BATCH}",
             names.len()
         )));
@@ -237,34 +214,31 @@ fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<AuthRequest, Refusa
 }
 
 /// Refuses a request whose `Origin` is neither `public_url` nor allowed.
-fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Refusal> {
+fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(ORIGIN) else {
         // Not from a browser's cross-origin-capable fetch; the cookie still decides.
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or("");
-    if origin == state.config.server.public_origin() || allowed_origin(state, headers).is_some() {
+    if origin == state.config.server.public_origin() || is_allowed(state, origin) {
         Ok(())
     } else {
         tracing::warn!(%origin, "refused a request from an origin that is not allowed");
-        Err(Refusal::new(
+        Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!("origin {origin:?} is not allowed to call this gateway"),
         ))
     }
 }
 
-/// The request's `Origin` when it is one of `server.allowed_origins`.
-fn allowed_origin(state: &AppState, headers: &HeaderMap) -> Option<HeaderValue> {
-    let origin = headers.get(ORIGIN)?;
-    let text = origin.to_str().ok()?;
+/// Whether `origin` is one of `server.allowed_origins`.
+fn is_allowed(state: &AppState, origin: &str) -> bool {
     state
         .config
         .server
         .allowed_origins
         .iter()
-        .any(|o| o == text)
-        .then(|| origin.clone())
+        .any(|o| o == origin)
 }
 
 /// CORS for the origins in `server.allowed_origins`: pages there may call
@@ -273,7 +247,11 @@ fn allowed_origin(state: &AppState, headers: &HeaderMap) -> Option<HeaderValue> 
 /// answer. Preflights from other origins are refused; same-origin requests
 /// need nothing.
 pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let allowed = allowed_origin(&state, request.headers());
+    let allowed = request
+        .headers()
+        .get(ORIGIN)
+        .filter(|o| o.to_str().is_ok_and(|o| is_allowed(&state, o)))
+        .cloned();
     let mut response = if request.method() == Method::OPTIONS {
         match &allowed {
             Some(_) => (
@@ -285,7 +263,7 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
                 ],
             )
                 .into_response(),
-            None => Refusal::new(
+            None => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "this origin may not call this gateway",
             )
@@ -307,20 +285,10 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
 }
 
 /// The logged-in person and their current membership, or the refusal.
-async fn who(state: &AppState, session: &Session) -> Result<(Identity, Arc<Membership>), Refusal> {
-    let caller = caller(state, session).await.map_err(|e| {
-        tracing::error!(error = %e, "session store failed");
-        Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the session store is unavailable; try again shortly",
-        )
-    })?;
-    match caller {
-        Caller::LoggedOut => Err(Refusal::new(
-            StatusCode::UNAUTHORIZED,
-            "not logged in: log in with GitHub at /auth/login",
-        )),
-        Caller::Revoked => Err(Refusal::new(
+async fn who(state: &AppState, session: &Session) -> Result<(Identity, Arc<Membership>), ApiError> {
+    match caller(state, session).await.map_err(ApiError::session)? {
+        Caller::LoggedOut => Err(ApiError::logged_out()),
+        Caller::Revoked => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "GitHub no longer accepts this login; log in again at /auth/login",
         )),
@@ -333,7 +301,7 @@ async fn who(state: &AppState, session: &Session) -> Result<(Identity, Arc<Membe
             membership: Err(why),
         } => {
             tracing::warn!(login = %identity.user.login, %why, "membership unknown; refusing");
-            Err(Refusal::new(
+            Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "GitHub membership cannot be checked right now; try again shortly",
             ))
@@ -350,58 +318,76 @@ pub fn user_info(identity: &Identity) -> Value {
     })
 }
 
-/// Decides and signs one channel for a person: the status and body.
-fn authorize_one(
-    state: &AppState,
-    identity: &Identity,
-    membership: &Membership,
-    socket_id: &SocketId,
-    channel: &ChannelName,
-) -> Result<ChannelAuth, Refusal> {
-    let login = &identity.user.login;
-    match state.config.rules.decide_valid(&membership.person, channel) {
-        Decision::Deny(Denial::Public(_)) => Err(Refusal::bad_request(format!(
-            "{channel} is a public channel; only private-, private-encrypted- and presence- channels are authorized"
-        ))),
-        deny @ Decision::Deny(_) => {
-            tracing::info!(%login, %channel, reason = %deny, "denied");
-            Err(Refusal::new(
-                StatusCode::FORBIDDEN,
-                format!("you may not join {channel}"),
-            ))
-        }
-        allow @ Decision::Allow { .. } => {
-            let member = match channel.kind() {
-                ChannelKind::Presence => Some(
-                    PresenceMember::new(&identity.user.id.to_string(), &user_info(identity))
-                        .map_err(|e| {
-                            tracing::error!(%login, error = %e, "cannot build presence data");
-                            Refusal::new(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "cannot build presence data for this person",
-                            )
-                        })?,
-                ),
-                _ => None,
-            };
-            match state
-                .signer
-                .authorize_channel(socket_id, channel, member.as_ref())
-            {
-                Ok(auth) => {
-                    tracing::debug!(%login, %channel, reason = %allow, "allowed");
-                    Ok(auth)
+/// One request's signing: who asks, for which socket. The presence member
+/// data is built once, at the first presence channel, however many a batch
+/// holds.
+struct Signing<'a> {
+    state: &'a AppState,
+    identity: &'a Identity,
+    membership: &'a Membership,
+    socket_id: &'a SocketId,
+    member: OnceCell<Result<PresenceMember, InputError>>,
+}
+
+impl Signing<'_> {
+    /// Decides and signs one channel.
+    fn authorize(&self, channel: &ChannelName) -> Result<ChannelAuth, ApiError> {
+        let login = &self.identity.user.login;
+        let decision = self
+            .state
+            .config
+            .rules
+            .decide_valid(&self.membership.person, channel);
+        match decision {
+            Decision::Deny(Denial::Public(_)) => Err(ApiError::bad_request(format!(
+                "{channel} is a public channel; only private-, private-encrypted- and presence- channels are authorized"
+            ))),
+            Decision::Deny(_) => {
+                tracing::info!(%login, %channel, reason = %decision, "denied");
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("you may not join {channel}"),
+                ))
+            }
+            Decision::Allow { .. } => {
+                let member = match channel.kind() {
+                    ChannelKind::Presence => Some(self.member()?),
+                    _ => None,
+                };
+                match self
+                    .state
+                    .signer
+                    .authorize_channel(self.socket_id, channel, member)
+                {
+                    Ok(auth) => {
+                        tracing::debug!(%login, %channel, reason = %decision, "allowed");
+                        Ok(auth)
+                    }
+                    Err(e @ SignError::NoMasterKey(_)) => {
+                        tracing::error!(%channel, "cannot authorize: {e}");
+                        Err(ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "this gateway has no encryption master key, so it cannot authorize private-encrypted- channels",
+                        ))
+                    }
+                    Err(e) => Err(ApiError::bad_request(e.to_string())),
                 }
-                Err(e @ SignError::NoMasterKey(_)) => {
-                    tracing::error!(%channel, "cannot authorize: {e}");
-                    Err(Refusal::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "this gateway has no encryption master key, so it cannot authorize private-encrypted- channels",
-                    ))
-                }
-                Err(e) => Err(Refusal::bad_request(e.to_string())),
             }
         }
+    }
+
+    fn member(&self) -> Result<&PresenceMember, ApiError> {
+        let identity = self.identity;
+        let member = self.member.get_or_init(|| {
+            PresenceMember::new(&identity.user.id.to_string(), &user_info(identity))
+        });
+        member.as_ref().map_err(|e| {
+            tracing::error!(login = %identity.user.login, error = %e, "cannot build presence data");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot build presence data for this person",
+            )
+        })
     }
 }
 
@@ -410,24 +396,25 @@ pub async fn channel_auth(
     State(state): State<AppState>,
     session: Session,
     request: Request,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let (headers, body) = accept(&state, request).await?;
     let request = parse_request(&headers, &body)?;
     let (identity, membership) = who(&state, &session).await?;
-    let socket = &request.socket_id;
+    let signing = Signing {
+        state: &state,
+        identity: &identity,
+        membership: &membership,
+        socket_id: &request.socket_id,
+        member: OnceCell::new(),
+    };
     match &request.channels {
-        Channels::Single(channel) => {
-            let auth = authorize_one(&state, &identity, &membership, socket, channel)?;
-            Ok(Json(auth).into_response())
-        }
+        Channels::Single(channel) => Ok(Json(signing.authorize(channel)?).into_response()),
         Channels::Batch(names) => {
             let mut answer = Map::new();
             for name in names {
                 let result = ChannelName::parse(name)
-                    .map_err(Refusal::from)
-                    .and_then(|channel| {
-                        authorize_one(&state, &identity, &membership, socket, &channel)
-                    });
+                    .map_err(ApiError::from)
+                    .and_then(|channel| signing.authorize(&channel));
                 let entry = match result {
                     Ok(auth) => json!({ "status": 200, "data": auth }),
                     Err(refusal) => json!({ "status": refusal.status.as_u16() }),
@@ -445,30 +432,15 @@ pub async fn user_auth(
     State(state): State<AppState>,
     session: Session,
     request: Request,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let (headers, body) = accept(&state, request).await?;
     let socket_id = match format_of(&headers)? {
-        Format::Form => {
-            let fields = form_fields(&body);
-            SocketId::parse(required(&fields, "socket_id")?)?
-        }
-        Format::Json => {
-            #[derive(Deserialize)]
-            struct Body {
-                socket_id: Option<String>,
-            }
-            let body: Body = serde_json::from_slice(&body)
-                .map_err(|e| Refusal::bad_request(format!("the JSON body cannot be read: {e}")))?;
-            SocketId::parse(
-                &body
-                    .socket_id
-                    .ok_or_else(|| Refusal::bad_request("socket_id is missing"))?,
-            )?
-        }
+        Format::Form => socket_id(only(&form_fields(&body), "socket_id")?)?,
+        Format::Json => socket_id(JsonBody::parse(&body)?.socket_id.as_deref())?,
     };
     let (identity, _membership) = who(&state, &session).await?;
     let user = UserData::new(&identity.user.id.to_string(), Some(&user_info(&identity)))
-        .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(state.signer.authenticate_user(&socket_id, &user)).into_response())
 }
 
@@ -476,7 +448,7 @@ pub async fn user_auth(
 mod tests {
     use super::*;
 
-    fn form(body: &str) -> Result<AuthRequest, Refusal> {
+    fn form(body: &str) -> Result<AuthRequest, ApiError> {
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -485,7 +457,7 @@ mod tests {
         parse_request(&headers, body.as_bytes())
     }
 
-    fn json_body(body: &str) -> Result<AuthRequest, Refusal> {
+    fn json_body(body: &str) -> Result<AuthRequest, ApiError> {
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -494,10 +466,10 @@ mod tests {
         parse_request(&headers, body.as_bytes())
     }
 
-    fn message(r: Result<AuthRequest, Refusal>) -> String {
+    fn message(r: Result<AuthRequest, ApiError>) -> String {
         let refusal = r.expect_err("should be refused");
         assert_eq!(refusal.status, StatusCode::BAD_REQUEST);
-        refusal.message
+        refusal.message().to_owned()
     }
 
     #[test]

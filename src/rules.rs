@@ -500,20 +500,20 @@ impl Rule {
         teams: Vec<TeamRef>,
         everyone: bool,
     ) -> Result<Self, RuleError> {
-        let has_conditions = !(users.is_empty() && orgs.is_empty() && teams.is_empty());
-        if everyone && has_conditions {
-            return Err(RuleError::EveryoneWithConditions);
-        }
-        if !everyone && !has_conditions && !pattern.has_placeholder() {
-            return Err(RuleError::AdmitsEveryone);
-        }
-        Ok(Self {
+        let rule = Self {
             pattern,
             users,
             orgs,
             teams,
             everyone,
-        })
+        };
+        if everyone && rule.has_conditions() {
+            return Err(RuleError::EveryoneWithConditions);
+        }
+        if !everyone && !rule.has_conditions() && !rule.pattern.has_placeholder() {
+            return Err(RuleError::AdmitsEveryone);
+        }
+        Ok(rule)
     }
 
     fn has_conditions(&self) -> bool {
@@ -733,17 +733,16 @@ impl RuleSet {
         grants
     }
 
-    /// Organisations the rules name (in `orgs` and in `teams`), sorted, once each.
-    pub fn named_orgs(&self) -> Vec<String> {
+    /// Organisations the rules name (in `orgs` and in `teams`) in which
+    /// `person` is not an active member, sorted, once each. GitHub leaves out
+    /// an org that restricts OAuth apps, so these are the ones to explain.
+    pub fn orgs_missing_for(&self, person: &Person) -> Vec<String> {
         let mut orgs: Vec<String> = self
             .rules
             .iter()
-            .flat_map(|r| {
-                r.orgs
-                    .iter()
-                    .cloned()
-                    .chain(r.teams.iter().map(|t| t.org.clone()))
-            })
+            .flat_map(|r| r.orgs.iter().chain(r.teams.iter().map(|t| &t.org)))
+            .filter(|org| !person.has_org(org))
+            .cloned()
             .collect();
         orgs.sort_by_key(|o| o.to_ascii_lowercase());
         orgs.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
@@ -904,7 +903,8 @@ mod tests {
             .flat_map(|(_, _, c)| c)
             .collect();
         assert_eq!(channels, ["private-user-cy", "private-lobby"]);
-        assert_eq!(rules.named_orgs(), ["initech"]);
+        assert_eq!(rules.orgs_missing_for(&ada), [] as [&str; 0]);
+        assert_eq!(rules.orgs_missing_for(&cy), ["initech"]);
     }
 
     #[test]

@@ -98,6 +98,13 @@ impl fmt::Debug for PendingLogin {
 /// 95% and 100% of `ttl` after its last use).
 const RENEW_FRACTION: u32 = 20;
 
+/// Expiry after `idle` without use.
+pub fn inactivity(idle: Duration) -> Expiry {
+    Expiry::OnInactivity(time::Duration::seconds(
+        i64::try_from(idle.as_secs()).unwrap_or(i64::MAX),
+    ))
+}
+
 /// Pushes the session's expiry back if it was last renewed long enough ago.
 /// Call on authenticated requests.
 pub async fn keep_alive(
@@ -197,14 +204,13 @@ impl Store {
 
     /// The session layer for this store, with the configured cookie.
     pub fn layer(self, config: &SessionConfig, secure: bool) -> SessionManagerLayer<Self> {
-        let ttl = time::Duration::seconds(i64::try_from(config.ttl.as_secs()).unwrap_or(i64::MAX));
         SessionManagerLayer::new(self)
             .with_name(config.cookie_name.clone())
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
             .with_secure(secure)
             .with_path("/")
-            .with_expiry(Expiry::OnInactivity(ttl))
+            .with_expiry(inactivity(config.ttl))
     }
 }
 

@@ -148,11 +148,7 @@ pub async fn home(
                 orgs: person.orgs.clone(),
                 teams: person.active_teams().map(ToString::to_string).collect(),
             });
-            page.missing_orgs = rules
-                .named_orgs()
-                .into_iter()
-                .filter(|org| !person.orgs.iter().any(|o| o.eq_ignore_ascii_case(org)))
-                .collect();
+            page.missing_orgs = rules.orgs_missing_for(person);
             page.grants = rules
                 .grants(person)
                 .into_iter()
@@ -227,7 +223,7 @@ pub async fn healthz() -> &'static str {
 
 /// Anything else.
 pub async fn not_found() -> ApiError {
-    ApiError::NotFound
+    ApiError::new(StatusCode::NOT_FOUND, "no such route")
 }
 
 #[derive(Template)]
@@ -352,24 +348,56 @@ impl IntoResponse for LoginError {
     }
 }
 
-/// An error for the JSON endpoints: `{"error": "..."}` with a status.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// No logged-in session.
-    #[error("not logged in")]
-    LoggedOut,
-    /// No such route.
-    #[error("not found")]
-    NotFound,
-    /// The session store failed.
-    #[error("session store: {0}")]
-    Session(String),
+/// An error for the JSON endpoints (`/auth/me`, `/pusher/*`, unknown
+/// routes): `{"error": "..."}` with its status. The message is safe to show;
+/// causes go to the log where the error is made.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    message: String,
 }
 
 impl ApiError {
-    /// A session-store failure.
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The message the client gets.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// 400: malformed input; the message names the field.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 401: no logged-in session.
+    pub fn logged_out() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "not logged in: log in with GitHub at /auth/login",
+        )
+    }
+
+    /// 503: the session store failed (logged here).
     pub fn session(e: tower_sessions::session::Error) -> Self {
-        Self::Session(e.to_string())
+        tracing::error!(error = %e, "session store failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the session store is unavailable; try again shortly",
+        )
+    }
+}
+
+impl From<crate::signing::InputError> for ApiError {
+    fn from(e: crate::signing::InputError) -> Self {
+        Self::bad_request(e.to_string())
     }
 }
 
@@ -380,20 +408,12 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, message) = match &self {
-            Self::LoggedOut => (
-                StatusCode::UNAUTHORIZED,
-                "not logged in: log in with GitHub at /auth/login",
-            ),
-            Self::NotFound => (StatusCode::NOT_FOUND, "no such route"),
-            Self::Session(cause) => {
-                tracing::error!(%cause, "session store failed");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the session store is unavailable; try again shortly",
-                )
-            }
-        };
-        (status, Json(ErrorBody { error: message })).into_response()
+        (
+            self.status,
+            Json(ErrorBody {
+                error: &self.message,
+            }),
+        )
+            .into_response()
     }
 }
