@@ -6,13 +6,11 @@ use channelgate::github::{GithubClient, GithubError};
 use channelgate::secret::Secret;
 use channelgate::standin::{Endpoint, GithubStandIn};
 
-use crate::helpers::{CLIENT_ID, CLIENT_SECRET, world};
+use crate::helpers::{CLIENT_ID, CLIENT_SECRET, location, query_param, stand_in};
 
 /// A stand-in, a client for it, and a token for `login` from the OAuth flow.
 async fn client_and_token(login: &str) -> (GithubStandIn, GithubClient, Secret<String>) {
-    let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
-        .await
-        .unwrap();
+    let github = stand_in().await;
     let token = Secret::new(github_token(&github, login).await);
     let client = GithubClient::new(&github.api_url()).unwrap();
     (github, client, token)
@@ -44,13 +42,7 @@ async fn github_token(github: &GithubStandIn, login: &str) -> String {
         .send()
         .await
         .unwrap();
-    let location = reqwest::Url::parse(authorize.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = query_param(&location(&authorize), "code");
     let body: serde_json::Value = http
         .post(format!("{}/login/oauth/access_token", github.web_url()))
         .header("accept", "application/json")

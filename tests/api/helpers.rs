@@ -98,19 +98,59 @@ pub struct TestApp {
     pub url: String,
 }
 
+/// A GitHub stand-in with the people of [`world`].
+pub async fn stand_in() -> GithubStandIn {
+    stand_in_with(world()).await
+}
+
+/// A GitHub stand-in with these people.
+pub async fn stand_in_with(world: World) -> GithubStandIn {
+    GithubStandIn::spawn(world, CLIENT_ID, CLIENT_SECRET)
+        .await
+        .expect("stand-in starts")
+}
+
+/// The value of `name` in the query of `url`.
+pub fn query_param(url: &str, name: &str) -> String {
+    reqwest::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+        .1
+        .into_owned()
+}
+
 impl TestApp {
     pub async fn spawn() -> Self {
-        let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
-            .await
-            .expect("stand-in starts");
-        Self::spawn_with(github, "").await
+        Self::configured("").await
+    }
+
+    /// A gateway with its own stand-in and `extra` config sections.
+    pub async fn configured(extra: &str) -> Self {
+        Self::spawn_with(stand_in().await, extra).await
     }
 
     /// A gateway on a new port, sharing `github`, with `extra` config sections.
     pub async fn spawn_with(github: GithubStandIn, extra: &str) -> Self {
+        Self::spawn_edited(github, "http", extra, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn_with`], with `public_url` in `scheme` and
+    /// `edit` applied to the configuration (for what TOML sections here
+    /// cannot say, such as `[server]` settings).
+    pub async fn spawn_edited(
+        github: GithubStandIn,
+        scheme: &str,
+        extra: &str,
+        edit: impl FnOnce(&mut Config),
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let gateway = Gateway::start(config(&url, &github, extra), listener)
+        let addr = listener.local_addr().unwrap();
+        let mut config = config(&format!("{scheme}://{addr}"), &github, extra);
+        edit(&mut config);
+        let url = format!("http://{addr}");
+        let gateway = Gateway::start(config, listener)
             .await
             .expect("gateway starts");
         Self {

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use channelgate::demo;
-use channelgate::standin::{GithubStandIn, MembershipState, UserRecord, World};
+use channelgate::standin::{MembershipState, UserRecord, World};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Browser, CLIENT_ID, CLIENT_SECRET, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp,
+    Browser, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp, stand_in_with,
 };
 
 pub fn interop_dir() -> PathBuf {
@@ -93,9 +93,7 @@ async fn signatures_match_pushers_official_node_sdk() {
             .org(&login, "initech", MembershipState::Active);
         people.push((5000 + i, login, name));
     }
-    let github = GithubStandIn::spawn(world, CLIENT_ID, CLIENT_SECRET)
-        .await
-        .unwrap();
+    let github = stand_in_with(world).await;
     let app = TestApp::spawn_with(github.clone(), "").await;
 
     let mut cases = Vec::new();

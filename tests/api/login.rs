@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Browser, TestApp, location, token_calls};
+use crate::helpers::{Browser, TestApp, location, query_param, token_calls};
 
 #[tokio::test]
 async fn login_me_and_logout_round_trip() {
@@ -89,12 +89,7 @@ async fn a_missing_state_is_refused_before_any_token_request() {
     let authorize = browser.start_login(&app, None).await;
     let callback = browser.consent(&app, &authorize, "ada").await;
     let mut url = reqwest::Url::parse(&callback).unwrap();
-    let code: String = url
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
-    url.set_query(Some(&format!("code={code}")));
+    url.set_query(Some(&format!("code={}", query_param(&callback, "code"))));
     let response = browser.get(url.as_str()).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(token_calls(&app), 0);
@@ -236,18 +231,9 @@ async fn a_used_code_is_reported_as_refused_by_github() {
     // Another browser with its own login in progress, handed the spent code.
     let second = Browser::new();
     let authorize = second.start_login(&app, None).await;
-    let own_state = reqwest::Url::parse(&authorize)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
+    let own_state = query_param(&authorize, "state");
+    let code = query_param(&callback, "code");
     let mut url = reqwest::Url::parse(&callback).unwrap();
-    let code: String = url
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
     url.query_pairs_mut()
         .clear()
         .append_pair("code", &code)
@@ -289,22 +275,8 @@ async fn healthz_answers_ok() {
 
 #[tokio::test]
 async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
-    let github = channelgate::standin::GithubStandIn::spawn(
-        crate::helpers::world(),
-        crate::helpers::CLIENT_ID,
-        crate::helpers::CLIENT_SECRET,
-    )
-    .await
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = crate::helpers::config(&format!("https://{addr}"), &github, "");
-    let _gateway = channelgate::server::Gateway::start(config, listener)
-        .await
-        .unwrap();
-    let response = Browser::new()
-        .get(&format!("http://{addr}/auth/login"))
-        .await;
+    let app = TestApp::spawn_edited(crate::helpers::stand_in().await, "https", "", |_| {}).await;
+    let response = Browser::new().get(&app.url("/auth/login")).await;
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
 }

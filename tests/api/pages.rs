@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Browser, TestApp};
+use crate::helpers::{Browser, TestApp, stand_in_with, world};
 
 #[tokio::test]
 async fn the_home_page_lists_memberships_and_the_channels_they_open() {
@@ -115,17 +115,7 @@ async fn me_includes_the_active_memberships() {
 
 #[tokio::test]
 async fn when_github_is_down_the_page_says_so_and_grants_nothing() {
-    let app = crate::helpers::TestApp::spawn_with(
-        channelgate::standin::GithubStandIn::spawn(
-            crate::helpers::world(),
-            crate::helpers::CLIENT_ID,
-            crate::helpers::CLIENT_SECRET,
-        )
-        .await
-        .unwrap(),
-        "[cache]\nmembership_ttl = \"1s\"\n",
-    )
-    .await;
+    let app = TestApp::configured("[cache]\nmembership_ttl = \"1s\"\n").await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_down(true);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -138,14 +128,8 @@ async fn when_github_is_down_the_page_says_so_and_grants_nothing() {
 
 #[tokio::test]
 async fn names_from_github_that_could_break_a_separator_are_ignored() {
-    let github = channelgate::standin::GithubStandIn::spawn(
-        crate::helpers::world().team("ada", "initech", "ops.evil"),
-        crate::helpers::CLIENT_ID,
-        crate::helpers::CLIENT_SECRET,
-    )
-    .await
-    .unwrap();
-    let app = crate::helpers::TestApp::spawn_with(github, "").await;
+    let github = stand_in_with(world().team("ada", "initech", "ops.evil")).await;
+    let app = TestApp::spawn_with(github, "").await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let me: Value = ada.get(&app.url("/auth/me")).await.json().await.unwrap();
     assert_eq!(me["teams"], serde_json::json!(["initech/ops"]), "{me}");

@@ -3,15 +3,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use channelgate::standin::{Endpoint, GithubStandIn, MembershipState};
+use channelgate::standin::{Endpoint, MembershipState};
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{
-    Browser, CLIENT_ID, CLIENT_SECRET, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp, world,
-};
+use crate::helpers::{Browser, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp, stand_in};
 
 const SOCKET: &str = "123456.7890";
 
@@ -63,13 +61,6 @@ const SHORT_TTL: &str = "[cache]\nmembership_ttl = \"1s\"\n";
 /// Waits until a membership read under [`SHORT_TTL`] is stale.
 async fn past_the_ttl() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
-}
-
-async fn app_with(extra: &str) -> TestApp {
-    let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
-        .await
-        .unwrap();
-    TestApp::spawn_with(github, extra).await
 }
 
 #[tokio::test]
@@ -128,21 +119,10 @@ async fn an_encrypted_channel_gets_its_shared_secret() {
 
 #[tokio::test]
 async fn an_encrypted_channel_without_a_master_key_is_a_clear_server_error() {
-    let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = crate::helpers::config(&url, &github, "");
-    config.pusher.encryption_master_key = None;
-    let gateway = channelgate::server::Gateway::start(config, listener)
-        .await
-        .unwrap();
-    let app = TestApp {
-        gateway,
-        github,
-        url,
-    };
+    let app = TestApp::spawn_edited(stand_in().await, "http", "", |config| {
+        config.pusher.encryption_master_key = None;
+    })
+    .await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     let (status, body) = bo.auth(&app, "private-encrypted-initech-plans").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -194,7 +174,7 @@ async fn a_pending_org_membership_grants_nothing() {
 
 #[tokio::test]
 async fn a_pending_team_org_turns_active_only_when_github_says_so() {
-    let app = app_with(SHORT_TTL).await;
+    let app = TestApp::configured(SHORT_TTL).await;
     let cy = Browser::logged_in_as(&app, "cy").await;
     assert_eq!(cy.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
     app.github
@@ -507,7 +487,7 @@ async fn user_authentication_signs_the_github_identity() {
 
 #[tokio::test]
 async fn requests_from_other_origins_are_refused() {
-    let app = app_with("").await;
+    let app = TestApp::configured("").await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let post = |origin: String| {
         ada.http
@@ -532,21 +512,10 @@ async fn requests_from_other_origins_are_refused() {
 
 #[tokio::test]
 async fn an_allowed_origin_may_call() {
-    let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
-        .await
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let mut config = crate::helpers::config(&url, &github, "");
-    config.server.allowed_origins = vec!["https://app.example".into()];
-    let gateway = channelgate::server::Gateway::start(config, listener)
-        .await
-        .unwrap();
-    let app = TestApp {
-        gateway,
-        github,
-        url,
-    };
+    let app = TestApp::spawn_edited(stand_in().await, "http", "", |config| {
+        config.server.allowed_origins = vec!["https://app.example".into()];
+    })
+    .await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let response = ada
         .http
@@ -594,7 +563,7 @@ async fn an_allowed_origin_may_call() {
 
 #[tokio::test]
 async fn leaving_a_team_on_github_is_a_403_after_the_ttl() {
-    let app = app_with(SHORT_TTL).await;
+    let app = TestApp::configured(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     app.github.remove_from_team("ada", "initech", "ops");
@@ -612,9 +581,7 @@ async fn concurrent_first_requests_make_one_github_read() {
         "[session]\nstore = \"sqlite://{}\"\n",
         dir.join("s.db").display()
     );
-    let github = GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
-        .await
-        .unwrap();
+    let github = stand_in().await;
     let first = TestApp::spawn_with(github.clone(), &store).await;
     let ada = Browser::logged_in_as(&first, "ada").await;
     let second = TestApp::spawn_with(github.clone(), &store).await;
@@ -640,7 +607,7 @@ async fn concurrent_first_requests_make_one_github_read() {
 
 #[tokio::test]
 async fn an_unchanged_membership_is_refreshed_with_free_304s() {
-    let app = app_with(SHORT_TTL).await;
+    let app = TestApp::configured(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.reset_counters();
     past_the_ttl().await;
@@ -652,7 +619,7 @@ async fn an_unchanged_membership_is_refreshed_with_free_304s() {
 
 #[tokio::test]
 async fn a_revoked_token_gives_401_and_ends_the_session() {
-    let app = app_with(SHORT_TTL).await;
+    let app = TestApp::configured(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.revoke_tokens("ada");
     past_the_ttl().await;
@@ -666,7 +633,7 @@ async fn a_revoked_token_gives_401_and_ends_the_session() {
 
 #[tokio::test]
 async fn github_down_gives_503_without_a_grace() {
-    let app = app_with(SHORT_TTL).await;
+    let app = TestApp::configured(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_down(true);
     past_the_ttl().await;
@@ -677,7 +644,7 @@ async fn github_down_gives_503_without_a_grace() {
 
 #[tokio::test]
 async fn github_down_serves_the_stale_answer_within_the_grace() {
-    let app = app_with(&format!("{SHORT_TTL}stale_grace = \"1m\"\n")).await;
+    let app = TestApp::configured(&format!("{SHORT_TTL}stale_grace = \"1m\"\n")).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_down(true);
     past_the_ttl().await;
@@ -691,7 +658,7 @@ async fn github_down_serves_the_stale_answer_within_the_grace() {
 
 #[tokio::test]
 async fn a_rate_limit_stops_calls_until_the_reset() {
-    let app = app_with(SHORT_TTL).await;
+    let app = TestApp::configured(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let reset = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -720,7 +687,7 @@ async fn a_rate_limit_stops_calls_until_the_reset() {
 
 #[tokio::test]
 async fn malformed_github_answers_never_allow() {
-    let app = app_with(SHORT_TTL).await;
+    let app = TestApp::configured(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_malformed(true);
     past_the_ttl().await;
@@ -732,7 +699,7 @@ async fn malformed_github_answers_never_allow() {
 
 #[tokio::test]
 async fn endless_pagination_does_not_hang_a_request() {
-    let app = app_with(SHORT_TTL).await;
+    let app = TestApp::configured(SHORT_TTL).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_endless_pagination(true);
     app.github.set_page_size_cap(Some(1));

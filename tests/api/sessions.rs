@@ -2,22 +2,15 @@
 
 use std::time::Duration;
 
-use channelgate::standin::GithubStandIn;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Browser, CLIENT_ID, CLIENT_SECRET, TestApp, world};
+use crate::helpers::{Browser, TestApp, stand_in};
 
 async fn me(browser: &Browser, app: &TestApp) -> (StatusCode, Value) {
     let response = browser.get(&app.url("/auth/me")).await;
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn stand_in() -> GithubStandIn {
-    GithubStandIn::spawn(world(), CLIENT_ID, CLIENT_SECRET)
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
