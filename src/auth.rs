@@ -1,17 +1,26 @@
 //! Logging in with GitHub (OAuth web flow with `state` and PKCE S256) and
 //! out again.
 //!
-//! The order in `/auth/callback` is the security of it: the `state` is taken
-//! out of this browser's session (so it works once) and compared *before* the
-//! code is redeemed; the session id is renewed before the identity is stored
-//! (no fixation); and the redirect goes only to a same-origin path.
+//! Nothing is stored for a visitor who has not logged in: `/auth/login`
+//! keeps the `state`, the PKCE verifier and where to return in a short-lived
+//! cookie sealed with the gateway's key (encrypted and authenticated), so
+//! anonymous traffic cannot grow the session store.
+//!
+//! The order in `/auth/callback` is the security of it: the login cookie is
+//! cleared on every outcome and its `state` recorded as spent before
+//! anything else (so it works once, whatever happens next, 5xx included);
+//! the `state` is compared *before* the code is redeemed; the session id is
+//! renewed before the identity is stored (no fixation); and the redirect
+//! goes only to a same-origin path.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::response::Redirect;
+use axum::http::header::{COOKIE, ORIGIN, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use oauth2::basic::BasicErrorResponse;
 use oauth2::{
     AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RequestTokenError, Scope,
@@ -20,21 +29,79 @@ use oauth2::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tower_sessions::Session;
+use tower_sessions::cookie::{Cookie, SameSite};
 use url::Url;
 
+use crate::crypto::Purpose;
 use crate::github::{GithubError, GithubUser};
+use crate::limits::Key;
 use crate::membership::{Membership, MembershipError};
 use crate::secret::Secret;
-use crate::server::AppState;
-use crate::session::{Identity, PENDING_LOGIN_KEY, PendingLogin, inactivity, keep_alive};
+use crate::server::{AppState, ClientAddr};
+use crate::session::{Identity, inactivity, keep_alive};
 use crate::signing::Excerpt;
 use crate::web::{ApiError, LoginError};
-use axum::http::HeaderMap;
-use axum::http::header::ORIGIN;
 
 /// How long a login may take between `/auth/login` and `/auth/callback`.
 /// GitHub's codes live 10 minutes; so does our `state`.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A login between `/auth/login` and `/auth/callback`, as its sealed
+/// cookie holds it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct PendingLogin {
+    /// The OAuth `state`, compared with what GitHub sends back.
+    state: String,
+    /// The PKCE verifier for the code exchange.
+    pkce_verifier: String,
+    /// Where to go after login: a checked same-origin path.
+    return_to: String,
+    /// When the login started (Unix seconds); old attempts are refused.
+    started_at: i64,
+}
+
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLogin")
+            .field("return_to", &self.return_to)
+            .field("started_at", &self.started_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The login cookie's name: beside the session cookie's, `__Host-` too over https.
+fn login_cookie_name(state: &AppState) -> String {
+    format!("{}-login", state.session_cookie_name)
+}
+
+/// The `Set-Cookie` value of the login cookie: `value` for `max_age`, or
+/// an empty value that expires it at once.
+fn login_cookie(state: &AppState, value: String, max_age: Duration) -> HeaderValue {
+    let cookie = Cookie::build((login_cookie_name(state), value))
+        .http_only(true)
+        // Lax: the browser sends it on the top-level GET back from GitHub.
+        .same_site(SameSite::Lax)
+        .secure(state.config.server.is_https())
+        .path("/")
+        .max_age(time::Duration::seconds(
+            i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
+        ))
+        .build();
+    HeaderValue::try_from(cookie.to_string()).expect("a cookie of base64 is a valid header")
+}
+
+/// The login cookie's value in the request, if any.
+fn login_cookie_value(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    let name = login_cookie_name(state);
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
 
 /// Query of `/auth/login`.
 #[derive(Debug, Deserialize)]
@@ -42,13 +109,20 @@ pub struct LoginQuery {
     return_to: Option<String>,
 }
 
-/// `GET /auth/login`: remembers `state`, the PKCE verifier and where to
-/// return in this browser's session, then sends the browser to GitHub.
+/// `GET /auth/login`: seals `state`, the PKCE verifier and where to return
+/// into a 10-minute cookie, then sends the browser to GitHub. Stores nothing.
 pub async fn login(
     State(state): State<AppState>,
-    session: Session,
+    ClientAddr(addr): ClientAddr,
     Query(query): Query<LoginQuery>,
-) -> Result<Redirect, LoginError> {
+) -> Response {
+    if let Err(wait) = state.login_limit.check(Key::addr(addr)) {
+        state.quiet.info(
+            "login refused: over limits.login_per_minute",
+            addr.to_string(),
+        );
+        return ApiError::too_many(wait).into_response();
+    }
     let return_to = safe_return_to(query.return_to.as_deref(), &state.config.server.public_url);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = state
@@ -65,47 +139,72 @@ pub async fn login(
         return_to,
         started_at: OffsetDateTime::now_utc().unix_timestamp(),
     };
-    // A session that only holds a login in progress lives as long as the
-    // login may take, so anonymous visits cannot fill the store for a week.
-    if Identity::load(&session)
-        .await
-        .map_err(LoginError::session)?
-        .is_none()
-    {
-        session.set_expiry(Some(inactivity(LOGIN_TIMEOUT)));
-    }
-    session
-        .insert(PENDING_LOGIN_KEY, pending)
-        .await
-        .map_err(LoginError::session)?;
-    Ok(Redirect::to(url.as_str()))
+    let json = serde_json::to_vec(&pending).expect("a login state serializes");
+    let sealed = state.keys.seal(Purpose::LoginState, &json);
+    (
+        AppendHeaders([(SET_COOKIE, login_cookie(&state, sealed, LOGIN_TIMEOUT))]),
+        Redirect::to(url.as_str()),
+    )
+        .into_response()
 }
 
-/// Query of `/auth/callback`, as GitHub sends it.
-#[derive(Debug, Deserialize)]
-pub struct CallbackQuery {
+/// The query of `/auth/callback`, as GitHub sends it: the first value of
+/// each field, read by hand so that no query, however odd, skips the
+/// clearing of the login cookie.
+#[derive(Debug, Default)]
+struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
 }
 
-/// `GET /auth/callback`: checks `state`, redeems the code, reads the user,
-/// renews the session id, stores the identity, and returns to where the
-/// login started.
+impl CallbackQuery {
+    fn parse(uri: &Uri) -> Self {
+        let mut q = Self::default();
+        for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+            let slot = match k.as_ref() {
+                "code" => &mut q.code,
+                "state" => &mut q.state,
+                "error" => &mut q.error,
+                "error_description" => &mut q.error_description,
+                _ => continue,
+            };
+            slot.get_or_insert_with(|| v.into_owned());
+        }
+        q
+    }
+}
+
+/// `GET /auth/callback`: clears the login cookie whatever happens, spends
+/// its `state`, checks it, redeems the code, reads the user, renews the
+/// session id, stores the identity, and returns to where the login started.
 pub async fn callback(
     State(state): State<AppState>,
     session: Session,
-    Query(query): Query<CallbackQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let clear = login_cookie(&state, String::new(), Duration::ZERO);
+    let outcome = finish_login(&state, &session, &headers, CallbackQuery::parse(&uri)).await;
+    (AppendHeaders([(SET_COOKIE, clear)]), outcome).into_response()
+}
+
+async fn finish_login(
+    state: &AppState,
+    session: &Session,
+    headers: &HeaderMap,
+    query: CallbackQuery,
 ) -> Result<Redirect, LoginError> {
-    // Taken out, not read: a state works once, whatever happens next.
-    let pending: Option<PendingLogin> = session
-        .remove(PENDING_LOGIN_KEY)
-        .await
-        .map_err(LoginError::session)?;
-    let Some(pending) = pending else {
+    let pending = login_cookie_value(state, headers)
+        .and_then(|sealed| state.keys.open(Purpose::LoginState, &sealed).ok())
+        .and_then(|json| serde_json::from_slice::<PendingLogin>(&json).ok())
+        .ok_or(LoginError::NoLoginInProgress)?;
+    // A state works once, whatever happens next: even a replay of the
+    // cookie itself finds it spent.
+    if !state.spent_states.spend(&pending.state).await {
         return Err(LoginError::NoLoginInProgress);
-    };
+    }
     let sent = query.state.as_deref().unwrap_or_default();
     if !constant_time_eq(sent.as_bytes(), pending.state.as_bytes()) {
         tracing::warn!("login refused: OAuth state does not match this browser's login");
@@ -142,46 +241,74 @@ pub async fn callback(
         .await
         .map_err(token_error)?;
     let token = Secret::new(token.access_token().secret().clone());
-    let user: GithubUser = state.github.user(&token).await.map_err(|e| match e {
-        GithubError::Unavailable(_) => LoginError::GithubDown,
-        other => LoginError::Github(other.to_string()),
-    })?;
+    let read = state
+        .github
+        .user_read(&token, None)
+        .await
+        .map_err(|e| match e {
+            GithubError::Unavailable(_) => LoginError::GithubDown,
+            other => LoginError::Github(other.to_string()),
+        })?;
     // A new id for the logged-in session: an id fixed before login is now dead.
     session.cycle_id().await.map_err(LoginError::session)?;
     session.set_expiry(Some(inactivity(state.config.session.ttl)));
-    tracing::info!(login = %user.login, id = user.id, "logged in");
-    let identity = Identity {
-        user,
-        token,
-        logged_in_at: OffsetDateTime::now_utc().unix_timestamp(),
-    };
+    tracing::info!(login = %read.user.login, id = read.user.id, "logged in");
     // A login re-reads the membership, so a change on GitHub shows at once.
-    match state
-        .memberships
-        .refresh(&identity.user, &identity.token)
-        .await
-    {
+    match state.memberships.refresh(&read, &token).await {
         Ok(m) => {
             // An org that restricts OAuth apps hides itself from the lists:
             // say so where an admin will look.
             let missing = state.config.rules.orgs_missing_for(&m.person);
             if !missing.is_empty() {
                 tracing::info!(
-                    login = %identity.user.login,
+                    login = %read.user.login,
                     orgs = ?missing,
                     "GitHub lists no active membership in these orgs named by the rules; an org that restricts OAuth apps may need to approve this app"
                 );
             }
         }
         Err(e) => {
-            tracing::warn!(login = %identity.user.login, error = %e, "membership not read at login");
+            tracing::warn!(login = %read.user.login, error = %e, "membership not read at login");
         }
     }
-    identity.save(&session).await.map_err(LoginError::session)?;
-    keep_alive(&session, state.config.session.ttl)
+    let identity = Identity {
+        user: read.user,
+        token: state.keys.seal_token(&token),
+        logged_in_at: OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    identity.save(session).await.map_err(LoginError::session)?;
+    keep_alive(session, state.config.session.ttl)
         .await
         .map_err(LoginError::session)?;
     Ok(Redirect::to(&pending.return_to))
+}
+
+/// OAuth states already presented at the callback, remembered for as long
+/// as a login may take, so that a state works once even when its cookie is
+/// replayed. Bounded: a flood of logins is limited first by `[limits]`.
+#[derive(Clone)]
+pub struct SpentStates(moka::future::Cache<String, ()>);
+
+impl Default for SpentStates {
+    fn default() -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LOGIN_TIMEOUT)
+                .build(),
+        )
+    }
+}
+
+impl SpentStates {
+    /// Records `state` as spent; false when it already was.
+    pub async fn spend(&self, state: &str) -> bool {
+        self.0
+            .entry(state.to_owned())
+            .or_insert(())
+            .await
+            .is_fresh()
+    }
 }
 
 /// Sorts a failed code exchange into what the person should be told.
@@ -260,20 +387,21 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<
     else {
         return Err(ApiError::logged_out());
     };
+    let (user, orgs, teams, membership_error) = match membership {
+        Ok(m) => (
+            m.user().clone(),
+            Some(m.person.orgs.clone()),
+            Some(m.person.active_teams().map(ToString::to_string).collect()),
+            None,
+        ),
+        Err(why) => (identity.user, None, None, Some(why)),
+    };
     let GithubUser {
         id,
         login,
         name,
         avatar_url,
-    } = identity.user;
-    let (orgs, teams, membership_error) = match membership {
-        Ok(m) => (
-            Some(m.person.orgs.clone()),
-            Some(m.person.active_teams().map(ToString::to_string).collect()),
-            None,
-        ),
-        Err(why) => (None, None, Some(why)),
-    };
+    } = user;
     Ok(Json(Me {
         id,
         login,
@@ -307,8 +435,20 @@ pub async fn caller(
     state: &AppState,
     session: &Session,
 ) -> Result<Caller, tower_sessions::session::Error> {
+    match current_identity(state, session).await? {
+        None => Ok(Caller::LoggedOut),
+        Some(identity) => caller_with(state, session, identity).await,
+    }
+}
+
+/// The identity of this session, unless it is past `session.max_age` (then
+/// the session is ended here).
+pub async fn current_identity(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<Identity>, tower_sessions::session::Error> {
     let Some(identity) = Identity::load(session).await? else {
-        return Ok(Caller::LoggedOut);
+        return Ok(None);
     };
     // However active, a session ends `max_age` after login: the login (which
     // GitHub lets people rename) and the token are then read afresh.
@@ -322,8 +462,18 @@ pub async fn caller(
     if age >= state.config.session.max_age.as_secs() {
         tracing::info!(login = %identity.user.login, "session reached session.max_age; ending it");
         session.flush().await?;
-        return Ok(Caller::LoggedOut);
+        return Ok(None);
     }
+    Ok(Some(identity))
+}
+
+/// [`caller`] for an identity already loaded: their current membership,
+/// and the session kept alive (or ended, when GitHub revoked the token).
+pub async fn caller_with(
+    state: &AppState,
+    session: &Session,
+    identity: Identity,
+) -> Result<Caller, tower_sessions::session::Error> {
     let membership = match state.memberships.get(&identity.user, &identity.token).await {
         Ok(m) => Ok(m),
         Err(MembershipError::Revoked) => {

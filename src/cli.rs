@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ENV_CONFIG_PATH};
 use crate::rules::{Person, TeamRef, is_github_name};
+use crate::signing::ChannelName;
 use crate::{demo, server};
 
 /// An authorization gateway for Pusher Channels: GitHub login, rules in
@@ -155,6 +156,11 @@ pub fn run() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            // A name outside Pusher's grammar is bad input, not a denial.
+            if let Some(e) = channels.iter().find_map(|c| ChannelName::parse(c).err()) {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             let Some(config) = load(config) else {
                 return ExitCode::from(2);
             };

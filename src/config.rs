@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
+use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use url::Url;
 
-use crate::rules::{Pattern, Rule, RuleSet, TeamRef, is_github_name};
+use crate::rules::{Conditions, Pattern, Rule, RuleSet, TeamRef, is_github_name};
 use crate::secret::Secret;
 
 /// Environment variable for `pusher.secret`.
@@ -27,6 +28,8 @@ pub const ENV_PUSHER_SECRET: &str = "CHANNELGATE_PUSHER_SECRET";
 pub const ENV_MASTER_KEY: &str = "CHANNELGATE_PUSHER_ENCRYPTION_MASTER_KEY_BASE64";
 /// Environment variable for `github.client_secret`.
 pub const ENV_GITHUB_CLIENT_SECRET: &str = "CHANNELGATE_GITHUB_CLIENT_SECRET";
+/// Environment variable for `session.encryption_key_base64`.
+pub const ENV_SESSION_KEY: &str = "CHANNELGATE_SESSION_ENCRYPTION_KEY_BASE64";
 /// Environment variable naming the config file when `--config` is not given.
 pub const ENV_CONFIG_PATH: &str = "CHANNELGATE_CONFIG";
 
@@ -43,6 +46,10 @@ pub struct Config {
     pub session: SessionConfig,
     /// `[cache]`: how long membership is trusted.
     pub cache: CacheConfig,
+    /// `[limits]`: how often one client or person may ask.
+    pub limits: LimitsConfig,
+    /// `[signin]`: who may use `pusher.signin()`; `None` refuses everyone.
+    pub signin: Option<Conditions>,
     /// `[[rules]]`, in file order.
     pub rules: RuleSet,
 }
@@ -57,6 +64,14 @@ pub struct ServerConfig {
     pub public_url: String,
     /// Further origins (`scheme://host[:port]`) allowed to call the auth endpoints.
     pub allowed_origins: Vec<String>,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// How long a whole request may take, body included.
+    pub request_timeout: Duration,
+    /// Most connections served at once; further ones wait for a free slot.
+    pub max_connections: usize,
+    /// Peers whose `X-Forwarded-For` names the client (reverse proxies).
+    pub trusted_proxies: Vec<IpNet>,
     /// The origin of `public_url`, computed once.
     origin: String,
 }
@@ -114,8 +129,21 @@ pub enum SessionStore {
     Memory,
     /// In a SQLite file: survives restarts of one node.
     Sqlite(PathBuf),
-    /// In Redis: shared by several instances (`redis://HOST:PORT`).
-    Redis(String),
+    /// In Redis: shared by several instances (`redis://HOST:PORT`, or
+    /// `rediss://` over TLS). The URL may hold a password: print it only
+    /// through [`SessionStore`]'s `Display`, which hides it.
+    Redis(Secret<String>),
+}
+
+impl SessionStore {
+    /// `memory`, `sqlite` or `redis`, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Sqlite(_) => "sqlite",
+            Self::Redis(_) => "redis",
+        }
+    }
 }
 
 impl fmt::Display for SessionStore {
@@ -123,8 +151,20 @@ impl fmt::Display for SessionStore {
         match self {
             Self::Memory => f.write_str("memory"),
             Self::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
-            Self::Redis(url) => f.write_str(url),
+            Self::Redis(url) => f.write_str(&redact_url(url.expose())),
         }
+    }
+}
+
+/// `url` with any password replaced by `[redacted]`, for messages.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("[redacted]"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "[an unreadable URL]".to_owned(),
     }
 }
 
@@ -138,8 +178,24 @@ pub struct SessionConfig {
     /// Expiry this long after login, however active the session: the login
     /// and token are then renewed through GitHub.
     pub max_age: Duration,
-    /// The session cookie's name.
+    /// The session cookie's name, as configured (see [`Config::cookie_name`]).
     pub cookie_name: String,
+    /// Key material (32 bytes or more) that encrypts GitHub tokens in stored
+    /// sessions and the login-state cookie. `None` (memory store only): a
+    /// random key per process.
+    pub encryption_key: Option<Secret<Vec<u8>>>,
+}
+
+impl SessionConfig {
+    /// The cookie's name as sent: with the `__Host-` prefix when `https`,
+    /// so browsers refuse it from any other host or path, or over plain HTTP.
+    pub fn cookie_name(&self, https: bool) -> String {
+        if https {
+            format!("__Host-{}", self.cookie_name)
+        } else {
+            self.cookie_name.clone()
+        }
+    }
 }
 
 /// `[cache]`.
@@ -151,6 +207,25 @@ pub struct CacheConfig {
     pub stale_grace: Duration,
     /// Most people kept in the membership cache.
     pub max_entries: u64,
+}
+
+/// `[limits]`: requests per minute; 0 turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// `GET /auth/login` per client address.
+    pub login_per_minute: u32,
+    /// `/pusher/auth` and `/pusher/user-auth` per person (per client
+    /// address when nobody is logged in).
+    pub auth_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            login_per_minute: 30,
+            auth_per_minute: 600,
+        }
+    }
 }
 
 /// One problem in a configuration.
@@ -238,6 +313,10 @@ struct RawServer {
     listen: Option<S<String>>,
     public_url: Option<S<String>>,
     allowed_origins: Option<Vec<S<String>>>,
+    header_timeout: Option<S<String>>,
+    request_timeout: Option<S<String>>,
+    max_connections: Option<S<i64>>,
+    trusted_proxies: Option<Vec<S<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -266,6 +345,7 @@ struct RawSession {
     ttl: Option<S<String>>,
     max_age: Option<S<String>>,
     cookie_name: Option<S<String>>,
+    encryption_key_base64: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -273,6 +353,24 @@ struct RawCache {
     membership_ttl: Option<S<String>>,
     stale_grace: Option<S<String>>,
     max_entries: Option<S<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawLimits {
+    login_per_minute: Option<S<i64>>,
+    auth_per_minute: Option<S<i64>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawSignin {
+    #[serde(default)]
+    users: Vec<S<String>>,
+    #[serde(default)]
+    orgs: Vec<S<String>>,
+    #[serde(default)]
+    teams: Vec<S<String>>,
+    #[serde(default)]
+    everyone: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -291,7 +389,15 @@ struct RawRule {
 // Unknown keys are checked against these lists rather than with serde's
 // `deny_unknown_fields`, which stops at the first and hides every other problem.
 impl RawServer {
-    const FIELDS: &[&str] = &["listen", "public_url", "allowed_origins"];
+    const FIELDS: &[&str] = &[
+        "listen",
+        "public_url",
+        "allowed_origins",
+        "header_timeout",
+        "request_timeout",
+        "max_connections",
+        "trusted_proxies",
+    ];
 }
 impl RawPusher {
     const FIELDS: &[&str] = &[
@@ -308,7 +414,19 @@ impl RawGithub {
     const FIELDS: &[&str] = &["client_id", "client_secret", "web_url", "api_url", "scopes"];
 }
 impl RawSession {
-    const FIELDS: &[&str] = &["store", "ttl", "max_age", "cookie_name"];
+    const FIELDS: &[&str] = &[
+        "store",
+        "ttl",
+        "max_age",
+        "cookie_name",
+        "encryption_key_base64",
+    ];
+}
+impl RawLimits {
+    const FIELDS: &[&str] = &["login_per_minute", "auth_per_minute"];
+}
+impl RawSignin {
+    const FIELDS: &[&str] = &["users", "orgs", "teams", "everyone"];
 }
 impl RawCache {
     const FIELDS: &[&str] = &["membership_ttl", "stale_grace", "max_entries"];
@@ -495,6 +613,30 @@ impl Config {
             "server:  listens on {}, public URL {}, OAuth callback {}/auth/callback",
             server.listen, server.public_url, server.public_url
         );
+        let _ = writeln!(
+            s,
+            "         headers within {}, requests within {}, at most {} connections",
+            format_duration(server.header_timeout),
+            format_duration(server.request_timeout),
+            server.max_connections
+        );
+        let proxies: Vec<String> = server
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let _ = writeln!(
+            s,
+            "         client address: {}",
+            if proxies.is_empty() {
+                "the peer's (X-Forwarded-For is ignored)".to_owned()
+            } else {
+                format!(
+                    "from X-Forwarded-For when the peer is in {}",
+                    proxies.join(", ")
+                )
+            }
+        );
         if !server.allowed_origins.is_empty() {
             let _ = writeln!(
                 s,
@@ -527,11 +669,16 @@ impl Config {
         );
         let _ = writeln!(
             s,
-            "session: {} store, expires after {} idle or {} after login, cookie {}",
+            "session: {} store, expires after {} idle or {} after login, cookie {}; tokens encrypted with {}",
             session.store,
             format_duration(session.ttl),
             format_duration(session.max_age),
-            session.cookie_name
+            session.cookie_name(server.is_https()),
+            if session.encryption_key.is_some() {
+                "the configured key"
+            } else {
+                "a random key of this process"
+            }
         );
         let _ = writeln!(
             s,
@@ -539,6 +686,24 @@ impl Config {
             format_duration(cache.membership_ttl),
             format_duration(cache.stale_grace),
             cache.max_entries
+        );
+        let limit = |n: u32, per: &str| match n {
+            0 => format!("unlimited {per}"),
+            n => format!("{n} a minute {per}"),
+        };
+        let _ = writeln!(
+            s,
+            "limits:  logins {}; Pusher auth {}",
+            limit(self.limits.login_per_minute, "per client address"),
+            limit(self.limits.auth_per_minute, "per person")
+        );
+        let _ = writeln!(
+            s,
+            "signin:  {}",
+            match &self.signin {
+                None => "refused to everyone (no [signin])".to_owned(),
+                Some(c) => describe_admitted(c).unwrap_or_default(),
+            }
         );
         let rules = self.rules.rules();
         if rules.is_empty() {
@@ -565,33 +730,36 @@ impl Config {
 
 /// Who a rule admits, in words.
 fn describe_rule(rule: &Rule) -> String {
+    match describe_admitted(&rule.conditions) {
+        Some(who) if rule.pattern.has_placeholder() => format!("{who}, where the placeholders fit"),
+        Some(who) => who,
+        None => "anyone the placeholders fit".to_owned(),
+    }
+}
+
+/// Who conditions admit, in words; `None` when they list nobody.
+fn describe_admitted(c: &Conditions) -> Option<String> {
     let mut who = Vec::new();
-    if rule.everyone {
+    if c.everyone {
         who.push("every logged-in person".to_owned());
     }
-    if !rule.users.is_empty() {
-        who.push(format!("users {}", rule.users.join(", ")));
+    if !c.users.is_empty() {
+        who.push(format!("users {}", c.users.join(", ")));
     }
-    if !rule.orgs.is_empty() {
-        who.push(format!("active members of {}", rule.orgs.join(", ")));
+    if !c.orgs.is_empty() {
+        who.push(format!("active members of {}", c.orgs.join(", ")));
     }
-    if !rule.teams.is_empty() {
-        let teams: Vec<String> = rule.teams.iter().map(ToString::to_string).collect();
+    if !c.teams.is_empty() {
+        let teams: Vec<String> = c.teams.iter().map(ToString::to_string).collect();
         who.push(format!("members of {}", teams.join(", ")));
     }
-    let mut out = if who.is_empty() {
-        "anyone the placeholders fit".to_owned()
-    } else {
-        who.join(" or ")
-    };
-    if rule.pattern.has_placeholder() && !who.is_empty() {
-        out.push_str(", where the placeholders fit");
-    }
-    out
+    (!who.is_empty()).then(|| who.join(" or "))
 }
 
 fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Option<Config> {
-    const TOP: &[&str] = &["server", "pusher", "github", "session", "cache", "rules"];
+    const TOP: &[&str] = &[
+        "server", "pusher", "github", "session", "cache", "limits", "signin", "rules",
+    ];
     p.unknown_keys("", doc, TOP);
     let get = |name: &str| doc.get(name);
     let server = p.section("server", get("server"), RawServer::FIELDS);
@@ -599,11 +767,20 @@ fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Option<Config
     let github = p.section("github", get("github"), RawGithub::FIELDS);
     let session = p.section("session", get("session"), RawSession::FIELDS);
     let cache = p.section("cache", get("cache"), RawCache::FIELDS);
+    let limits = p.section("limits", get("limits"), RawLimits::FIELDS);
+    let signin = match get("signin") {
+        None => Some(None),
+        value => p
+            .section::<RawSignin>("signin", value, RawSignin::FIELDS)
+            .map(Some),
+    };
     let server = server.and_then(|raw| build_server(p, raw));
     let pusher = pusher.and_then(|raw| build_pusher(p, raw, env));
     let github = github.and_then(|raw| build_github(p, raw, env));
-    let session = session.and_then(|raw| build_session(p, raw));
+    let session = session.and_then(|raw| build_session(p, raw, env));
     let cache = cache.and_then(|raw| build_cache(p, raw));
+    let limits = limits.and_then(|raw| build_limits(p, raw));
+    let signin = signin.and_then(|raw| build_signin(p, raw));
     let rules = build_rules(p, get("rules"));
     Some(Config {
         server: server?,
@@ -611,6 +788,8 @@ fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Option<Config
         github: github?,
         session: session?,
         cache: cache?,
+        limits: limits?,
+        signin: signin?,
         rules: rules?,
     })
 }
@@ -628,18 +807,39 @@ fn build_rules(p: &mut Problems<'_>, value: Option<&S<DeValue<'_>>>) -> Option<R
         return None;
     };
     let mut rules = Vec::new();
+    let mut spans = Vec::new();
     let mut ok = true;
     for (i, item) in array.iter().enumerate() {
         let key = format!("rules[{i}]");
-        let rule = p
-            .section::<RawRule>(&key, Some(item), RawRule::FIELDS)
-            .and_then(|raw| build_rule(p, i, raw));
-        match rule {
+        let raw = p.section::<RawRule>(&key, Some(item), RawRule::FIELDS);
+        spans.push(
+            raw.as_ref()
+                .and_then(|r| r.channel.as_ref().map(Spanned::span)),
+        );
+        match raw.and_then(|raw| build_rule(p, i, raw)) {
             Some(rule) => rules.push(rule),
             None => ok = false,
         }
     }
-    ok.then(|| RuleSet::new(rules))
+    if !ok {
+        return None;
+    }
+    let rules = RuleSet::new(rules);
+    let collisions = rules.collisions();
+    for c in &collisions {
+        let list = rules.rules();
+        p.add(
+            format!("rules[{}].channel", c.filled),
+            spans[c.filled].clone(),
+            format!(
+                "{:?} collides with rules[{}] {:?}: {c}",
+                list[c.filled].pattern.as_str(),
+                c.other,
+                list[c.other].pattern.as_str()
+            ),
+        );
+    }
+    collisions.is_empty().then_some(rules)
 }
 
 /// A string value with surrounding whitespace refused, for ids and names.
@@ -763,6 +963,41 @@ fn build_server(p: &mut Problems<'_>, raw: RawServer) -> Option<ServerConfig> {
             allowed_origins.push(url);
         }
     }
+    let header_timeout = duration(
+        p,
+        "server.header_timeout",
+        raw.header_timeout,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    );
+    let request_timeout = duration(
+        p,
+        "server.request_timeout",
+        raw.request_timeout,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+    );
+    let max_connections = count(p, "server.max_connections", raw.max_connections, 10_000, 1);
+    let mut trusted_proxies = Some(Vec::new());
+    for (i, v) in raw.trusted_proxies.unwrap_or_default().iter().enumerate() {
+        let text = v.get_ref();
+        // A bare address is a network of one.
+        let net = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
+        match (net, trusted_proxies.as_mut()) {
+            (Ok(net), Some(list)) => list.push(net.trunc()),
+            (Ok(_), None) => {}
+            (Err(_), _) => {
+                p.at(
+                    &format!("server.trusted_proxies[{i}]"),
+                    v,
+                    format!("{text:?} is not an address or a network such as \"10.0.0.0/8\""),
+                );
+                trusted_proxies = None;
+            }
+        }
+    }
     let public_url = public_url?;
     let origin = Url::parse(&public_url)
         .map(|u| u.origin().ascii_serialization())
@@ -771,6 +1006,10 @@ fn build_server(p: &mut Problems<'_>, raw: RawServer) -> Option<ServerConfig> {
         listen: listen?,
         public_url,
         allowed_origins,
+        header_timeout: header_timeout?,
+        request_timeout: request_timeout?,
+        max_connections: max_connections? as usize,
+        trusted_proxies: trusted_proxies?,
         origin,
     })
 }
@@ -927,25 +1166,55 @@ fn duration(
     }
 }
 
-fn build_session(p: &mut Problems<'_>, raw: RawSession) -> Option<SessionConfig> {
-    let store = match raw.store {
+fn build_session(p: &mut Problems<'_>, raw: RawSession, env: Env<'_>) -> Option<SessionConfig> {
+    let store = match &raw.store {
         None => Some(SessionStore::Memory),
         Some(v) => {
             let text = v.get_ref();
+            let redis = ["redis://", "rediss://"]
+                .iter()
+                .any(|scheme| text.strip_prefix(scheme).is_some_and(|s| !s.is_empty()));
             if text == "memory" {
                 Some(SessionStore::Memory)
             } else if let Some(path) = text.strip_prefix("sqlite://").filter(|s| !s.is_empty()) {
                 Some(SessionStore::Sqlite(PathBuf::from(path)))
-            } else if text.strip_prefix("redis://").is_some_and(|s| !s.is_empty())
-                && Url::parse(text).is_ok()
-            {
-                Some(SessionStore::Redis(text.clone()))
+            } else if redis && Url::parse(text).is_ok_and(|u| u.host().is_some()) {
+                Some(SessionStore::Redis(Secret::new(text.clone())))
             } else {
-                p.at("session.store", &v, format!("{text:?} is not a store; use \"memory\", \"sqlite://PATH\" or \"redis://HOST:PORT\""));
+                // The value may hold a password: show it redacted.
+                let shown = if redis {
+                    redact_url(text)
+                } else {
+                    format!("{text:?}")
+                };
+                p.at("session.store", v, format!("{shown} is not a store; use \"memory\", \"sqlite://PATH\", \"redis://HOST:PORT\" or \"rediss://HOST:PORT\""));
                 None
             }
         }
     };
+    let encryption_key = match env(ENV_SESSION_KEY) {
+        Some(text) => session_key(&text)
+            .map_err(|m| p.add(ENV_SESSION_KEY, None, m))
+            .ok()
+            .map(Some),
+        None => match &raw.encryption_key_base64 {
+            Some(v) => session_key(v.get_ref())
+                .map_err(|m| p.at("session.encryption_key_base64", v, m))
+                .ok()
+                .map(Some),
+            None => Some(None),
+        },
+    };
+    if let (Some(store @ (SessionStore::Sqlite(_) | SessionStore::Redis(_))), Some(None)) =
+        (&store, &encryption_key)
+    {
+        let span = raw.store.as_ref().map(Spanned::span);
+        p.add(
+            "session.encryption_key_base64",
+            span,
+            format!("is required with the {} store, so GitHub tokens are stored encrypted; set it (or {ENV_SESSION_KEY}) to 32 random bytes in base64: `openssl rand -base64 32`", store.kind()),
+        );
+    }
     let ttl = duration(
         p,
         "session.ttl",
@@ -985,6 +1254,69 @@ fn build_session(p: &mut Problems<'_>, raw: RawSession) -> Option<SessionConfig>
         ttl: ttl?,
         max_age: max_age?,
         cookie_name: cookie_name?,
+        encryption_key: encryption_key?,
+    })
+}
+
+fn session_key(text: &str) -> Result<Secret<Vec<u8>>, String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| "is not base64; make a key with `openssl rand -base64 32`".to_owned())?;
+    if bytes.len() < 32 {
+        return Err(format!(
+            "decodes to {} bytes but must be at least 32; make a key with `openssl rand -base64 32`",
+            bytes.len()
+        ));
+    }
+    Ok(Secret::new(bytes))
+}
+
+/// A whole number of at least `min`, `default` when absent.
+fn count(
+    p: &mut Problems<'_>,
+    key: &str,
+    v: Option<S<i64>>,
+    default: u64,
+    min: u64,
+) -> Option<u64> {
+    match v {
+        None => Some(default),
+        Some(v) => match u64::try_from(*v.get_ref()) {
+            Ok(n) if n >= min => Some(n),
+            _ => {
+                p.at(key, &v, format!("must be a whole number of at least {min}"));
+                None
+            }
+        },
+    }
+}
+
+fn build_limits(p: &mut Problems<'_>, raw: RawLimits) -> Option<LimitsConfig> {
+    let defaults = LimitsConfig::default();
+    let per_minute = |p: &mut Problems<'_>, key, v, default: u32| {
+        count(p, key, v, u64::from(default), 0).and_then(|n| match u32::try_from(n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                p.add(key, None, "is too large");
+                None
+            }
+        })
+    };
+    let login = per_minute(
+        p,
+        "limits.login_per_minute",
+        raw.login_per_minute,
+        defaults.login_per_minute,
+    );
+    let auth = per_minute(
+        p,
+        "limits.auth_per_minute",
+        raw.auth_per_minute,
+        defaults.auth_per_minute,
+    );
+    Some(LimitsConfig {
+        login_per_minute: login?,
+        auth_per_minute: auth?,
     })
 }
 
@@ -1033,6 +1365,40 @@ fn build_rule(p: &mut Problems<'_>, i: usize, raw: RawRule) -> Option<Rule> {
             .map_err(|e| p.at(&key("channel"), v, e.to_string()))
             .ok(),
     };
+    let conditions = build_conditions(
+        p,
+        &format!("rules[{i}]"),
+        &raw.users,
+        &raw.orgs,
+        &raw.teams,
+        raw.everyone,
+    );
+    let span = raw.channel.as_ref().map(Spanned::span);
+    let Conditions {
+        users,
+        orgs,
+        teams,
+        everyone,
+    } = conditions?;
+    match Rule::new(pattern?, users, orgs, teams, everyone) {
+        Ok(rule) => Some(rule),
+        Err(e) => {
+            p.add(format!("rules[{i}]"), span, e.to_string());
+            None
+        }
+    }
+}
+
+/// `users`, `orgs`, `teams` and `everyone` of a rule or of `[signin]`,
+/// each name checked, every bad one reported under `base`.
+fn build_conditions(
+    p: &mut Problems<'_>,
+    base: &str,
+    users: &[S<String>],
+    orgs: &[S<String>],
+    teams: &[S<String>],
+    everyone: bool,
+) -> Option<Conditions> {
     let names = |p: &mut Problems<'_>, field: &str, list: &[S<String>]| {
         let mut out = Vec::new();
         let mut ok = true;
@@ -1042,7 +1408,7 @@ fn build_rule(p: &mut Problems<'_>, i: usize, raw: RawRule) -> Option<Rule> {
             } else {
                 ok = false;
                 p.at(
-                    &format!("rules[{i}].{field}[{j}]"),
+                    &format!("{base}.{field}[{j}]"),
                     v,
                     format!(
                         "{:?} is not a GitHub name (letters, digits, - and _)",
@@ -1053,30 +1419,45 @@ fn build_rule(p: &mut Problems<'_>, i: usize, raw: RawRule) -> Option<Rule> {
         }
         ok.then_some(out)
     };
-    let users = names(p, "users", &raw.users);
-    let orgs = names(p, "orgs", &raw.orgs);
-    let mut teams = Some(Vec::new());
-    for (j, v) in raw.teams.iter().enumerate() {
+    let users = names(p, "users", users);
+    let orgs = names(p, "orgs", orgs);
+    let mut team_refs = Some(Vec::new());
+    for (j, v) in teams.iter().enumerate() {
         match TeamRef::parse(v.get_ref()) {
             Ok(t) => {
-                if let Some(teams) = teams.as_mut() {
-                    teams.push(t);
+                if let Some(list) = team_refs.as_mut() {
+                    list.push(t);
                 }
             }
             Err(m) => {
-                p.at(&format!("rules[{i}].teams[{j}]"), v, m);
-                teams = None;
+                p.at(&format!("{base}.teams[{j}]"), v, m);
+                team_refs = None;
             }
         }
     }
-    let span = raw.channel.as_ref().map(Spanned::span);
-    match Rule::new(pattern?, users?, orgs?, teams?, raw.everyone) {
-        Ok(rule) => Some(rule),
-        Err(e) => {
-            p.add(format!("rules[{i}]"), span, e.to_string());
-            None
-        }
+    Some(Conditions {
+        users: users?,
+        orgs: orgs?,
+        teams: team_refs?,
+        everyone,
+    })
+}
+
+fn build_signin(p: &mut Problems<'_>, raw: Option<RawSignin>) -> Option<Option<Conditions>> {
+    let Some(raw) = raw else {
+        return Some(None);
+    };
+    let conditions =
+        build_conditions(p, "signin", &raw.users, &raw.orgs, &raw.teams, raw.everyone)?;
+    if conditions.everyone && !conditions.lists_nobody() {
+        p.add("signin", None, "everyone = true admits every account, so its users, orgs and teams would never matter; keep one or the other");
+        return None;
     }
+    if !conditions.everyone && conditions.lists_nobody() {
+        p.add("signin", None, "admits nobody; list users, orgs or teams, or say everyone = true (leave [signin] out to refuse every sign-in)");
+        return None;
+    }
+    Some(Some(conditions))
 }
 
 #[cfg(test)]
@@ -1231,6 +1612,10 @@ client_secret = "shh"
 listen = "127.0.0.1:9000"
 public_url = "https://gw.example"
 allowed_origins = ["https://app.example"]
+header_timeout = "5s"
+request_timeout = "1m"
+max_connections = 500
+trusted_proxies = ["10.0.0.0/8", "::1", "192.168.1.7"]
 [pusher]
 app_id = "1"
 key = "k"
@@ -1250,10 +1635,17 @@ store = "sqlite://sessions.db"
 ttl = "12h"
 max_age = "14d"
 cookie_name = "cg"
+encryption_key_base64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 [cache]
 membership_ttl = "90s"
 stale_grace = "1m"
 max_entries = 10
+[limits]
+login_per_minute = 0
+auth_per_minute = 100
+[signin]
+orgs = ["b"]
+teams = ["b/c"]
 [[rules]]
 channel = "private-x"
 users = ["a"]
@@ -1270,6 +1662,130 @@ everyone = true
         assert_eq!(c.session.store, SessionStore::Sqlite("sessions.db".into()));
         assert_eq!(c.cache.stale_grace, Duration::from_secs(60));
         assert_eq!(c.rules.rules().len(), 2);
+        assert_eq!(c.server.header_timeout, Duration::from_secs(5));
+        assert_eq!(c.server.request_timeout, Duration::from_secs(60));
+        assert_eq!(c.server.max_connections, 500);
+        let proxies: Vec<String> = c
+            .server
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "::1/128", "192.168.1.7/32"]);
+        assert_eq!(
+            c.session.encryption_key.as_ref().map(|k| k.expose().len()),
+            Some(32)
+        );
+        assert_eq!(c.session.cookie_name(c.server.is_https()), "__Host-cg");
+        assert_eq!(
+            c.limits,
+            LimitsConfig {
+                login_per_minute: 0,
+                auth_per_minute: 100
+            }
+        );
+        assert_eq!(
+            c.signin.as_ref().map(|s| s.orgs.clone()),
+            Some(vec!["b".to_owned()])
+        );
+    }
+
+    #[test]
+    fn wave_two_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.server.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.server.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.server.max_connections, 10_000);
+        assert!(c.server.trusted_proxies.is_empty());
+        assert_eq!(c.limits, LimitsConfig::default());
+        assert_eq!(c.limits.login_per_minute, 30);
+        assert_eq!(c.limits.auth_per_minute, 600);
+        assert!(c.signin.is_none(), "without [signin], sign-in is refused");
+        assert!(c.session.encryption_key.is_none());
+        assert_eq!(c.session.cookie_name(false), "channelgate");
+    }
+
+    #[test]
+    fn stored_sessions_need_an_encryption_key() {
+        for store in [
+            "sqlite://s.db",
+            "redis://127.0.0.1:6379",
+            "rediss://cache.example:6380",
+        ] {
+            let p = only_problem(&format!("{MINIMAL}\n[session]\nstore = \"{store}\"\n"));
+            assert_eq!(p.key, "session.encryption_key_base64", "{store}");
+            assert!(
+                p.message.contains("openssl rand -base64 32"),
+                "{}",
+                p.message
+            );
+        }
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let env = |name: &str| (name == ENV_SESSION_KEY).then(|| key.to_owned());
+        let text = format!("{MINIMAL}\n[session]\nstore = \"rediss://cache.example:6380\"\n");
+        assert!(Config::parse(&text, "t", &env).is_ok());
+        let p = only_problem(&format!(
+            "{MINIMAL}\n[session]\nencryption_key_base64 = \"c2hvcnQ=\"\n"
+        ));
+        assert!(p.message.contains("at least 32"), "{}", p.message);
+    }
+
+    #[test]
+    fn a_password_in_a_store_url_is_never_printed() {
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let text = format!(
+            "{MINIMAL}\n[session]\nstore = \"redis://:hunter2@cache.example:6379\"\nencryption_key_base64 = \"{key}\"\n"
+        );
+        let c = parse(&text).unwrap();
+        for shown in [c.summary(), c.session.store.to_string(), format!("{c:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+        }
+        assert!(
+            c.summary()
+                .contains("redis://:%5Bredacted%5D@cache.example:6379")
+                || c.summary().contains("[redacted]"),
+            "{}",
+            c.summary()
+        );
+        // Nor when the URL is refused.
+        let bad = format!("{MINIMAL}\n[session]\nstore = \"redis://:hunter2@\"\n");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn signin_takes_the_rule_conditions() {
+        let c = parse(&format!("{MINIMAL}\n[signin]\neveryone = true\n")).unwrap();
+        assert!(c.signin.unwrap().everyone);
+        let p = only_problem(&format!("{MINIMAL}\n[signin]\n"));
+        assert_eq!(p.key, "signin");
+        assert!(p.message.contains("admits nobody"), "{}", p.message);
+        let p = only_problem(&format!("{MINIMAL}\n[signin]\nteams = [\"acme\"]\n"));
+        assert_eq!(p.key, "signin.teams[0]");
+        let p = only_problem(&format!(
+            "{MINIMAL}\n[signin]\nusers = [\"a\"]\neveryone = true\n"
+        ));
+        assert_eq!(p.key, "signin");
+        let list = problems(&format!("{MINIMAL}\n[signin]\nuser = [\"a\"]\n"));
+        assert_eq!(list[0].key, "signin.user");
+    }
+
+    #[test]
+    fn limits_and_server_bounds_are_checked() {
+        for (section, key, value) in [
+            ("limits", "login_per_minute", "-1"),
+            ("limits", "auth_per_minute", "\"lots\""),
+            ("server", "max_connections", "0"),
+            ("server", "header_timeout", "\"0s\""),
+            ("server", "request_timeout", "\"soon\""),
+            ("server", "trusted_proxies", "[\"10.0.0.0/33\"]"),
+        ] {
+            let p = only_problem(&format!("{MINIMAL}\n[{section}]\n{key} = {value}\n"));
+            assert!(
+                p.key.starts_with(&format!("{section}.{key}")),
+                "{key}: {p:?}"
+            );
+        }
     }
 
     #[test]
@@ -1375,12 +1891,15 @@ everyone = true
             ("memory", true),
             ("sqlite://sessions.db", true),
             ("redis://127.0.0.1:6379", true),
+            ("rediss://127.0.0.1:6380", true),
             ("sqlite://", false),
             ("postgres://x", false),
             ("redis://", false),
             ("", false),
         ] {
-            let text = format!("{MINIMAL}\n[session]\nstore = \"{store}\"\n");
+            let text = format!(
+                "{MINIMAL}\n[session]\nstore = \"{store}\"\nencryption_key_base64 = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n"
+            );
             match parse(&text) {
                 Ok(_) => assert!(ok, "{store}"),
                 Err(e) => {

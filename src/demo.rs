@@ -11,14 +11,15 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::Path;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::{Path, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::server::{Gateway, StartError, build_app};
+use crate::server::{ConnectionLimits, Gateway, StartError, build_app};
 use crate::standin::{GithubStandIn, MembershipState, UserRecord, World};
 
 /// Where the stand-in is mounted.
@@ -228,6 +229,9 @@ api_url = "{public_url}{GITHUB_PATH}/api/v3"
 
 [cache]
 membership_ttl = "30s"
+
+[signin]
+orgs = ["acme"]
 {RULES}"#
     );
     // The demo never reads secrets from the environment: it is self-contained.
@@ -284,17 +288,64 @@ pub async fn start(listen: SocketAddr, pusher_host: &str) -> Result<Demo, DemoEr
     let url = format!("http://{addr}");
     let github = GithubStandIn::new(world(&url), CLIENT_ID, CLIENT_SECRET);
     github.set_base_url(&format!("{url}{GITHUB_PATH}"));
-    let app = build_app(config(&url, pusher_host)).await?.nest(
-        GITHUB_PATH,
-        github
-            .router()
-            .merge(Router::new().route("/avatars/{file}", get(avatar))),
-    );
+    github.register_callback(&format!("{url}/auth/callback"));
+    let config = config(&url, pusher_host);
+    let limits = ConnectionLimits::of(&config.server);
+    let app = build_app(config)
+        .await?
+        .nest(
+            GITHUB_PATH,
+            github
+                .router()
+                .merge(Router::new().route("/avatars/{file}", get(avatar))),
+        )
+        .layer(middleware::from_fn(loopback_host_only));
     Ok(Demo {
-        gateway: Gateway::serve(listener, addr, app),
+        gateway: Gateway::serve(listener, addr, app, limits),
         github,
         url,
     })
+}
+
+/// Refuses a request whose `Host` is not a loopback name. The demo's
+/// secrets are public, so a web page must not reach it through a DNS name
+/// that an attacker points at 127.0.0.1 (DNS rebinding).
+async fn loopback_host_only(request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if is_loopback_host(host) {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::MISDIRECTED_REQUEST,
+            "the channelgate demo answers only to loopback names such as 127.0.0.1 and localhost\n",
+        )
+            .into_response()
+    }
+}
+
+/// `localhost`, `*.localhost` or a loopback address, with any port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // [::1]:8080
+        Some(rest) => rest.split_once(']').map_or("", |(ip, _)| ip),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        }),
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// What to print when the demo starts.
@@ -372,6 +423,34 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("only on loopback"), "{err}");
+    }
+
+    #[test]
+    fn only_loopback_names_are_answered() {
+        for ok in [
+            "127.0.0.1:8080",
+            "127.0.0.1",
+            "localhost:8080",
+            "LOCALHOST",
+            "app.localhost:1",
+            "[::1]:8080",
+            "127.1.2.3:9",
+        ] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "10.0.0.1:8080",
+            "[::2]:8080",
+            "[::1",
+            "0.0.0.0:8080",
+        ] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
     }
 
     #[test]

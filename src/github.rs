@@ -76,6 +76,15 @@ pub struct GithubUser {
     pub avatar_url: String,
 }
 
+/// `GET /user` as last read, kept so the next read can be conditional.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRead {
+    /// Who the token belongs to.
+    pub user: GithubUser,
+    /// The answer's ETag, if GitHub sent one.
+    pub etag: Option<String>,
+}
+
 /// One page of a list as last read, kept so the next read can be conditional.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedPage<T> {
@@ -189,10 +198,26 @@ impl GithubClient {
 
     /// `GET /user`: who the token belongs to.
     pub async fn user(&self, token: &Secret<String>) -> Result<GithubUser, GithubError> {
+        self.user_read(token, None).await.map(|read| read.user)
+    }
+
+    /// `GET /user`, conditional on the previous read's ETag: an unchanged
+    /// answer is a free 304 and returns the previous read.
+    pub async fn user_read(
+        &self,
+        token: &Secret<String>,
+        previous: Option<&UserRead>,
+    ) -> Result<UserRead, GithubError> {
         let url = format!("{}/user", self.api_url);
-        match self.get(token, &url, None).await? {
-            Got::Body { bytes, .. } => parse(&bytes),
-            Got::NotModified => Err(GithubError::Malformed("304 without a condition".into())),
+        let etag = previous.and_then(|p| p.etag.as_deref());
+        match self.get(token, &url, etag).await? {
+            Got::Body { bytes, headers } => Ok(UserRead {
+                user: parse(&bytes)?,
+                etag: header(&headers, ETAG),
+            }),
+            Got::NotModified => previous
+                .cloned()
+                .ok_or_else(|| GithubError::Malformed("304 without a condition".into())),
         }
     }
 

@@ -11,7 +11,9 @@
 //! - [`rules`]: the rule language and the decision engine (pure code).
 //! - [`signing`]: Pusher's input grammar and HMAC-SHA256 signatures (pure code).
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
+//! - [`crypto`]: keys at rest: tokens sealed in stored sessions, the login cookie.
 //! - [`github`]: the GitHub REST client (user, org memberships, teams).
+//! - [`limits`]: `[limits]`, the client's address behind a proxy, a log that floods cannot flood.
 //! - [`membership`]: a person's active orgs and teams, cached briefly, re-read with ETags.
 //! - [`pusher`]: `/pusher/auth` and `/pusher/user-auth`: parse, decide, sign.
 //! - [`standin`]: a stand-in for GitHub over real HTTP, for tests and the demo.
@@ -25,8 +27,10 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod demo;
 pub mod github;
+pub mod limits;
 pub mod membership;
 pub mod pusher;
 pub mod rules;

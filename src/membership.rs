@@ -1,6 +1,8 @@
 //! A person's current, active GitHub memberships, cached briefly.
 //!
 //! Entries are keyed by GitHub user id and trusted for `cache.membership_ttl`.
+//! Each read takes `/user` too, so the login the rules see follows a rename
+//! within the TTL, whichever session caused the read.
 //! A stale entry is re-read with conditional requests (ETags), so an
 //! unchanged membership costs GitHub's rate limit nothing. Concurrent requests
 //! for one person wait on one read (moka's per-key compute lock) instead of
@@ -20,8 +22,9 @@ use moka::ops::compute::Op;
 use tokio::time::Instant;
 
 use crate::config::CacheConfig;
+use crate::crypto::{Keys, SealedToken};
 use crate::github::{
-    GithubClient, GithubError, GithubUser, OrgMembershipItem, PagedList, TeamItem,
+    GithubClient, GithubError, GithubUser, OrgMembershipItem, PagedList, TeamItem, UserRead,
 };
 use crate::rules::{Person, is_github_name};
 use crate::secret::Secret;
@@ -40,6 +43,8 @@ pub struct Membership {
     pub person: Person,
     /// When GitHub last confirmed this (200 or 304).
     pub confirmed_at: Instant,
+    /// Who GitHub says the person is now (login, name, avatar).
+    user: UserRead,
     orgs: PagedList<OrgMembershipItem>,
     teams: PagedList<TeamItem>,
 }
@@ -99,13 +104,14 @@ impl std::hash::Hasher for IdHash {
 pub struct Memberships {
     cache: Cache<u64, Arc<Slot>, IdHasher>,
     github: GithubClient,
+    keys: Keys,
     ttl: Duration,
     stale_grace: Duration,
 }
 
 impl Memberships {
     /// A cache with the configured TTL, grace and size.
-    pub fn new(github: GithubClient, config: &CacheConfig) -> Self {
+    pub fn new(github: GithubClient, keys: Keys, config: &CacheConfig) -> Self {
         Self {
             // Bounded by size only: an expiry policy would add bookkeeping to
             // every read, and a stale entry still carries the ETags that make
@@ -114,16 +120,18 @@ impl Memberships {
                 .max_capacity(config.max_entries)
                 .build_with_hasher(IdHasher),
             github,
+            keys,
             ttl: config.membership_ttl,
             stale_grace: config.stale_grace,
         }
     }
 
     /// The person's membership: from the cache while fresh, else re-read.
+    /// The token is opened only when GitHub has to be asked.
     pub async fn get(
         &self,
         user: &GithubUser,
-        token: &Secret<String>,
+        token: &SealedToken,
     ) -> Result<Arc<Membership>, MembershipError> {
         if let Some(slot) = self.cache.get(&user.id).await
             && let Some(m) = &slot.membership
@@ -131,13 +139,22 @@ impl Memberships {
         {
             return Ok(m.clone());
         }
-        self.read(user, token, false).await
+        let Ok(token) = self.keys.open_token(token) else {
+            // Sealed with another key (one since rotated): log in again.
+            return Err(MembershipError::Revoked);
+        };
+        let seen = UserRead {
+            user: user.clone(),
+            etag: None,
+        };
+        self.read(&seen, &token, false).await
     }
 
-    /// Re-reads the person's membership now (at login), whatever the cache holds.
+    /// Re-reads the person's membership now (at login), whatever the cache
+    /// holds; `user` is the `/user` just read.
     pub async fn refresh(
         &self,
-        user: &GithubUser,
+        user: &UserRead,
         token: &Secret<String>,
     ) -> Result<Arc<Membership>, MembershipError> {
         self.read(user, token, true).await
@@ -146,14 +163,15 @@ impl Memberships {
     /// Reads under the person's key lock, so concurrent callers share one read.
     async fn read(
         &self,
-        user: &GithubUser,
+        user: &UserRead,
         token: &Secret<String>,
         force: bool,
     ) -> Result<Arc<Membership>, MembershipError> {
+        let user_id = user.user.id;
         let started = Instant::now();
         let mut outcome = Err(MembershipError::Unavailable("not read".into()));
         self.cache
-            .entry(user.id)
+            .entry(user_id)
             .and_compute_with(|current| {
                 let slot = current.map(|e| e.into_value()).unwrap_or_default();
                 let outcome = &mut outcome;
@@ -171,7 +189,7 @@ impl Memberships {
     async fn next(
         &self,
         slot: Arc<Slot>,
-        user: &GithubUser,
+        user: &UserRead,
         token: &Secret<String>,
         force: bool,
         started: Instant,
@@ -192,14 +210,35 @@ impl Memberships {
             return (Op::Nop, answer);
         }
         let previous = slot.membership.as_deref();
-        let (orgs, teams) = tokio::join!(
+        // At login the caller has just read /user itself; otherwise /user
+        // is re-read with the rest (a free 304 when unchanged).
+        let last_user = previous.map(|m| &m.user);
+        let (read_user, orgs, teams) = tokio::join!(
+            async {
+                if force {
+                    Ok(user.clone())
+                } else {
+                    self.github.user_read(token, last_user).await
+                }
+            },
             self.github
                 .org_memberships(token, previous.map(|m| &m.orgs)),
             self.github.teams(token, previous.map(|m| &m.teams)),
         );
-        match orgs.and_then(|orgs| Ok((orgs, teams?))) {
-            Ok((orgs, teams)) => {
-                let membership = Arc::new(Membership::new(user, orgs, teams));
+        let read = read_user.and_then(|u| Ok((u, orgs?, teams?)));
+        match read {
+            Ok((read_user, orgs, teams)) if read_user.user.id != user.user.id => {
+                // The token now belongs to someone else: never mix them up.
+                tracing::warn!(
+                    expected = user.user.id,
+                    got = read_user.user.id,
+                    "GitHub token answered for another user id"
+                );
+                let _ = (orgs, teams);
+                (Op::Remove, Err(MembershipError::Revoked))
+            }
+            Ok((read_user, orgs, teams)) => {
+                let membership = Arc::new(Membership::new(read_user, orgs, teams));
                 let slot = Slot {
                     membership: Some(membership.clone()),
                     retry_not_before: None,
@@ -216,7 +255,7 @@ impl Memberships {
                         .min(MAX_RATE_LIMIT_WAIT),
                     _ => RETRY_AFTER_FAILURE,
                 };
-                tracing::warn!(login = %user.login, error = %e, retry_in = ?wait, "GitHub membership read failed");
+                tracing::warn!(login = %user.user.login, error = %e, retry_in = ?wait, "GitHub membership read failed");
                 let answer = self.stale_or(&slot, &e.to_string());
                 let slot = Slot {
                     membership: slot.membership.clone(),
@@ -240,19 +279,21 @@ impl Memberships {
 }
 
 impl Membership {
-    fn new(
-        user: &GithubUser,
-        orgs: PagedList<OrgMembershipItem>,
-        teams: PagedList<TeamItem>,
-    ) -> Self {
+    /// Who the person is now, as GitHub last said.
+    pub fn user(&self) -> &GithubUser {
+        &self.user.user
+    }
+
+    fn new(user: UserRead, orgs: PagedList<OrgMembershipItem>, teams: PagedList<TeamItem>) -> Self {
         // Asked for state=active, but checked again: a pending membership
         // must never count. Names are checked too: the rules' separators
         // (`.` between {org} and {team}) rely on GitHub names never holding
         // them, so a name that does is left out rather than trusted.
+        let login = &user.user.login;
         let named = |kind: &str, name: &str| {
             let ok = is_github_name(name);
             if !ok {
-                tracing::warn!(login = %user.login, "ignoring {kind} {name:?} from GitHub: not a GitHub name");
+                tracing::warn!(%login, "ignoring {kind} {name:?} from GitHub: not a GitHub name");
             }
             ok
         };
@@ -270,12 +311,13 @@ impl Membership {
             .collect();
         Self {
             person: Person {
-                id: user.id,
-                login: user.login.clone(),
+                id: user.user.id,
+                login: user.user.login.clone(),
                 orgs: active_orgs,
                 teams: teams_of_person,
             },
             confirmed_at: Instant::now(),
+            user,
             orgs,
             teams,
         }

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
@@ -24,14 +25,17 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tower_sessions::Session;
 
-use crate::auth::{Caller, caller};
+use crate::auth::{Caller, caller_with, current_identity};
+use crate::github::GithubUser;
+use crate::limits::Key;
 use crate::membership::Membership;
 use crate::rules::{Decision, Denial};
 use crate::server::AppState;
-use crate::session::Identity;
+use crate::server::client_addr_of;
+use crate::signing::Excerpt;
 use crate::signing::{
-    ChannelAuth, ChannelKind, ChannelName, InputError, PresenceMember, SignError, SocketId,
-    UserData,
+    ChannelAuth, ChannelKind, ChannelName, InputError, MAX_USER_INFO_BYTES, PresenceMember,
+    SignError, SocketId, UserData,
 };
 use crate::web::ApiError;
 
@@ -82,10 +86,15 @@ fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
 
 /// What both endpoints check first: the origin, then the body's size. The
 /// request is taken whole because the `HeaderMap` extractor copies headers.
-async fn accept(state: &AppState, request: Request) -> Result<(HeaderMap, Bytes), ApiError> {
+/// Also gives the client's address, for the anonymous rate limit.
+async fn accept(
+    state: &AppState,
+    request: Request,
+) -> Result<(HeaderMap, Bytes, IpAddr), ApiError> {
     let (parts, body) = request.into_parts();
     check_origin(state, &parts.headers)?;
-    Ok((parts.headers, read_body(body).await?))
+    let addr = client_addr_of(&parts, state);
+    Ok((parts.headers, read_body(body).await?, addr))
 }
 
 /// Reads the body up to [`MAX_BODY_BYTES`].
@@ -223,7 +232,11 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     if origin == state.config.server.public_origin() || is_allowed(state, origin) {
         Ok(())
     } else {
-        tracing::warn!(%origin, "refused a request from an origin that is not allowed");
+        let shown = Excerpt::of(origin).to_string();
+        state.quiet.info(
+            "refused a request from an origin that is not allowed",
+            shown,
+        );
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!("origin {origin:?} is not allowed to call this gateway"),
@@ -284,18 +297,45 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
     response
 }
 
-/// The logged-in person and their current membership, or the refusal.
-async fn who(state: &AppState, session: &Session) -> Result<(Identity, Arc<Membership>), ApiError> {
-    match caller(state, session).await.map_err(ApiError::session)? {
+/// The logged-in person's current membership, or the refusal. Each asks
+/// within `limits.auth_per_minute`, counted per person (per client address
+/// before login), before any GitHub read is made for it.
+async fn who(
+    state: &AppState,
+    session: &Session,
+    addr: IpAddr,
+) -> Result<Arc<Membership>, ApiError> {
+    let identity = current_identity(state, session)
+        .await
+        .map_err(ApiError::session)?;
+    let key = identity
+        .as_ref()
+        .map_or(Key::addr(addr), |i| Key::Person(i.user.id));
+    if let Err(wait) = state.auth_limit.check(key) {
+        let who = identity
+            .as_ref()
+            .map_or_else(|| addr.to_string(), |i| i.user.login.clone());
+        state
+            .quiet
+            .info("refused: over limits.auth_per_minute", who);
+        return Err(ApiError::too_many(wait));
+    }
+    let Some(identity) = identity else {
+        return Err(ApiError::logged_out());
+    };
+    match caller_with(state, session, identity)
+        .await
+        .map_err(ApiError::session)?
+    {
         Caller::LoggedOut => Err(ApiError::logged_out()),
         Caller::Revoked => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "GitHub no longer accepts this login; log in again at /auth/login",
         )),
         Caller::Person {
-            identity,
             membership: Ok(membership),
-        } => Ok((identity, membership)),
+            ..
+        } => Ok(membership),
         Caller::Person {
             identity,
             membership: Err(why),
@@ -309,13 +349,44 @@ async fn who(state: &AppState, session: &Session) -> Result<(Identity, Arc<Membe
     }
 }
 
-/// The presence `user_info` of a person: login, name and avatar.
-pub fn user_info(identity: &Identity) -> Value {
-    json!({
-        "login": identity.user.login,
-        "name": identity.user.name,
-        "avatar_url": identity.user.avatar_url,
-    })
+/// The presence `user_info` of a person: login, name and avatar, as GitHub
+/// last said. A display name too long for Pusher's 1 KB limit is cut at a
+/// character boundary, so a long name can never turn a join into an error.
+pub fn user_info(user: &GithubUser) -> Value {
+    let info = |name: Option<&str>, avatar_url: &str| json!({ "login": user.login, "name": name, "avatar_url": avatar_url });
+    let size = |v: &Value| serde_json::to_vec(v).map_or(usize::MAX, |b| b.len());
+    let full = info(user.name.as_deref(), &user.avatar_url);
+    if size(&full) <= MAX_USER_INFO_BYTES {
+        return full;
+    }
+    let name = user.name.as_deref().unwrap_or_default();
+    // What is left for the name's characters once everything else is in.
+    let mut budget = MAX_USER_INFO_BYTES.saturating_sub(size(&info(Some(""), &user.avatar_url)));
+    let mut cut = 0;
+    for (at, c) in name.char_indices() {
+        let cost = json_len(c);
+        if cost > budget {
+            break;
+        }
+        budget -= cost;
+        cut = at + c.len_utf8();
+    }
+    let trimmed = info(Some(&name[..cut]), &user.avatar_url);
+    if size(&trimmed) <= MAX_USER_INFO_BYTES {
+        trimmed
+    } else {
+        // Only an absurd avatar URL gets here: leave it out.
+        info(Some(&name[..cut]), "")
+    }
+}
+
+/// How many bytes `c` takes inside a JSON string as serde_json writes it.
+fn json_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        c => c.len_utf8(),
+    }
 }
 
 /// One request's signing: who asks, for which socket. The presence member
@@ -323,7 +394,6 @@ pub fn user_info(identity: &Identity) -> Value {
 /// holds.
 struct Signing<'a> {
     state: &'a AppState,
-    identity: &'a Identity,
     membership: &'a Membership,
     socket_id: &'a SocketId,
     member: OnceCell<Result<PresenceMember, InputError>>,
@@ -332,7 +402,7 @@ struct Signing<'a> {
 impl Signing<'_> {
     /// Decides and signs one channel.
     fn authorize(&self, channel: &ChannelName) -> Result<ChannelAuth, ApiError> {
-        let login = &self.identity.user.login;
+        let login = &self.membership.person.login;
         let decision = self
             .state
             .config
@@ -343,7 +413,10 @@ impl Signing<'_> {
                 "{channel} is a public channel; only private-, private-encrypted- and presence- channels are authorized"
             ))),
             Decision::Deny(_) => {
-                tracing::info!(%login, %channel, reason = %decision, "denied");
+                // One line per kind of denial a minute, however often repeated.
+                self.state
+                    .quiet
+                    .info("denied", format!("{login} {channel}: {decision}"));
                 Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     format!("you may not join {channel}"),
@@ -377,12 +450,12 @@ impl Signing<'_> {
     }
 
     fn member(&self) -> Result<&PresenceMember, ApiError> {
-        let identity = self.identity;
-        let member = self.member.get_or_init(|| {
-            PresenceMember::new(&identity.user.id.to_string(), &user_info(identity))
-        });
+        let user = self.membership.user();
+        let member = self
+            .member
+            .get_or_init(|| PresenceMember::new(&user.id.to_string(), &user_info(user)));
         member.as_ref().map_err(|e| {
-            tracing::error!(login = %identity.user.login, error = %e, "cannot build presence data");
+            tracing::error!(login = %user.login, error = %e, "cannot build presence data");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "cannot build presence data for this person",
@@ -397,12 +470,11 @@ pub async fn channel_auth(
     session: Session,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (headers, body) = accept(&state, request).await?;
+    let (headers, body, addr) = accept(&state, request).await?;
     let request = parse_request(&headers, &body)?;
-    let (identity, membership) = who(&state, &session).await?;
+    let membership = who(&state, &session, addr).await?;
     let signing = Signing {
         state: &state,
-        identity: &identity,
         membership: &membership,
         socket_id: &request.socket_id,
         member: OnceCell::new(),
@@ -433,20 +505,72 @@ pub async fn user_auth(
     session: Session,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (headers, body) = accept(&state, request).await?;
+    let (headers, body, addr) = accept(&state, request).await?;
     let socket_id = match format_of(&headers)? {
         Format::Form => socket_id(only(&form_fields(&body), "socket_id")?)?,
         Format::Json => socket_id(JsonBody::parse(&body)?.socket_id.as_deref())?,
     };
-    let (identity, _membership) = who(&state, &session).await?;
-    let user = UserData::new(&identity.user.id.to_string(), Some(&user_info(&identity)))
+    let membership = who(&state, &session, addr).await?;
+    // Sign-in is authorization too: a GitHub account alone is not enough.
+    let person = &membership.person;
+    let admitted = state
+        .config
+        .signin
+        .as_ref()
+        .is_some_and(|conditions| conditions.admit(person));
+    if !admitted {
+        let reason = match &state.config.signin {
+            None => "no [signin] section: sign-in is refused to everyone".to_owned(),
+            Some(c) => format!("meets none of [signin] ({})", c.describe()),
+        };
+        state.quiet.info(
+            "sign-in denied",
+            format!("{} (id {}): {reason}", person.login, person.id),
+        );
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "you may not sign in to this Pusher app",
+        ));
+    }
+    let user = membership.user();
+    let data = UserData::new(&user.id.to_string(), Some(&user_info(user)))
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Json(state.signer.authenticate_user(&socket_id, &user)).into_response())
+    Ok(Json(state.signer.authenticate_user(&socket_id, &data)).into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn person_named(name: &str) -> GithubUser {
+        GithubUser {
+            id: 1,
+            login: "ada".into(),
+            name: Some(name.into()),
+            avatar_url: "https://avatars.githubusercontent.com/u/1?v=4".into(),
+        }
+    }
+
+    #[test]
+    fn a_long_display_name_is_cut_to_fit_pushers_limit() {
+        for unit in ["x", "é", "北", "👩‍💻", "\"", "\u{1}"] {
+            let long = person_named(&unit.repeat(2000));
+            let info = user_info(&long);
+            let size = serde_json::to_vec(&info).unwrap().len();
+            assert!(size <= MAX_USER_INFO_BYTES, "{unit:?}: {size}");
+            assert!(
+                size > MAX_USER_INFO_BYTES - 12,
+                "{unit:?}: cut no more than needed: {size}"
+            );
+            let name = info["name"].as_str().unwrap();
+            assert!(long.name.as_deref().unwrap().starts_with(name), "{unit:?}");
+            // The cut name is still good presence data.
+            assert!(PresenceMember::new("1", &info).is_ok());
+            assert!(UserData::new("1", Some(&info)).is_ok());
+        }
+        let short = person_named("Ada Lovelace");
+        assert_eq!(user_info(&short)["name"], "Ada Lovelace");
+    }
 
     fn form(body: &str) -> Result<AuthRequest, ApiError> {
         let mut headers = HeaderMap::new();

@@ -2,10 +2,15 @@
 //! session holds.
 //!
 //! The browser holds only a random session id in an HttpOnly cookie; the
-//! identity and the GitHub access token stay in the store.
+//! identity and the GitHub access token stay in the store, the token sealed
+//! with the gateway's key (see [`crate::crypto`]). Nothing is stored before
+//! a login completes: a login in progress lives in its own sealed cookie.
+//!
+//! A deleted session stays deleted: saving updates a session that exists
+//! and never creates one, so a request still in flight when its session
+//! logs out cannot write it back.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,28 +26,28 @@ use tower_sessions_redis_store::fred::prelude::{
     ClientLike, Config as RedisConfig, Pool, ReconnectPolicy,
 };
 use tower_sessions_sqlx_store::SqliteStore;
+use tower_sessions_sqlx_store::sqlx::query as sqlx_query;
 use tower_sessions_sqlx_store::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous,
 };
 
-use crate::config::{SessionConfig, SessionStore as StoreChoice};
+use crate::config::{SessionConfig, SessionStore as StoreChoice, redact_url};
+use crate::crypto::SealedToken;
 use crate::github::GithubUser;
-use crate::secret::Secret;
 
 /// Session key of the logged-in [`Identity`].
 pub const IDENTITY_KEY: &str = "channelgate.identity";
-/// Session key of a login in progress ([`PendingLogin`]).
-pub const PENDING_LOGIN_KEY: &str = "channelgate.pending_login";
 /// Session key of when the session's expiry was last pushed back.
 const RENEWED_KEY: &str = "channelgate.renewed";
 
 /// Who is logged in, as kept in the session (server side only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
-    /// The GitHub user.
+    /// The GitHub user, as read at login. (The membership cache holds the
+    /// latest read, which is what the rules see.)
     pub user: GithubUser,
-    /// Their OAuth access token. Never sent to the browser, never logged.
-    pub token: Secret<String>,
+    /// Their OAuth access token, sealed. Never sent to the browser, never logged.
+    pub token: SealedToken,
     /// When they logged in (Unix seconds), for `session.max_age`.
     #[serde(default)]
     pub logged_in_at: i64,
@@ -66,28 +71,6 @@ impl Identity {
                 .map_err(tower_sessions::session::Error::SerdeJson),
             None => Ok(None),
         }
-    }
-}
-
-/// A login between `/auth/login` and `/auth/callback`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingLogin {
-    /// The OAuth `state`, compared with what GitHub sends back.
-    pub state: String,
-    /// The PKCE verifier for the code exchange.
-    pub pkce_verifier: String,
-    /// Where to go after login: a checked same-origin path.
-    pub return_to: String,
-    /// When the login started (Unix seconds); old attempts are refused.
-    pub started_at: i64,
-}
-
-impl fmt::Debug for PendingLogin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingLogin")
-            .field("return_to", &self.return_to)
-            .field("started_at", &self.started_at)
-            .finish_non_exhaustive()
     }
 }
 
@@ -126,7 +109,7 @@ pub enum Store {
     /// In this process.
     Memory(MemoryStore),
     /// A SQLite file.
-    Sqlite(SqliteStore),
+    Sqlite(SqliteSessions),
     /// Redis.
     Redis(RedisStore<Pool>),
 }
@@ -145,7 +128,7 @@ pub enum StoreError {
     /// Redis could not be reached.
     #[error("cannot reach the Redis session store {url}: {reason}")]
     Redis {
-        /// The URL.
+        /// The URL, its password redacted.
         url: String,
         /// The cause.
         reason: String,
@@ -168,25 +151,29 @@ impl Store {
                     path: path.display().to_string(),
                     source,
                 };
+                owner_only(path).map_err(|e| err(e.into()))?;
                 // WAL lets readers run beside the one writer, and NORMAL
-                // syncs at checkpoints rather than at every login.
+                // syncs at checkpoints rather than at every login. SQLite
+                // gives its -wal and -shm files the database file's mode.
                 let options = SqliteConnectOptions::new()
                     .filename(path)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal);
                 let pool = SqlitePool::connect_with(options).await.map_err(err)?;
-                let store = SqliteStore::new(pool);
+                let store = SqliteStore::new(pool.clone());
                 store.migrate().await.map_err(err)?;
                 tokio::spawn(sweep(store.clone(), SWEEP_EVERY));
-                Ok(Self::Sqlite(store))
+                Ok(Self::Sqlite(SqliteSessions { store, pool }))
             }
             StoreChoice::Redis(url) => {
                 let err = |reason: String| StoreError::Redis {
-                    url: url.clone(),
-                    reason,
+                    url: redact_url(url.expose()),
+                    // fred's messages can quote the URL it was given.
+                    reason: reason.replace(url.expose(), &redact_url(url.expose())),
                 };
-                let config = RedisConfig::from_url(url).map_err(|e| err(e.to_string()))?;
+                // rediss:// turns on TLS, verified against the system's roots.
+                let config = RedisConfig::from_url(url.expose()).map_err(|e| err(e.to_string()))?;
                 // Reconnect for ever after Redis restarts or drops idle
                 // connections (without a policy fred never reconnects).
                 let reconnect = ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
@@ -202,15 +189,65 @@ impl Store {
         }
     }
 
-    /// The session layer for this store, with the configured cookie.
+    /// The session layer for this store, with the configured cookie
+    /// (`Secure` and `__Host-` prefixed over https).
     pub fn layer(self, config: &SessionConfig, secure: bool) -> SessionManagerLayer<Self> {
         SessionManagerLayer::new(self)
-            .with_name(config.cookie_name.clone())
+            .with_name(config.cookie_name(secure))
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
             .with_secure(secure)
             .with_path("/")
             .with_expiry(inactivity(config.ttl))
+    }
+}
+
+/// Creates the SQLite file readable and writable by its owner only, or
+/// narrows an existing one to that: it holds sessions.
+fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// The SQLite store, with saving narrowed to updates (see [`Store`]).
+#[derive(Debug, Clone)]
+pub struct SqliteSessions {
+    store: SqliteStore,
+    pool: SqlitePool,
+}
+
+impl SqliteSessions {
+    /// Updates an existing session; one deleted meanwhile stays deleted.
+    /// (The crate's own `save` upserts, which writes a logged-out session back.)
+    async fn update(&self, record: &Record) -> session_store::Result<()> {
+        let data =
+            rmp_serde::to_vec(record).map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        sqlx_query("update tower_sessions set data = ?, expiry_date = ? where id = ?")
+            .bind(data)
+            .bind(record.expiry_date)
+            .bind(record.id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| session_store::Error::Backend(e.to_string()))?;
+        Ok(())
     }
 }
 
@@ -229,7 +266,7 @@ impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         match self {
             Self::Memory(s) => s.create(record).await,
-            Self::Sqlite(s) => s.create(record).await,
+            Self::Sqlite(s) => s.store.create(record).await,
             Self::Redis(s) => s.create(record).await,
         }
     }
@@ -237,7 +274,8 @@ impl SessionStore for Store {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         match self {
             Self::Memory(s) => s.save(record).await,
-            Self::Sqlite(s) => s.save(record).await,
+            Self::Sqlite(s) => s.update(record).await,
+            // SET ... XX: only a key that exists is written.
             Self::Redis(s) => s.save(record).await,
         }
     }
@@ -245,7 +283,7 @@ impl SessionStore for Store {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         match self {
             Self::Memory(s) => s.load(id).await,
-            Self::Sqlite(s) => s.load(id).await,
+            Self::Sqlite(s) => s.store.load(id).await,
             Self::Redis(s) => s.load(id).await,
         }
     }
@@ -253,7 +291,7 @@ impl SessionStore for Store {
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         match self {
             Self::Memory(s) => s.delete(id).await,
-            Self::Sqlite(s) => s.delete(id).await,
+            Self::Sqlite(s) => s.store.delete(id).await,
             Self::Redis(s) => s.delete(id).await,
         }
     }
@@ -294,8 +332,14 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    /// Updates a live session; a deleted or expired one is not written back.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        self.lock().insert(record.id, record.clone());
+        let now = OffsetDateTime::now_utc();
+        if let Some(held) = self.lock().get_mut(&record.id)
+            && held.expiry_date > now
+        {
+            *held = record.clone();
+        }
         Ok(())
     }
 
@@ -347,8 +391,21 @@ mod tests {
         assert!(store.is_empty());
     }
 
+    #[tokio::test]
+    async fn a_deleted_session_is_never_saved_back() {
+        let store = MemoryStore::default();
+        let mut live = record(time::Duration::hours(1));
+        store.create(&mut live).await.unwrap();
+        store.delete(&live.id).await.unwrap();
+        // A request that loaded the session before the logout saves it.
+        store.save(&live).await.unwrap();
+        assert!(store.load(&live.id).await.unwrap().is_none());
+        assert!(store.is_empty());
+    }
+
     #[test]
     fn debug_output_of_session_data_hides_secrets() {
+        let keys = crate::crypto::Keys::new(None);
         let identity = Identity {
             user: GithubUser {
                 id: 1,
@@ -356,20 +413,11 @@ mod tests {
                 name: None,
                 avatar_url: String::new(),
             },
-            token: Secret::new("gho_secret".into()),
+            token: keys.seal_token(&crate::secret::Secret::new("gho_secret".into())),
             logged_in_at: 0,
         };
         assert!(!format!("{identity:?}").contains("gho_secret"));
-        let pending = PendingLogin {
-            state: "st4te".into(),
-            pkce_verifier: "v3rifier".into(),
-            return_to: "/".into(),
-            started_at: 0,
-        };
-        let shown = format!("{pending:?}");
-        assert!(
-            !shown.contains("st4te") && !shown.contains("v3rifier"),
-            "{shown}"
-        );
+        let stored = serde_json::to_string(&identity).unwrap();
+        assert!(!stored.contains("gho_secret"), "{stored}");
     }
 }

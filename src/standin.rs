@@ -581,6 +581,8 @@ struct St {
     /// ones are forgotten from the front.
     code_order: VecDeque<(Instant, String)>,
     tokens: HashMap<String, Token>,
+    /// The OAuth app's registered callback URLs: GitHub redirects only there.
+    callbacks: Vec<Url>,
     issued: usize,
     down: bool,
     delay: Duration,
@@ -736,6 +738,7 @@ impl GithubStandIn {
                     codes: HashMap::new(),
                     code_order: VecDeque::new(),
                     tokens: HashMap::new(),
+                    callbacks: Vec::new(),
                     issued: 0,
                     down: false,
                     delay: Duration::ZERO,
@@ -788,6 +791,17 @@ impl GithubStandIn {
         self.lock().base_url.clone()
     }
 
+    /// Registers a callback URL of the OAuth app: authorize redirects only
+    /// to a registered one (as GitHub does), so register each gateway's
+    /// `{public_url}/auth/callback`.
+    ///
+    /// # Panics
+    /// If `url` is not an absolute URL.
+    pub fn register_callback(&self, url: &str) {
+        let url = Url::parse(url).expect("a callback URL is absolute");
+        self.lock().callbacks.push(url);
+    }
+
     /// Tells the stand-in where it is mounted (used in `Link` headers and API
     /// URLs in bodies); a trailing slash is dropped.
     pub fn set_base_url(&self, url: &str) {
@@ -835,6 +849,24 @@ impl GithubStandIn {
     /// Adds a person (replacing any person with the same login).
     pub fn add_user(&self, user: UserRecord) {
         self.lock().db.put_user(user);
+    }
+
+    /// Renames `old` to `new`, as GitHub lets people do: the same id,
+    /// memberships and tokens; the old login is free for anyone to take.
+    pub fn rename_user(&self, old: &str, new: &str) {
+        let (old_key, new_key) = (old.to_ascii_lowercase(), new.to_ascii_lowercase());
+        let mut st = self.lock();
+        if let Some(person) = st.db.people.remove(&old_key) {
+            if let Some(at) = person.user {
+                st.db.users[at].login = new.to_owned();
+            }
+            st.db.people.insert(new_key.clone(), person);
+        }
+        for token in st.tokens.values_mut() {
+            if token.key == old_key {
+                token.key.clone_from(&new_key);
+            }
+        }
     }
 
     /// Revokes every token issued to `login` so far: they now get
@@ -1002,6 +1034,23 @@ impl GithubStandIn {
                  for this application.</p>",
             );
         };
+        // GitHub redirects only to the app's callback: same scheme, host
+        // and port, and a path at or below the registered one.
+        let registered = self.lock().callbacks.iter().any(|cb| {
+            cb.scheme() == redirect.scheme()
+                && cb.host() == redirect.host()
+                && cb.port_or_known_default() == redirect.port_or_known_default()
+                && redirect.path().starts_with(cb.path())
+        });
+        if !registered {
+            return html_page(
+                StatusCode::BAD_REQUEST,
+                "Redirect URI mismatch · GitHub",
+                "<h1>Be careful!</h1><p>The <code>redirect_uri</code> is not associated with \
+                 this application. The redirect_uri MUST match the registered callback URL \
+                 for this application.</p>",
+            );
+        }
         let state = p.get("state");
         let challenge = p.get("code_challenge").filter(|c| !c.is_empty());
         if let Some(challenge) = challenge {
@@ -1960,7 +2009,9 @@ mod tests {
     }
 
     async fn standin() -> GithubStandIn {
-        GithubStandIn::spawn(world(), ID, SECRET).await.unwrap()
+        let s = GithubStandIn::spawn(world(), ID, SECRET).await.unwrap();
+        s.register_callback(CALLBACK);
+        s
     }
 
     fn http() -> reqwest::Client {
@@ -2691,6 +2742,7 @@ mod tests {
     #[tokio::test]
     async fn a_router_mounted_under_a_prefix_links_to_its_base_url() {
         let s = GithubStandIn::new(world(), ID, SECRET);
+        s.register_callback(CALLBACK);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .unwrap();
@@ -2725,6 +2777,7 @@ mod tests {
         }
         assert_eq!(world.users.len(), 100_000);
         let s = GithubStandIn::spawn(world, ID, SECRET).await.unwrap();
+        s.register_callback(CALLBACK);
         let token = token_for(&s, "Person77777").await;
 
         let user: Value = api_get(&s, &token, "/user").await.json().await.unwrap();

@@ -141,6 +141,11 @@ pub async fn home(
         reason,
         subscribable: subscribable(&channel),
     };
+    let user = match &membership {
+        // Who GitHub says the person is now, which the rules see too.
+        Ok(m) => m.user().clone(),
+        Err(_) => identity.user.clone(),
+    };
     match membership {
         Ok(m) => {
             let person = &m.person;
@@ -178,7 +183,7 @@ pub async fn home(
             }
         }
     }
-    page.user = Some(&identity.user);
+    page.user = Some(&user);
     render(StatusCode::OK, &page)
 }
 
@@ -356,6 +361,8 @@ pub struct ApiError {
     /// The HTTP status.
     pub status: StatusCode,
     message: String,
+    /// For a 429: whole seconds until a retry may succeed.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -364,6 +371,19 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 429: over a `[limits]` rate; `Retry-After` says when to try again.
+    pub fn too_many(wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests; try again after the time in Retry-After",
+            )
         }
     }
 
@@ -408,12 +428,18 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 error: &self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        response
     }
 }

@@ -10,6 +10,7 @@ fn channelgate(args: &[&str]) -> Output {
         "CHANNELGATE_PUSHER_SECRET",
         "CHANNELGATE_PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
         "CHANNELGATE_GITHUB_CLIENT_SECRET",
+        "CHANNELGATE_SESSION_ENCRYPTION_KEY_BASE64",
     ] {
         cmd.env_remove(var);
     }
@@ -209,17 +210,90 @@ fn explain_refuses_bad_input_with_status_2() {
 }
 
 #[test]
-fn explain_escapes_hostile_channel_names() {
+fn explain_calls_a_name_outside_the_grammar_bad_input() {
     let out = channelgate(&[
         "explain",
         "--config",
         "config.toml",
         "--login",
         "a",
+        "private-ok",
         "private-x\nallow forged",
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "nothing is evaluated");
+    let text = stderr(&out);
     assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(text.starts_with("deny  private-x\\nallow forged"), "{text}");
+    // Escaped, so a name cannot forge a line of output.
+    assert!(text.contains("private-x\\nallow forged"), "{text}");
+}
+
+#[test]
+fn check_config_refuses_rules_a_registered_name_could_bridge() {
+    let dir = std::env::temp_dir().join(format!("channelgate-cli-bridge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bridge.toml");
+    let base = std::fs::read_to_string("config.toml").unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "{base}\n[[rules]]\nchannel = \"private-user-admins\"\nteams = [\"acme/admins\"]\n"
+        ),
+    )
+    .unwrap();
+    let out = channelgate(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("rules[1].channel: \"private-user-{login}\" collides with rules[7] \"private-user-admins\""),
+        "{text}"
+    );
+    assert!(text.contains("registers the login \"admins\""), "{text}");
+    assert!(text.contains("\"private-user.{login}\""), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_redis_password_is_never_printed() {
+    let dir = std::env::temp_dir().join(format!("channelgate-cli-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("redis.toml");
+    let base = std::fs::read_to_string("config.toml").unwrap();
+    // Nothing listens on port 1: the store cannot be reached.
+    let text = base.replace(
+        "store = \"memory\"",
+        "store = \"redis://:hunter2@127.0.0.1:1\"\nencryption_key_base64 = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"",
+    );
+    assert_ne!(text, base);
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap();
+    let checked = channelgate(&["check-config", "--config", path]);
+    assert_eq!(checked.status.code(), Some(0), "{}", stderr(&checked));
+    let shown = stdout(&checked);
+    assert!(
+        shown.contains("redis://") && shown.contains("127.0.0.1:1"),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let served = channelgate(&["serve", "--config", path]);
+    assert_ne!(served.status.code(), Some(0));
+    let err = stderr(&served);
+    assert!(err.contains("Redis session store"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_config_shows_the_wave_two_settings() {
+    let out = channelgate(&["check-config", "--config", "config.toml"]);
+    let text = stdout(&out);
+    for shown in [
+        "headers within 10s, requests within 30s, at most 10000 connections",
+        "X-Forwarded-For is ignored",
+        "logins 30 a minute per client address; Pusher auth 600 a minute per person",
+        "signin:  active members of acme",
+        "tokens encrypted with a random key of this process",
+    ] {
+        assert!(text.contains(shown), "{shown:?} in {text}");
+    }
 }

@@ -30,6 +30,7 @@ async fn github_token(github: &GithubStandIn, login: &str) -> String {
         .build()
         .unwrap();
     let redirect = "http://127.0.0.1:1/auth/callback";
+    github.register_callback(redirect);
     let authorize = http
         .get(format!("{}/login/oauth/authorize", github.web_url()))
         .query(&[

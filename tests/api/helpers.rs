@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use channelgate::config::Config;
+use channelgate::config::{Config, LimitsConfig};
 use channelgate::server::Gateway;
 use channelgate::standin::{Endpoint, GithubStandIn, MembershipState, World};
 use reqwest::StatusCode;
@@ -15,6 +15,14 @@ pub const CLIENT_SECRET: &str = "test-client-secret";
 pub const PUSHER_KEY: &str = "278d425bdf160c739803";
 pub const PUSHER_SECRET: &str = "7ad3773142a6692b25b8";
 pub const MASTER_KEY_BASE64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// The session encryption key of every test gateway, so that gateways
+/// sharing a SQLite or Redis store read each other's sessions.
+pub const SESSION_KEY_BASE64: &str = "c2Vzc2lvbi1rZXktb2YtdGhlLXRlc3RzLTMyLWJ5dGVz";
+
+/// `[session]` with `store` and the tests' encryption key.
+pub fn session_store(store: &str) -> String {
+    format!("[session]\nstore = \"{store}\"\nencryption_key_base64 = \"{SESSION_KEY_BASE64}\"\n")
+}
 
 /// The people of DESIGN.md's worked examples, plus the repo config's team.
 pub fn world() -> World {
@@ -82,8 +90,14 @@ web_url = "{web}"
 api_url = "{api}"
 
 {extra}
+{signin}
 {RULES}
 "#,
+        signin = if extra.contains("[signin]") {
+            ""
+        } else {
+            "[signin]\norgs = [\"initech\"]\n"
+        },
         web = github.web_url(),
         api = github.api_url(),
     );
@@ -147,7 +161,16 @@ impl TestApp {
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut config = config(&format!("{scheme}://{addr}"), &github, extra);
+        let public_url = format!("{scheme}://{addr}");
+        github.register_callback(&format!("{public_url}/auth/callback"));
+        let mut config = config(&public_url, &github, extra);
+        if !extra.contains("[limits]") {
+            // Tests log in many people from one address; the limits have tests of their own.
+            config.limits = LimitsConfig {
+                login_per_minute: 0,
+                auth_per_minute: 0,
+            };
+        }
         edit(&mut config);
         let url = format!("http://{addr}");
         let gateway = Gateway::start(config, listener)

@@ -135,11 +135,15 @@ async fn a_callback_from_another_browser_is_refused() {
 #[tokio::test]
 async fn the_session_id_changes_at_login_and_the_old_cookie_dies_at_logout() {
     let app = TestApp::spawn().await;
+    // An attacker plants the id of a session of theirs in the victim's browser.
+    let attacker = Browser::logged_in_as(&app, "bo").await;
+    let before = attacker.session_cookie(&app.url("/")).unwrap();
     let browser = Browser::new();
+    browser.jar.add_cookie_str(
+        &format!("channelgate={before}; Path=/"),
+        &app.url("/").parse().unwrap(),
+    );
     let authorize = browser.start_login(&app, None).await;
-    let before = browser
-        .session_cookie(&app.url("/"))
-        .expect("a cookie during login");
     let callback = browser.consent(&app, &authorize, "ada").await;
     browser.get(&callback).await;
     let after = browser
@@ -171,15 +175,25 @@ async fn the_session_id_changes_at_login_and_the_old_cookie_dies_at_logout() {
     assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// Every `Set-Cookie` of a response.
+fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
 #[tokio::test]
 async fn the_session_cookie_is_httponly_and_samesite_lax() {
     let app = TestApp::spawn().await;
-    let response = Browser::new().get(&app.url("/auth/login")).await;
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(cookie.starts_with("channelgate="), "{cookie}");
+    let response = Browser::new().login_as(&app, "ada", None).await;
+    let cookies = set_cookies(&response);
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("channelgate="))
+        .unwrap_or_else(|| panic!("{cookies:?}"));
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
     assert!(
@@ -274,27 +288,52 @@ async fn healthz_answers_ok() {
 }
 
 #[tokio::test]
-async fn the_session_cookie_is_secure_when_the_public_url_is_https() {
+async fn over_https_cookies_are_secure_and_host_prefixed() {
     let app = TestApp::spawn_edited(crate::helpers::stand_in().await, "https", "", |_| {}).await;
     let response = Browser::new().get(&app.url("/auth/login")).await;
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.starts_with("__Host-channelgate-login="), "{cookie}");
     assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert!(!cookie.contains("Domain"), "{cookie}");
 }
 
 #[tokio::test]
-async fn a_login_in_progress_is_kept_only_as_long_as_a_login_may_take() {
+async fn a_login_in_progress_lives_in_a_sealed_cookie_for_as_long_as_a_login_may_take() {
     let app = TestApp::spawn().await;
     let browser = Browser::new();
     let start = browser.get(&app.url("/auth/login")).await;
-    let cookie = start.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookies = set_cookies(&start);
+    assert_eq!(
+        cookies.len(),
+        1,
+        "no session is made for a visitor: {cookies:?}"
+    );
+    let cookie = &cookies[0];
+    assert!(cookie.starts_with("channelgate-login="), "{cookie}");
     assert!(cookie.contains("Max-Age=600"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    // Sealed: neither the state nor the verifier can be read from it.
     let authorize = location(&start);
+    let state = query_param(&authorize, "state");
+    assert!(!cookie.contains(&state), "{cookie}");
     let callback = browser.consent(&app, &authorize, "ada").await;
     let done = browser.get(&callback).await;
-    let cookie = done.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookies = set_cookies(&done);
     assert!(
-        cookie.contains("Max-Age=604800"),
-        "the full TTL once logged in: {cookie}"
+        cookies
+            .iter()
+            .any(|c| c.starts_with("channelgate=") && c.contains("Max-Age=604800")),
+        "the full TTL once logged in: {cookies:?}"
+    );
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("channelgate-login=;") && c.contains("Max-Age=0")),
+        "the login cookie is cleared: {cookies:?}"
     );
 }
 

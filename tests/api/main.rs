@@ -4,6 +4,7 @@
 
 mod demo;
 mod github_client;
+mod hardening;
 mod helpers;
 mod interop;
 mod login;

@@ -9,7 +9,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{Browser, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp, stand_in};
+use crate::helpers::{
+    Browser, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp, session_store, stand_in,
+};
 
 const SOCKET: &str = "123456.7890";
 
@@ -577,10 +579,7 @@ async fn concurrent_first_requests_make_one_github_read() {
     // sessions through SQLite) with 100 requests at once.
     let dir = std::env::temp_dir().join(format!("channelgate-flight-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = format!(
-        "[session]\nstore = \"sqlite://{}\"\n",
-        dir.join("s.db").display()
-    );
+    let store = session_store(&format!("sqlite://{}", dir.join("s.db").display()));
     let github = stand_in().await;
     let first = TestApp::spawn_with(github.clone(), &store).await;
     let ada = Browser::logged_in_as(&first, "ada").await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Browser, TestApp, stand_in};
+use crate::helpers::{Browser, TestApp, session_store, stand_in};
 
 async fn me(browser: &Browser, app: &TestApp) -> (StatusCode, Value) {
     let response = browser.get(&app.url("/auth/me")).await;
@@ -17,10 +17,7 @@ async fn me(browser: &Browser, app: &TestApp) -> (StatusCode, Value) {
 async fn with_sqlite_a_session_survives_a_restart() {
     let dir = std::env::temp_dir().join(format!("channelgate-sqlite-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = format!(
-        "[session]\nstore = \"sqlite://{}\"\n",
-        dir.join("sessions.db").display()
-    );
+    let store = session_store(&format!("sqlite://{}", dir.join("sessions.db").display()));
     let github = stand_in().await;
 
     let first = TestApp::spawn_with(github.clone(), &store).await;
@@ -56,7 +53,7 @@ async fn with_memory_a_restart_ends_sessions() {
 async fn with_redis_two_instances_share_one_login() {
     let url = std::env::var("CHANNELGATE_TEST_REDIS")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let store = format!("[session]\nstore = \"{url}\"\n");
+    let store = session_store(&url);
     let github = stand_in().await;
     let a = TestApp::spawn_with(github.clone(), &store).await;
     let b = TestApp::spawn_with(github, &store).await;
@@ -78,6 +75,39 @@ async fn with_redis_two_instances_share_one_login() {
         .await
         .unwrap();
     assert_eq!(me(&browser, &a).await.0, StatusCode::UNAUTHORIZED);
+}
+
+/// Needs a Redis server with TLS: `.ci/run` starts one with a certificate
+/// of its own, names it in `CHANNELGATE_TEST_REDISS` and points
+/// `SSL_CERT_FILE` at the certificate so it is trusted.
+#[tokio::test]
+#[ignore = "needs a Redis server with TLS; run with --ignored (see .ci/run)"]
+async fn with_rediss_sessions_travel_over_tls_and_hold_no_token_in_clear() {
+    let url = std::env::var("CHANNELGATE_TEST_REDISS").expect("CHANNELGATE_TEST_REDISS");
+    let store = session_store(&url);
+    let github = stand_in().await;
+    let a = TestApp::spawn_with(github.clone(), &store).await;
+    let b = TestApp::spawn_with(github, &store).await;
+    let browser = Browser::logged_in_as(&a, "ada").await;
+    let (status, body) = me(&browser, &b).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["login"], "ada");
+    // What Redis holds for the session has no token in clear.
+    let client = tower_sessions_redis_store::fred::prelude::Client::new(
+        tower_sessions_redis_store::fred::prelude::Config::from_url(&url).unwrap(),
+        None,
+        None,
+        None,
+    );
+    use tower_sessions_redis_store::fred::prelude::{ClientLike, KeysInterface};
+    client.init().await.unwrap();
+    let id = browser.session_cookie(&a.url("/")).unwrap();
+    let stored: Vec<u8> = client.get(id).await.unwrap();
+    assert!(!stored.is_empty());
+    assert!(
+        !stored.windows(4).any(|w| w == b"gho_"),
+        "a token in clear in Redis"
+    );
 }
 
 #[tokio::test]

@@ -13,7 +13,10 @@
 
 use std::fmt;
 
-use crate::signing::{ChannelKind, ChannelName, InputError, is_channel_name_char};
+use crate::signing::{ChannelKind, ChannelName, InputError, is_channel_name_char, kind_of};
+
+mod collisions;
+pub use collisions::Collision;
 
 /// A person as the rules see them: who they are and what they are an
 /// *active* member of. Pending invitations must not be put here.
@@ -87,7 +90,7 @@ pub fn is_github_name(name: &str) -> bool {
 }
 
 /// A value taken from the caller's identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Placeholder {
     /// `{login}`: the caller's login.
     Login,
@@ -174,6 +177,10 @@ pub struct Pattern {
     segments: Vec<Segment>,
     /// Ends with `*`: any rest of a valid channel name, including none.
     star: bool,
+    /// The kind of every channel it matches, fixed by its literal prefix:
+    /// a `private-` pattern never matches a `private-encrypted-` channel,
+    /// however its placeholders are filled.
+    kind: ChannelKind,
 }
 
 const PREFIXES: [&str; 3] = ["private-encrypted-", "private-", "presence-"];
@@ -232,10 +239,12 @@ impl Pattern {
         if has(Placeholder::Team) && !has(Placeholder::Org) {
             return Err(PatternError::TeamWithoutOrg);
         }
+        let kind = kind_of(literal_prefix);
         let pattern = Self {
             source: source.to_owned(),
             segments,
             star,
+            kind,
         };
         pattern.check_separators()?;
         Ok(pattern)
@@ -307,9 +316,24 @@ impl Pattern {
         self.segments.iter().any(|s| matches!(s, Segment::Var(_)))
     }
 
+    /// Whether the pattern holds `placeholder`.
+    pub fn has(&self, placeholder: Placeholder) -> bool {
+        self.segments.contains(&Segment::Var(placeholder))
+    }
+
+    /// The kind of channel it matches (never [`ChannelKind::Public`]).
+    pub fn kind(&self) -> ChannelKind {
+        self.kind
+    }
+
     /// Matches `channel` for `person`, filling placeholders from the person's
-    /// identity only. Returns the values used, or `None`.
+    /// identity only. Returns the values used, or `None`. A channel of
+    /// another kind never matches, so `private-{login}` cannot be filled into
+    /// `private-encrypted-...` by a login such as `encrypted-inbox-1`.
     fn matches<'p>(&self, channel: &str, person: &'p Person) -> Option<Binding<'p>> {
+        if kind_of(channel) != self.kind {
+            return None;
+        }
         let mut binding = Binding::default();
         self.match_from(&self.segments, channel, person, &mut binding)
             .then_some(binding)
@@ -476,52 +500,28 @@ pub enum RuleError {
     EveryoneWithConditions,
 }
 
-/// One rule of `config.toml`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    /// The channel pattern.
-    pub pattern: Pattern,
-    /// Logins that may join.
+/// Who a rule (or `[signin]`) admits: listed logins, active members of
+/// listed orgs and teams, or, said explicitly, everyone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conditions {
+    /// Logins admitted.
     pub users: Vec<String>,
-    /// Orgs whose active members may join.
+    /// Orgs whose active members are admitted.
     pub orgs: Vec<String>,
-    /// Teams whose members (with their org active) may join.
+    /// Teams whose members (with their org active) are admitted.
     pub teams: Vec<TeamRef>,
-    /// Every logged-in person may join (when the pattern matches).
+    /// Every logged-in person is admitted.
     pub everyone: bool,
 }
 
-impl Rule {
-    /// Checks that the rule as a whole makes sense.
-    pub fn new(
-        pattern: Pattern,
-        users: Vec<String>,
-        orgs: Vec<String>,
-        teams: Vec<TeamRef>,
-        everyone: bool,
-    ) -> Result<Self, RuleError> {
-        let rule = Self {
-            pattern,
-            users,
-            orgs,
-            teams,
-            everyone,
-        };
-        if everyone && rule.has_conditions() {
-            return Err(RuleError::EveryoneWithConditions);
-        }
-        if !everyone && !rule.has_conditions() && !rule.pattern.has_placeholder() {
-            return Err(RuleError::AdmitsEveryone);
-        }
-        Ok(rule)
+impl Conditions {
+    /// True when no user, org or team is listed (`everyone` aside).
+    pub fn lists_nobody(&self) -> bool {
+        self.users.is_empty() && self.orgs.is_empty() && self.teams.is_empty()
     }
 
-    fn has_conditions(&self) -> bool {
-        !(self.users.is_empty() && self.orgs.is_empty() && self.teams.is_empty())
-    }
-
-    /// The first condition the person meets, if any.
-    fn condition_met(&self, person: &Person) -> Option<Condition<'_>> {
+    /// The first listed condition the person meets, if any.
+    pub fn met_by(&self, person: &Person) -> Option<Condition<'_>> {
         if let Some(u) = self
             .users
             .iter()
@@ -538,9 +538,17 @@ impl Rule {
             .map(Condition::Team)
     }
 
+    /// Whether the person is admitted: everyone, or a condition met.
+    pub fn admit(&self, person: &Person) -> bool {
+        self.everyone || self.met_by(person).is_some()
+    }
+
     /// The conditions, for messages: `users: a, b; orgs: c`.
-    fn describe_conditions(&self) -> String {
+    pub fn describe(&self) -> String {
         let mut parts = Vec::new();
+        if self.everyone {
+            parts.push("everyone".to_owned());
+        }
         if !self.users.is_empty() {
             parts.push(format!("users: {}", self.users.join(", ")));
         }
@@ -552,6 +560,48 @@ impl Rule {
             parts.push(format!("teams: {}", teams.join(", ")));
         }
         parts.join("; ")
+    }
+}
+
+/// One rule of `config.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The channel pattern.
+    pub pattern: Pattern,
+    /// Who may join when the pattern matches. With none listed and no
+    /// `everyone`, the pattern's placeholders alone decide.
+    pub conditions: Conditions,
+}
+
+impl Rule {
+    /// Checks that the rule as a whole makes sense.
+    pub fn new(
+        pattern: Pattern,
+        users: Vec<String>,
+        orgs: Vec<String>,
+        teams: Vec<TeamRef>,
+        everyone: bool,
+    ) -> Result<Self, RuleError> {
+        let conditions = Conditions {
+            users,
+            orgs,
+            teams,
+            everyone,
+        };
+        if everyone && !conditions.lists_nobody() {
+            return Err(RuleError::EveryoneWithConditions);
+        }
+        if !everyone && conditions.lists_nobody() && !pattern.has_placeholder() {
+            return Err(RuleError::AdmitsEveryone);
+        }
+        Ok(Self {
+            pattern,
+            conditions,
+        })
+    }
+
+    fn has_conditions(&self) -> bool {
+        !self.conditions.lists_nobody()
     }
 }
 
@@ -716,13 +766,21 @@ impl RuleSet {
         &self.rules
     }
 
+    /// Pairs of rules through which a GitHub name anyone can register
+    /// reaches another rule's channel (see [`collisions`]). A configuration
+    /// with any is refused.
+    pub fn collisions(&self) -> Vec<Collision> {
+        let patterns: Vec<&Pattern> = self.rules.iter().map(|r| &r.pattern).collect();
+        collisions::find(&patterns)
+    }
+
     /// What `person` may join, rule by rule: each rule whose conditions they
     /// meet, with its pattern filled in from their identity (`*` kept).
     /// Rules whose placeholders nothing of theirs fills are left out.
     pub fn grants(&self, person: &Person) -> Vec<(usize, &Pattern, Vec<String>)> {
         let mut grants = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
-            if rule.has_conditions() && rule.condition_met(person).is_none() {
+            if rule.has_conditions() && rule.conditions.met_by(person).is_none() {
                 continue;
             }
             let channels = rule.pattern.render(person);
@@ -740,7 +798,10 @@ impl RuleSet {
         let mut orgs: Vec<String> = self
             .rules
             .iter()
-            .flat_map(|r| r.orgs.iter().chain(r.teams.iter().map(|t| &t.org)))
+            .flat_map(|r| {
+                let c = &r.conditions;
+                c.orgs.iter().chain(c.teams.iter().map(|t| &t.org))
+            })
             .filter(|org| !person.has_org(org))
             .cloned()
             .collect();
@@ -767,19 +828,20 @@ impl RuleSet {
             let Some(binding) = rule.pattern.matches(channel.as_str(), person) else {
                 continue;
             };
-            let condition = rule.condition_met(person);
-            if rule.everyone || !rule.has_conditions() || condition.is_some() {
+            let condition = rule.conditions.met_by(person);
+            let everyone = rule.conditions.everyone;
+            if everyone || !rule.has_conditions() || condition.is_some() {
                 return Decision::Allow {
                     rule: index,
                     pattern: &rule.pattern,
                     reason: Reason {
-                        everyone: rule.everyone,
+                        everyone,
                         condition,
                         binding,
                     },
                 };
             }
-            unmet.push((index, rule.pattern.to_string(), rule.describe_conditions()));
+            unmet.push((index, rule.pattern.to_string(), rule.conditions.describe()));
         }
         let login = person.login.clone();
         Decision::Deny(if unmet.is_empty() {

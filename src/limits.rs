@@ -1,0 +1,265 @@
+//! `[limits]`: how often one client may start a login and one person may
+//! ask for signatures; who the client is behind a proxy; and a log that a
+//! flood of identical refusals cannot flood.
+//!
+//! Limits are token buckets (`governor`, GCRA): `N` a minute allows a burst
+//! of `N`, then one every `60/N` seconds. They are kept per key in memory
+//! and swept of idle keys every minute, so a flood from ever-new addresses
+//! costs memory only for about a minute. IPv6 addresses count per /64,
+//! since anyone with one address has the whole /64.
+
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
+
+/// Who a limit counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// A client address (IPv6 cut to its /64).
+    Addr(IpAddr),
+    /// A logged-in person, by GitHub id.
+    Person(u64),
+}
+
+impl Key {
+    /// The key of a client address.
+    pub fn addr(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                let segments = v6.segments();
+                Self::Addr(IpAddr::V6(Ipv6Addr::new(
+                    segments[0],
+                    segments[1],
+                    segments[2],
+                    segments[3],
+                    0,
+                    0,
+                    0,
+                    0,
+                )))
+            }
+            IpAddr::V6(v6) => Self::Addr(IpAddr::V4(v6.to_ipv4_mapped().expect("checked"))),
+            v4 => Self::Addr(v4),
+        }
+    }
+}
+
+/// One limit: so many requests a minute per key, or none (`0`).
+#[derive(Clone)]
+pub struct Limiter(Option<Arc<DefaultKeyedRateLimiter<Key>>>);
+
+impl std::fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Limiter(on)"
+        } else {
+            "Limiter(off)"
+        })
+    }
+}
+
+impl Limiter {
+    /// `per_minute` requests a minute per key; 0 turns the limit off.
+    pub fn per_minute(per_minute: u32) -> Self {
+        Self(
+            NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n)))),
+        )
+    }
+
+    /// Counts a request for `key`; `Err` says how long until the next is allowed.
+    pub fn check(&self, key: Key) -> Result<(), Duration> {
+        let Some(limiter) = &self.0 else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Forgets keys that are back to a full bucket, and the memory they took.
+    pub fn sweep(&self) {
+        if let Some(limiter) = &self.0 {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Keys held now.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |l| l.len())
+    }
+
+    /// True when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy,
+/// the address that proxy says it forwarded for: the right-most entry of
+/// `X-Forwarded-For` that is not itself a trusted proxy. (Entries further
+/// left were written by the client and prove nothing.)
+pub fn client_addr(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = peer.ip().to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for entry in forwarded.iter().rev() {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip.to_canonical()) => continue,
+            Ok(ip) => return ip.to_canonical(),
+            // Garbage where a proxy should have written an address: trust
+            // nothing further left.
+            Err(_) => return peer,
+        }
+    }
+    peer
+}
+
+/// A log line that, repeated, is counted instead of written again: the
+/// first of a kind is logged at once, the repeats within a minute are
+/// summed, and the sum is logged when that minute ends.
+#[derive(Clone)]
+pub struct QuietLog(moka::sync::Cache<u64, Arc<Repeats>>);
+
+/// What a summary line needs.
+struct Repeats {
+    what: &'static str,
+    detail: String,
+    count: AtomicU64,
+}
+
+impl Default for QuietLog {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(60))
+    }
+}
+
+impl QuietLog {
+    /// Repeats within `window` of the first are summed.
+    pub fn new(window: Duration) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(10_000)
+            .time_to_live(window)
+            .eviction_listener(|_, repeats: Arc<Repeats>, _| {
+                let n = repeats.count.load(Ordering::Relaxed);
+                if n > 0 {
+                    tracing::info!(repeats = n, detail = %repeats.detail, "{} (repeated)", repeats.what);
+                }
+            })
+            .build();
+        Self(cache)
+    }
+
+    /// Logs `what` with `detail` at info, unless the same was logged within
+    /// the window: then it is only counted. Returns whether it was written.
+    pub fn info(&self, what: &'static str, detail: String) -> bool {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (what, &detail).hash(&mut hasher);
+        let entry = self.0.entry(hasher.finish()).or_insert_with(|| {
+            Arc::new(Repeats {
+                what,
+                detail: detail.clone(),
+                count: AtomicU64::new(0),
+            })
+        });
+        if entry.is_fresh() {
+            tracing::info!(%detail, "{what}");
+            true
+        } else {
+            entry.value().count.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    /// Writes the summaries of windows that have ended.
+    pub fn flush(&self) {
+        self.0.run_pending_tasks();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_limit_allows_its_burst_then_says_how_long_to_wait() {
+        let limit = Limiter::per_minute(3);
+        let key = Key::Person(1);
+        for _ in 0..3 {
+            assert_eq!(limit.check(key), Ok(()));
+        }
+        let wait = limit.check(key).unwrap_err();
+        assert!(
+            wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
+            "{wait:?}"
+        );
+        // Others are not affected.
+        assert_eq!(limit.check(Key::Person(2)), Ok(()));
+        assert_eq!(limit.len(), 2);
+        let off = Limiter::per_minute(0);
+        for _ in 0..1000 {
+            assert_eq!(off.check(key), Ok(()));
+        }
+    }
+
+    #[test]
+    fn ipv6_addresses_count_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(Key::addr(a), Key::addr(b));
+        assert_ne!(Key::addr(a), Key::addr(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(Key::addr(mapped), Key::Addr("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.9, 10.1.1.1".parse().unwrap(),
+        );
+        let proxy: SocketAddr = "10.0.0.2:5000".parse().unwrap();
+        let stranger: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        // Behind the proxy: the right-most address it did not add itself.
+        assert_eq!(
+            client_addr(proxy, &headers, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        // Anyone else's header is ignored.
+        assert_eq!(client_addr(stranger, &headers, &trusted), stranger.ip());
+        assert_eq!(client_addr(proxy, &headers, &[]), proxy.ip());
+        headers.insert("x-forwarded-for", "not-an-address".parse().unwrap());
+        assert_eq!(client_addr(proxy, &headers, &trusted), proxy.ip());
+        assert_eq!(client_addr(proxy, &HeaderMap::new(), &trusted), proxy.ip());
+    }
+
+    #[test]
+    fn repeated_lines_are_counted_not_written() {
+        let log = QuietLog::new(Duration::from_secs(60));
+        assert!(log.info("denied", "ada private-x".into()));
+        for _ in 0..1000 {
+            assert!(!log.info("denied", "ada private-x".into()));
+        }
+        assert!(log.info("denied", "bo private-x".into()));
+    }
+}
