@@ -70,7 +70,7 @@ fn login_of(i: usize) -> String {
 /// Runs the GitHub stand-in with `people` people until killed; prints its
 /// URL on stdout. `GET /_bench/counters` reports its call counters.
 fn standin(people: usize) {
-    use channelgate::standin::{Endpoint, GithubStandIn, MembershipState, World};
+    use github_standin::{Endpoint, GithubStandIn, MembershipState, World};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
         let mut world = World::new();

@@ -101,10 +101,51 @@ pub struct PusherConfig {
     pub encryption_master_key: Option<Secret<[u8; 32]>>,
     /// The Pusher cluster clients connect to.
     pub cluster: String,
-    /// A self-hosted Pusher-protocol server (`HOST` or `HOST:PORT`) instead of the cluster.
-    pub host: Option<String>,
+    /// A self-hosted Pusher-protocol server instead of the cluster.
+    pub host: Option<HostPort>,
     /// Whether clients connect with TLS.
     pub tls: bool,
+}
+
+/// `HOST` or `HOST:PORT` (an IPv6 address in brackets: `[::1]:6001`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    /// The host name or address (IPv6 with its brackets).
+    pub host: String,
+    /// The port, when one was given.
+    pub port: Option<u16>,
+}
+
+impl std::str::FromStr for HostPort {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not HOST or HOST:PORT, such as \"127.0.0.1:6001\"");
+        if s.is_empty() || s.contains(['/', '@', '?', '#', '\\']) || s.contains(char::is_whitespace)
+        {
+            return Err(bad());
+        }
+        let url = Url::parse(&format!("http://{s}")).map_err(|_| bad())?;
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(bad)?;
+        // Url drops a port that is the scheme's default; keep what was written.
+        let port = match s.rsplit_once(':') {
+            Some((_, p)) if !s.ends_with(']') => Some(p.parse::<u16>().map_err(|_| bad())?),
+            _ => None,
+        };
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.port {
+            Some(port) => write!(f, "{}:{port}", self.host),
+            None => f.write_str(&self.host),
+        }
+    }
 }
 
 /// `[github]`.
@@ -224,6 +265,91 @@ impl Default for LimitsConfig {
         Self {
             login_per_minute: 30,
             auth_per_minute: 600,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            store: SessionStore::Memory,
+            ttl: Duration::from_secs(7 * 86_400),
+            max_age: Duration::from_secs(30 * 86_400),
+            cookie_name: "channelgate".to_owned(),
+            encryption_key: None,
+        }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            membership_ttl: Duration::from_secs(300),
+            stale_grace: Duration::ZERO,
+            max_entries: 100_000,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// A server at `listen` that browsers reach at `public_url` (an http(s)
+    /// URL without a path), with the default bounds and no proxies.
+    pub fn new(listen: SocketAddr, public_url: &Url) -> Self {
+        Self {
+            listen,
+            public_url: public_url.as_str().trim_end_matches('/').to_owned(),
+            allowed_origins: Vec::new(),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            trusted_proxies: Vec::new(),
+            origin: public_url.origin().ascii_serialization(),
+        }
+    }
+}
+
+impl PusherConfig {
+    /// The app `app_id` with `key` and `secret`, on the default cluster over TLS.
+    pub fn new(app_id: &str, key: &str, secret: Secret<String>) -> Self {
+        Self {
+            app_id: app_id.to_owned(),
+            key: key.to_owned(),
+            secret,
+            encryption_master_key: None,
+            cluster: "mt1".to_owned(),
+            host: None,
+            tls: true,
+        }
+    }
+}
+
+impl GithubConfig {
+    /// The OAuth app `client_id` on github.com, asking for `read:org`.
+    pub fn new(client_id: &str, client_secret: Secret<String>) -> Self {
+        Self {
+            client_id: client_id.to_owned(),
+            client_secret,
+            web_url: "https://github.com".to_owned(),
+            api_url: "https://api.github.com".to_owned(),
+            scopes: vec!["read:org".to_owned()],
+        }
+    }
+}
+
+impl Config {
+    /// A configuration built in code: these three sections, every other
+    /// at its default, no `[signin]` and no rules. Fields are public, so set
+    /// the rest directly; nothing is validated beyond what the types hold.
+    pub fn new(server: ServerConfig, pusher: PusherConfig, github: GithubConfig) -> Self {
+        Self {
+            server,
+            pusher,
+            github,
+            session: SessionConfig::default(),
+            cache: CacheConfig::default(),
+            limits: LimitsConfig::default(),
+            signin: None,
+            rules: RuleSet::default(),
         }
     }
 }
@@ -649,10 +775,10 @@ impl Config {
             "pusher:  app {} key {} via {}; private-encrypted- channels {}",
             pusher.app_id,
             pusher.key,
-            pusher
-                .host
-                .clone()
-                .unwrap_or_else(|| format!("cluster {}", pusher.cluster)),
+            pusher.host.as_ref().map_or_else(
+                || format!("cluster {}", pusher.cluster),
+                ToString::to_string
+            ),
             if pusher.encryption_master_key.is_some() {
                 "enabled"
             } else {
@@ -1060,16 +1186,14 @@ fn build_pusher(p: &mut Problems<'_>, raw: RawPusher, env: Env<'_>) -> Option<Pu
         Some(c) => Some(c.into_inner()),
         None => Some("mt1".to_owned()),
     };
-    let host = match raw.host {
-        Some(h) if h.get_ref().is_empty() || h.get_ref().contains(['/', ' ']) => {
-            p.at(
-                "pusher.host",
-                &h,
-                format!("{:?} is not HOST or HOST:PORT", h.get_ref()),
-            );
-            None
-        }
-        h => Some(h.map(Spanned::into_inner)),
+    let host = match &raw.host {
+        None => Some(None),
+        Some(h) => h
+            .get_ref()
+            .parse::<HostPort>()
+            .map_err(|m| p.at("pusher.host", h, m))
+            .ok()
+            .map(Some),
     };
     Some(PusherConfig {
         app_id: app_id?.into_inner(),
@@ -1113,8 +1237,9 @@ fn build_github(p: &mut Problems<'_>, raw: RawGithub, env: Env<'_>) -> Option<Gi
         Some(v) => http_url(p, key, &v, true),
         None => Some(default.to_owned()),
     };
-    let web_url = url(p, "github.web_url", raw.web_url, "https://github.com");
-    let api_url = url(p, "github.api_url", raw.api_url, "https://api.github.com");
+    let defaults = GithubConfig::new("", Secret::new(String::new()));
+    let web_url = url(p, "github.web_url", raw.web_url, &defaults.web_url);
+    let api_url = url(p, "github.api_url", raw.api_url, &defaults.api_url);
     let mut scopes = Vec::new();
     for (i, s) in raw
         .scopes
@@ -1219,18 +1344,18 @@ fn build_session(p: &mut Problems<'_>, raw: RawSession, env: Env<'_>) -> Option<
         p,
         "session.ttl",
         raw.ttl,
-        Duration::from_secs(7 * 86_400),
+        SessionConfig::default().ttl,
         Duration::from_secs(60),
     );
     let max_age = duration(
         p,
         "session.max_age",
         raw.max_age,
-        Duration::from_secs(30 * 86_400),
+        SessionConfig::default().max_age,
         Duration::from_secs(1),
     );
     let cookie_name = match raw.cookie_name {
-        None => Some("channelgate".to_owned()),
+        None => Some(SessionConfig::default().cookie_name),
         Some(v) => {
             // RFC 6265: a cookie name is an HTTP token.
             let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
@@ -1325,7 +1450,7 @@ fn build_cache(p: &mut Problems<'_>, raw: RawCache) -> Option<CacheConfig> {
         p,
         "cache.membership_ttl",
         raw.membership_ttl,
-        Duration::from_secs(300),
+        CacheConfig::default().membership_ttl,
         Duration::from_secs(1),
     );
     let stale_grace = duration(
@@ -1336,7 +1461,7 @@ fn build_cache(p: &mut Problems<'_>, raw: RawCache) -> Option<CacheConfig> {
         Duration::ZERO,
     );
     let max_entries = match raw.max_entries {
-        None => Some(100_000),
+        None => Some(CacheConfig::default().max_entries),
         Some(v) if *v.get_ref() >= 1 => Some(*v.get_ref() as u64),
         Some(v) => {
             p.at("cache.max_entries", &v, "must be at least 1");
@@ -1656,7 +1781,13 @@ channel = "presence-y"
 everyone = true
 "#;
         let c = parse(text).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.pusher.host.as_deref(), Some("127.0.0.1:6001"));
+        assert_eq!(
+            c.pusher.host,
+            Some(HostPort {
+                host: "127.0.0.1".into(),
+                port: Some(6001)
+            })
+        );
         assert!(!c.pusher.tls);
         assert_eq!(c.github.api_url, "https://ghe.example/api/v3");
         assert_eq!(c.session.store, SessionStore::Sqlite("sessions.db".into()));
@@ -1819,6 +1950,24 @@ everyone = true
         assert!(parse(&format!("{MINIMAL}\n[cache]\nstale_grace = \"0s\"\n")).is_ok());
         let p = only_problem(&format!("{MINIMAL}\n[session]\nttl = \"7 days\"\n"));
         assert_eq!(p.key, "session.ttl");
+    }
+
+    #[test]
+    fn host_and_port_parse_as_written() {
+        for (text, host, port) in [
+            ("127.0.0.1:6001", "127.0.0.1", Some(6001)),
+            ("ws.example", "ws.example", None),
+            ("ws.example:80", "ws.example", Some(80)),
+            ("[::1]:6001", "[::1]", Some(6001)),
+            ("[::1]", "[::1]", None),
+        ] {
+            let parsed: HostPort = text.parse().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((parsed.host.as_str(), parsed.port), (host, port), "{text}");
+            assert_eq!(parsed.to_string(), text);
+        }
+        for bad in ["", "a b", "a/b", "a:b", "a:99999", "u@h:1", ":80", "[::1"] {
+            assert!(bad.parse::<HostPort>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -18,9 +18,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use std::time::Duration;
+
+use base64::Engine as _;
+use url::Url;
+
+use crate::config::{Config, GithubConfig, HostPort, PusherConfig, ServerConfig};
+use crate::rules::{Conditions, Pattern, Rule, RuleSet, TeamRef};
+use crate::secret::Secret;
 use crate::server::{ConnectionLimits, Gateway, StartError, build_app};
-use crate::standin::{GithubStandIn, MembershipState, UserRecord, World};
+use github_standin::{GithubStandIn, MembershipState, UserRecord, World};
 
 /// Where the stand-in is mounted.
 pub const GITHUB_PATH: &str = "/_github";
@@ -162,33 +169,50 @@ pub const TRIES: &[Try] = &[
     },
 ];
 
+/// One demo rule: pattern, users, orgs, teams, everyone.
+type DemoRule = (
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+    bool,
+);
+
 /// The demo rules: every feature of the rule language once.
-pub const RULES: &str = r#"
-[[rules]]
-channel = "private-supersecretchat"
-teams = ["acme/secret-agents"]
-users = ["octocat"]
+pub const RULES: &[DemoRule] = &[
+    (
+        "private-supersecretchat",
+        &["octocat"],
+        &[],
+        &["acme/secret-agents"],
+        false,
+    ),
+    ("private-user-{login}", &[], &[], &[], false),
+    ("private-encrypted-inbox-{id}", &[], &[], &[], false),
+    ("presence-org-{org}", &[], &[], &[], false),
+    ("presence-team-{org}.{team}", &[], &[], &[], false),
+    ("private-acme-*", &[], &["acme"], &[], false),
+    ("presence-lobby", &[], &[], &[], true),
+];
 
-[[rules]]
-channel = "private-user-{login}"
-
-[[rules]]
-channel = "private-encrypted-inbox-{id}"
-
-[[rules]]
-channel = "presence-org-{org}"
-
-[[rules]]
-channel = "presence-team-{org}.{team}"
-
-[[rules]]
-channel = "private-acme-*"
-orgs = ["acme"]
-
-[[rules]]
-channel = "presence-lobby"
-everyone = true
-"#;
+/// The demo rules as a rule set. They are constants, checked by a test.
+fn rules() -> RuleSet {
+    let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
+    RuleSet::new(
+        RULES
+            .iter()
+            .map(|&(pattern, users, orgs, teams, everyone)| {
+                let pattern = Pattern::parse(pattern).expect("a demo pattern is valid");
+                let teams = teams
+                    .iter()
+                    .map(|t| TeamRef::parse(t).expect("a demo team is valid"))
+                    .collect();
+                Rule::new(pattern, names(users), names(orgs), teams, everyone)
+                    .expect("a demo rule is valid")
+            })
+            .collect(),
+    )
+}
 
 /// The demo's GitHub: the people above, their avatars served by the demo.
 pub fn world(base_url: &str) -> World {
@@ -206,37 +230,34 @@ pub fn world(base_url: &str) -> World {
         .team("alan", "acme", "secret-agents")
 }
 
-/// The demo's configuration for a gateway at `public_url`.
-pub fn config(public_url: &str, pusher_host: &str) -> Config {
-    let text = format!(
-        r#"
-[server]
-public_url = "{public_url}"
-
-[pusher]
-app_id = "{PUSHER_APP_ID}"
-key = "{PUSHER_KEY}"
-secret = "{PUSHER_SECRET}"
-encryption_master_key_base64 = "{MASTER_KEY_BASE64}"
-host = "{pusher_host}"
-tls = false
-
-[github]
-client_id = "{CLIENT_ID}"
-client_secret = "{CLIENT_SECRET}"
-web_url = "{public_url}{GITHUB_PATH}"
-api_url = "{public_url}{GITHUB_PATH}/api/v3"
-
-[cache]
-membership_ttl = "30s"
-
-[signin]
-orgs = ["acme"]
-{RULES}"#
+/// The demo's configuration for a gateway at `listen`, reached at
+/// `public_url`: built in code, never read from the environment.
+pub fn config(listen: SocketAddr, public_url: &Url, pusher_host: &HostPort) -> Config {
+    let base = public_url.as_str().trim_end_matches('/');
+    let mut pusher = PusherConfig::new(
+        PUSHER_APP_ID,
+        PUSHER_KEY,
+        Secret::new(PUSHER_SECRET.to_owned()),
     );
-    // The demo never reads secrets from the environment: it is self-contained.
-    Config::parse(&text, "the demo configuration", &|_| None)
-        .unwrap_or_else(|e| panic!("the built-in demo configuration is valid: {e}"))
+    let master_key = base64::engine::general_purpose::STANDARD
+        .decode(MASTER_KEY_BASE64)
+        .ok()
+        .and_then(|key| <[u8; 32]>::try_from(key).ok())
+        .expect("the demo master key is 32 bytes of base64");
+    pusher.encryption_master_key = Some(Secret::new(master_key));
+    pusher.host = Some(pusher_host.clone());
+    pusher.tls = false;
+    let mut github = GithubConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET.to_owned()));
+    github.web_url = format!("{base}{GITHUB_PATH}");
+    github.api_url = format!("{base}{GITHUB_PATH}/api/v3");
+    let mut config = Config::new(ServerConfig::new(listen, public_url), pusher, github);
+    config.cache.membership_ttl = Duration::from_secs(30);
+    config.signin = Some(Conditions {
+        orgs: vec!["acme".to_owned()],
+        ..Conditions::default()
+    });
+    config.rules = rules();
+    config
 }
 
 /// Why the demo could not start.
@@ -271,7 +292,7 @@ pub struct Demo {
 }
 
 /// Binds `listen` (loopback only) and starts the demo there.
-pub async fn start(listen: SocketAddr, pusher_host: &str) -> Result<Demo, DemoError> {
+pub async fn start(listen: SocketAddr, pusher_host: &HostPort) -> Result<Demo, DemoError> {
     if !listen.ip().is_loopback() {
         return Err(DemoError::NotLoopback(listen));
     }
@@ -289,7 +310,8 @@ pub async fn start(listen: SocketAddr, pusher_host: &str) -> Result<Demo, DemoEr
     let github = GithubStandIn::new(world(&url), CLIENT_ID, CLIENT_SECRET);
     github.set_base_url(&format!("{url}{GITHUB_PATH}"));
     github.register_callback(&format!("{url}/auth/callback"));
-    let config = config(&url, pusher_host);
+    let public_url = Url::parse(&url).expect("http://ADDR is a URL");
+    let config = config(addr, &public_url, pusher_host);
     let limits = ConnectionLimits::of(&config.server);
     let app = build_app(config)
         .await?
@@ -349,7 +371,7 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 /// What to print when the demo starts.
-pub fn banner(url: &str, pusher_host: &str) -> String {
+pub fn banner(url: &str, pusher_host: &HostPort) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "\nchannelgate demo: open {url}/\n");
     let _ = writeln!(
@@ -375,7 +397,7 @@ pub fn banner(url: &str, pusher_host: &str) -> String {
          SOCKUDO_DEFAULT_APP_ID={PUSHER_APP_ID} SOCKUDO_DEFAULT_APP_KEY={PUSHER_KEY} \
          SOCKUDO_DEFAULT_APP_SECRET={PUSHER_SECRET} SOCKUDO_DEFAULT_APP_ENABLE_USER_AUTHENTICATION=true \
          HOST=127.0.0.1 PORT={} sockudo",
-        pusher_host.rsplit_once(':').map_or("6001", |(_, p)| p)
+        pusher_host.port.unwrap_or(80)
     );
     let _ = writeln!(s, "\nEach decision is logged below. Ctrl-C stops the demo.");
     s
@@ -407,8 +429,18 @@ mod tests {
 
     #[test]
     fn the_demo_configuration_is_valid_and_every_rule_is_used() {
-        let config = config("http://127.0.0.1:8080", DEFAULT_PUSHER_HOST);
+        let config = config(
+            "127.0.0.1:8080".parse().unwrap(),
+            &Url::parse("http://127.0.0.1:8080").unwrap(),
+            &DEFAULT_PUSHER_HOST.parse().unwrap(),
+        );
         assert_eq!(config.rules.rules().len(), 7);
+        assert_eq!(
+            config.rules.collisions(),
+            [],
+            "no demo rule bridges another"
+        );
+        assert_eq!(config.server.public_origin(), "http://127.0.0.1:8080");
         assert!(config.pusher.encryption_master_key.is_some());
         assert_eq!(
             config.github.api_url,
@@ -418,10 +450,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_demo_refuses_addresses_other_than_loopback() {
-        let err = start("0.0.0.0:0".parse().unwrap(), DEFAULT_PUSHER_HOST)
-            .await
-            .err()
-            .expect("refused");
+        let err = start(
+            "0.0.0.0:0".parse().unwrap(),
+            &DEFAULT_PUSHER_HOST.parse().unwrap(),
+        )
+        .await
+        .err()
+        .expect("refused");
         assert!(err.to_string().contains("only on loopback"), "{err}");
     }
 
@@ -455,7 +490,10 @@ mod tests {
 
     #[test]
     fn the_banner_lists_every_person_and_experiment() {
-        let text = banner("http://127.0.0.1:8080", DEFAULT_PUSHER_HOST);
+        let text = banner(
+            "http://127.0.0.1:8080",
+            &DEFAULT_PUSHER_HOST.parse().unwrap(),
+        );
         for p in PEOPLE {
             assert!(text.contains(p.login));
         }

@@ -16,18 +16,19 @@
 //! - [`limits`]: `[limits]`, the client's address behind a proxy, a log that floods cannot flood.
 //! - [`membership`]: a person's active orgs and teams, cached briefly, re-read with ETags.
 //! - [`pusher`]: `/pusher/auth` and `/pusher/user-auth`: parse, decide, sign.
-//! - [`standin`]: a stand-in for GitHub over real HTTP, for tests and the demo.
 //! - [`session`]: the session store chosen by configuration, and what a session holds.
 //! - [`auth`]: the OAuth web flow (`/auth/*`).
 //! - [`web`]: pages and the error responses.
 //! - [`server`]: application state, the router, start-up and graceful shutdown.
-//! - [`demo`]: `channelgate demo`: the gateway and the stand-in on one loopback port.
+//! - [`demo`]: `channelgate demo`: the gateway and the GitHub stand-in
+//!   (`crates/github-standin`) on one loopback port.
 //! - [`cli`]: the `channelgate` command line; `main.rs` only calls [`cli::run`].
 
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod github;
 pub mod limits;
@@ -38,5 +39,4 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod signing;
-pub mod standin;
 pub mod web;

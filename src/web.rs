@@ -61,12 +61,9 @@ struct PusherView {
 impl PusherView {
     fn of(config: &crate::config::PusherConfig) -> Self {
         let default_port = if config.tls { 443 } else { 80 };
-        let (host, port) = match config.host.as_deref() {
+        let (host, port) = match &config.host {
             None => (String::new(), default_port),
-            Some(h) => match h.rsplit_once(':') {
-                Some((host, port)) => (host.to_owned(), port.parse().unwrap_or(default_port)),
-                None => (h.to_owned(), default_port),
-            },
+            Some(h) => (h.host.clone(), h.port.unwrap_or(default_port)),
         };
         Self {
             key: config.key.clone(),

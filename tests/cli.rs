@@ -297,3 +297,20 @@ fn check_config_shows_the_wave_two_settings() {
         assert!(text.contains(shown), "{shown:?} in {text}");
     }
 }
+
+#[test]
+fn bad_command_line_values_exit_2_with_a_message_never_a_panic() {
+    for args in [
+        &["demo", "--pusher-host", "a b"][..],
+        &["demo", "--pusher-host", "host:99999"],
+        &["demo", "--listen", "nowhere"],
+        &["explain", "--login", "a", "--id", "-1", "private-x"],
+        &["serve", "--no-such-flag"],
+    ] {
+        let out = channelgate(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("error"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

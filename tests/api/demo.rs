@@ -33,9 +33,12 @@ async fn log_in_by_consent(browser: &Browser, url: &str, login: &str) {
 
 #[tokio::test]
 async fn every_suggested_experiment_gives_the_documented_result() {
-    let demo = demo::start("127.0.0.1:0".parse().unwrap(), demo::DEFAULT_PUSHER_HOST)
-        .await
-        .unwrap();
+    let demo = demo::start(
+        "127.0.0.1:0".parse().unwrap(),
+        &demo::DEFAULT_PUSHER_HOST.parse().unwrap(),
+    )
+    .await
+    .unwrap();
     let mut logins: Vec<&str> = TRIES.iter().map(|t| t.login).collect();
     logins.dedup();
     assert!(logins.len() >= 2);
@@ -78,9 +81,12 @@ async fn every_suggested_experiment_gives_the_documented_result() {
 
 #[tokio::test]
 async fn the_demo_serves_pusher_js_and_avatars_offline() {
-    let demo = demo::start("127.0.0.1:0".parse().unwrap(), demo::DEFAULT_PUSHER_HOST)
-        .await
-        .unwrap();
+    let demo = demo::start(
+        "127.0.0.1:0".parse().unwrap(),
+        &demo::DEFAULT_PUSHER_HOST.parse().unwrap(),
+    )
+    .await
+    .unwrap();
     let browser = Browser::new();
     let js = browser
         .get(&format!("{}/assets/pusher.min.js", demo.url))

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use channelgate::github::{GithubClient, GithubError};
 use channelgate::secret::Secret;
-use channelgate::standin::{Endpoint, GithubStandIn};
+use github_standin::{Endpoint, GithubStandIn};
 
 use crate::helpers::{CLIENT_ID, CLIENT_SECRET, location, query_param, stand_in};
 

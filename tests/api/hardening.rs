@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use channelgate::config::{LimitsConfig, SessionStore};
 use channelgate::session::Store;
-use channelgate::standin::{Endpoint, MembershipState, UserRecord};
+use github_standin::{Endpoint, MembershipState, UserRecord};
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -598,7 +598,7 @@ async fn over_https_every_answer_asks_for_https_from_now_on() {
 async fn the_demo_github_redirects_only_to_the_registered_callback() {
     let demo = channelgate::demo::start(
         "127.0.0.1:0".parse().unwrap(),
-        channelgate::demo::DEFAULT_PUSHER_HOST,
+        &channelgate::demo::DEFAULT_PUSHER_HOST.parse().unwrap(),
     )
     .await
     .unwrap();
@@ -635,7 +635,7 @@ async fn the_demo_github_redirects_only_to_the_registered_callback() {
 async fn the_demo_answers_only_to_loopback_names() {
     let demo = channelgate::demo::start(
         "127.0.0.1:0".parse().unwrap(),
-        channelgate::demo::DEFAULT_PUSHER_HOST,
+        &channelgate::demo::DEFAULT_PUSHER_HOST.parse().unwrap(),
     )
     .await
     .unwrap();

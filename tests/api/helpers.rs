@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use channelgate::config::{Config, LimitsConfig};
 use channelgate::server::Gateway;
-use channelgate::standin::{Endpoint, GithubStandIn, MembershipState, World};
+use github_standin::{Endpoint, GithubStandIn, MembershipState, World};
 use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::LOCATION;

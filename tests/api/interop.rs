@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use channelgate::demo;
-use channelgate::standin::{MembershipState, UserRecord, World};
+use github_standin::{MembershipState, UserRecord, World};
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -189,7 +189,7 @@ fn demo_pusher_env(sockudo: &str) -> Vec<(&'static str, String)> {
 #[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO) and interop/node_modules; .ci/run runs it"]
 async fn pusher_js_subscribes_through_sockudo_with_the_gateways_signatures() {
     let sockudo = sockudo_host();
-    let demo = demo::start("127.0.0.1:0".parse().unwrap(), &sockudo)
+    let demo = demo::start("127.0.0.1:0".parse().unwrap(), &sockudo.parse().unwrap())
         .await
         .unwrap();
     // ada: team acme/secret-agents; grace: org acme only.
@@ -218,7 +218,7 @@ async fn pusher_js_subscribes_through_sockudo_with_the_gateways_signatures() {
 #[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO), Chromium and interop/node_modules; .ci/run runs it"]
 async fn a_real_browser_logs_in_and_its_page_subscribes() {
     let sockudo = sockudo_host();
-    let demo = demo::start("127.0.0.1:0".parse().unwrap(), &sockudo)
+    let demo = demo::start("127.0.0.1:0".parse().unwrap(), &sockudo.parse().unwrap())
         .await
         .unwrap();
     let mut args = Vec::new();

@@ -36,14 +36,13 @@
 //! Switches and membership changes take effect on the next request. Every
 //! request is counted per [`Endpoint`] (see [`GithubStandIn::calls`]).
 
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use askama::Template;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -367,9 +366,6 @@ pub struct GithubStandIn {
 struct Inner {
     client_id: String,
     client_secret: String,
-    /// Random bits from the process's hash seeds, mixed into every token.
-    seed: [u8; 32],
-    counter: AtomicU64,
     state: Mutex<St>,
 }
 
@@ -710,26 +706,10 @@ impl GithubStandIn {
     /// [`set_base_url`](Self::set_base_url) (use [`spawn`](Self::spawn) to
     /// serve it on its own port).
     pub fn new(world: World, client_id: &str, client_secret: &str) -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let mut seed = Sha256::new();
-        for _ in 0..4 {
-            // Each RandomState carries keys the standard library seeded from
-            // the operating system's randomness.
-            let mut h = RandomState::new().build_hasher();
-            h.write_u128(now.as_nanos());
-            seed.update(h.finish().to_le_bytes());
-        }
-        seed.update(std::process::id().to_le_bytes());
-        seed.update(now.as_nanos().to_le_bytes());
-        let seed: [u8; 32] = seed.finalize().into();
         Self {
             inner: Arc::new(Inner {
                 client_id: client_id.to_owned(),
                 client_secret: client_secret.to_owned(),
-                seed,
-                counter: AtomicU64::new(0),
                 state: Mutex::new(St {
                     db: Db::new(world),
                     base_url: UNSET_BASE_URL.to_owned(),
@@ -958,23 +938,10 @@ impl GithubStandIn {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// `len` lowercase hex digits that nobody can guess (at most 64).
+    /// `len` lowercase hex digits that nobody can guess (at most 64), from
+    /// the operating system's randomness.
     fn random_hex(&self, len: usize) -> String {
-        let count = self.inner.counter.fetch_add(1, Ordering::Relaxed);
-        let heap = Box::new(count);
-        let address = std::ptr::from_ref::<u64>(&heap) as usize;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        let mut h = Sha256::new();
-        h.update(self.inner.seed);
-        h.update(count.to_le_bytes());
-        h.update(std::process::id().to_le_bytes());
-        h.update(now.to_le_bytes());
-        h.update(address.to_le_bytes());
-        h.update(RandomState::new().build_hasher().finish().to_le_bytes());
-        let mut out = hex(&h.finalize());
+        let mut out = hex(&rand::random::<[u8; 32]>());
         out.truncate(len);
         out
     }
@@ -997,11 +964,12 @@ impl GithubStandIn {
     async fn web(&self, endpoint: Option<Endpoint>, f: impl FnOnce(&Self) -> Response) -> Response {
         self.arrive(endpoint).await;
         if self.lock().down {
-            return html_page(
+            return message_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Unicorn! · GitHub",
-                "<h1>No server is currently available to service your request.</h1>\
-                 <p>Sorry about that. Please try refreshing and contact us if the problem persists.</p>",
+                "No server is currently available to service your request.",
+                "Sorry about that. Please try refreshing and contact us if the problem persists.",
+                None,
             );
         }
         f(self)
@@ -1011,14 +979,12 @@ impl GithubStandIn {
 
     fn authorize(&self, p: &Params, choice: Choice) -> Response {
         if p.get("client_id") != Some(self.inner.client_id.as_str()) {
-            return html_page(
+            return message_page(
                 StatusCode::NOT_FOUND,
                 "Page not found · GitHub",
-                &format!(
-                    "<h1>404</h1><p>This is not the web page you are looking for: \
-                     no OAuth application with client_id <code>{}</code> is registered here.</p>",
-                    escape_html(p.get("client_id").unwrap_or(""))
-                ),
+                "404",
+                "This is not the web page you are looking for: no OAuth application is registered here with the client_id",
+                Some(p.get("client_id").unwrap_or("")),
             );
         }
         let Some(redirect) = p
@@ -1026,12 +992,13 @@ impl GithubStandIn {
             .and_then(|r| Url::parse(r).ok())
             .filter(|u| matches!(u.scheme(), "http" | "https"))
         else {
-            return html_page(
+            return message_page(
                 StatusCode::BAD_REQUEST,
                 "Redirect URI mismatch · GitHub",
-                "<h1>Be careful!</h1><p>The <code>redirect_uri</code> is missing or is not an \
-                 absolute http(s) URL. The redirect_uri MUST match the registered callback URL \
-                 for this application.</p>",
+                "Be careful!",
+                "The redirect_uri is missing or is not an absolute http(s) URL. The redirect_uri \
+                 MUST match the registered callback URL for this application.",
+                None,
             );
         };
         // GitHub redirects only to the app's callback: same scheme, host
@@ -1043,12 +1010,13 @@ impl GithubStandIn {
                 && redirect.path().starts_with(cb.path())
         });
         if !registered {
-            return html_page(
+            return message_page(
                 StatusCode::BAD_REQUEST,
                 "Redirect URI mismatch · GitHub",
-                "<h1>Be careful!</h1><p>The <code>redirect_uri</code> is not associated with \
-                 this application. The redirect_uri MUST match the registered callback URL \
-                 for this application.</p>",
+                "Be careful!",
+                "The redirect_uri is not associated with this application. The redirect_uri \
+                 MUST match the registered callback URL for this application.",
+                None,
             );
         }
         let state = p.get("state");
@@ -1084,13 +1052,12 @@ impl GithubStandIn {
             },
         };
         let Some(user) = st.db.find_user(&login) else {
-            return html_page(
+            return message_page(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "No such person · GitHub stand-in",
-                &format!(
-                    "<h1>No such person</h1><p>There is no <code>{}</code> in the stand-in's world.</p>",
-                    escape_html(&login)
-                ),
+                "No such person",
+                "There is nobody in the stand-in's world with the login",
+                Some(&login),
             );
         };
         let login = user.login.clone();
@@ -1455,10 +1422,12 @@ async fn api_not_found(State(s): State<GithubStandIn>, headers: HeaderMap, uri: 
 
 async fn web_not_found(State(s): State<GithubStandIn>) -> Response {
     s.web(None, |_| {
-        html_page(
+        message_page(
             StatusCode::NOT_FOUND,
             "Page not found · GitHub",
-            "<h1>404</h1><p>This is not the web page you are looking for.</p>",
+            "404",
+            "This is not the web page you are looking for.",
+            None,
         )
     })
     .await
@@ -1573,24 +1542,9 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 
 /// Decodes one `application/x-www-form-urlencoded` component.
 fn form_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(b) => {
-                    out.push(b);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Whether `If-None-Match` names `etag` (weak comparison) or is `*`.
@@ -1670,47 +1624,34 @@ fn access_denied(redirect: &Url, state: Option<&str>) -> Response {
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// A page of text: a heading and a sentence, optionally ending in `code`.
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    heading: &'a str,
+    detail: &'a str,
+    code: Option<&'a str>,
 }
 
-const PAGE_STYLE: &str = "\
-*{box-sizing:border-box}\
-body{margin:0;background:#f6f8fa;color:#1f2328;font:14px/1.5 -apple-system,BlinkMacSystemFont,'Segoe UI',Helvetica,Arial,sans-serif}\
-main{max-width:440px;margin:48px auto;padding:24px;background:#fff;border:1px solid #d0d7de;border-radius:6px}\
-.mark{color:#59636e;font-size:12px;text-transform:uppercase;letter-spacing:.08em}\
-h1{font-size:20px;font-weight:400;margin:8px 0 16px}\
-code{background:#eff1f3;border-radius:4px;padding:1px 5px;font-size:12px}\
-ul{list-style:none;margin:16px 0;padding:0}\
-li{margin:0 0 8px}\
-button{font:inherit;cursor:pointer;border-radius:6px}\
-.person{width:100%;text-align:left;padding:10px 12px;background:#f6f8fa;border:1px solid #d0d7de}\
-.person:hover{background:#eef1f4;border-color:#1f883d}\
-.person strong{display:block}\
-.person span{color:#59636e}\
-.cancel{padding:5px 16px;background:#fff;border:1px solid #d0d7de}\
-.foot{color:#59636e;font-size:12px;margin-top:16px}";
+/// The consent page: who may continue, and the authorize request's fields
+/// carried through the form.
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    client_id: &'a str,
+    scopes: Vec<String>,
+    hidden: Vec<(&'static str, &'a str)>,
+    people: &'a [UserRecord],
+    redirect_origin: String,
+}
 
-fn html_page(status: StatusCode, title: &str, body_html: &str) -> Response {
-    let page = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{}</title><style>{PAGE_STYLE}</style></head>\n<body><main>\
-         <div class=\"mark\">GitHub stand-in</div>{body_html}</main></body></html>\n",
-        escape_html(title)
-    );
-    let mut r = (status, Body::from(page)).into_response();
+/// A rendered page with GitHub's headers for HTML.
+fn html_page(status: StatusCode, page: &impl Template) -> Response {
+    let html = page
+        .render()
+        .unwrap_or_else(|e| format!("the stand-in's page failed to render: {e}"));
+    let mut r = (status, Body::from(html)).into_response();
     let h = r.headers_mut();
     put(h, "content-type", "text/html; charset=utf-8");
     put(h, "x-frame-options", "deny");
@@ -1718,66 +1659,45 @@ fn html_page(status: StatusCode, title: &str, body_html: &str) -> Response {
     r
 }
 
+fn message_page(
+    status: StatusCode,
+    title: &str,
+    heading: &str,
+    detail: &str,
+    code: Option<&str>,
+) -> Response {
+    html_page(
+        status,
+        &MessagePage {
+            title,
+            heading,
+            detail,
+            code,
+        },
+    )
+}
+
 fn consent_page(client_id: &str, p: &Params, redirect: &Url, users: &[UserRecord]) -> Response {
-    let mut body = String::new();
-    let _ = write!(
-        body,
-        "<h1>Authorize <strong>{}</strong></h1>",
-        escape_html(client_id)
-    );
-    let scopes = split_scopes(p.get("scope").unwrap_or(""));
-    if scopes.is_empty() {
-        body.push_str(
-            "<p>This application wants to know who you are (public information only).</p>",
-        );
-    } else {
-        body.push_str("<p>This application wants to know who you are and to read:");
-        for scope in &scopes {
-            let _ = write!(body, " <code>{}</code>", escape_html(scope));
-        }
-        body.push_str("</p>");
-    }
-    // A relative action keeps working when the stand-in is nested under a prefix.
-    body.push_str("<form method=\"post\" action=\"authorize\">");
-    for name in [
+    let hidden = [
         "client_id",
         "redirect_uri",
         "scope",
         "state",
         "code_challenge",
         "code_challenge_method",
-    ] {
-        if let Some(value) = p.get(name) {
-            let _ = write!(
-                body,
-                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
-                escape_html(value)
-            );
-        }
-    }
-    body.push_str("<p>Continue as:</p><ul>");
-    if users.is_empty() {
-        body.push_str("<li>Nobody exists in this stand-in's world.</li>");
-    }
-    for user in users {
-        let _ = write!(
-            body,
-            "<li><button class=\"person\" type=\"submit\" name=\"login\" value=\"{login}\">\
-             <strong>{login}</strong><span>{name}</span></button></li>",
-            login = escape_html(&user.login),
-            name = escape_html(user.name.as_deref().unwrap_or("")),
-        );
-    }
-    body.push_str("</ul><button class=\"cancel\" type=\"submit\" name=\"cancel\" value=\"1\">Cancel</button></form>");
-    let _ = write!(
-        body,
-        "<p class=\"foot\">Authorizing will redirect to <strong>{}</strong></p>",
-        escape_html(&redirect.origin().ascii_serialization())
-    );
+    ]
+    .into_iter()
+    .filter_map(|name| Some((name, p.get(name)?)))
+    .collect();
     html_page(
         StatusCode::OK,
-        &format!("Authorize application · {client_id}"),
-        &body,
+        &ConsentPage {
+            client_id,
+            scopes: split_scopes(p.get("scope").unwrap_or("")),
+            hidden,
+            people: users,
+            redirect_origin: redirect.origin().ascii_serialization(),
+        },
     )
 }
 
@@ -2288,8 +2208,8 @@ mod tests {
         assert!(page.contains("Authorize"));
         assert!(page.contains("value=\"alice\""));
         assert!(page.contains("value=\"bob\""));
-        assert!(page.contains("Alice &lt;Liddell&gt; &amp; &quot;Co&quot;"));
-        assert!(page.contains("value=\"&quot;&gt;&lt;script&gt;\""));
+        assert!(page.contains("Alice &#60;Liddell&#62; &#38; &#34;Co&#34;"), "{page}");
+        assert!(page.contains("value=\"&#34;&#62;&#60;script&#62;\""), "{page}");
         assert!(!page.contains("<script>"));
         assert!(page.contains("name=\"cancel\""));
 
@@ -2921,14 +2841,6 @@ mod tests {
         assert_ne!(
             derived_id("team", "acme/ops"),
             derived_id("team", "acme/dev")
-        );
-    }
-
-    #[test]
-    fn html_escaping_covers_the_five_special_characters() {
-        assert_eq!(
-            escape_html(r#"<a href="x">&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#x27;&lt;/a&gt;"
         );
     }
 

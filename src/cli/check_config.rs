@@ -1,0 +1,21 @@
+//! `channelgate check-config`: the configuration as understood, or every problem.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::Config;
+
+pub fn run(config: Option<PathBuf>) -> ExitCode {
+    let path = super::config_path(config);
+    match Config::load(&path) {
+        Ok(config) => {
+            println!("{}: valid", path.display());
+            print!("{}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

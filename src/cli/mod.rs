@@ -1,0 +1,115 @@
+//! The `channelgate` command line: parses the arguments and hands each
+//! command to its own file. `main.rs` only calls [`run`].
+//!
+//! Exit status: 0 on success; 1 when a configuration is refused or (for
+//! `explain`) a channel is denied; 2 for bad command-line input, which clap
+//! reports for every value that does not parse. Nothing here may panic on
+//! input.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ENV_CONFIG_PATH};
+
+mod check_config;
+#[cfg(feature = "demo")]
+mod demo;
+mod explain;
+mod serve;
+
+/// An authorization gateway for Pusher Channels: GitHub login, rules in
+/// config.toml, signatures only for what a rule allows.
+#[derive(Debug, Parser)]
+#[command(name = "channelgate", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The configuration file [default: $CHANNELGATE_CONFIG, then ./config.toml]
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Load and validate the configuration, then print the rules as understood.
+    CheckConfig {
+        /// The configuration file [default: $CHANNELGATE_CONFIG, then ./config.toml]
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Run the whole gateway on this machine with a built-in GitHub stand-in
+    /// and demo people: no GitHub app, no Pusher account, no secrets.
+    #[cfg(feature = "demo")]
+    Demo(demo::Args),
+    /// Evaluate the rules offline for a described person, one line per channel.
+    ///
+    /// Exits 0 when every channel is allowed, 1 when any is denied, 2 on
+    /// bad input (a channel name outside Pusher's grammar included).
+    Explain(explain::Args),
+}
+
+/// Parses the arguments and runs the command.
+pub fn run() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve { config } => serve::run(config),
+        Command::CheckConfig { config } => check_config::run(config),
+        #[cfg(feature = "demo")]
+        Command::Demo(args) => demo::run(args),
+        Command::Explain(args) => explain::run(args),
+    }
+}
+
+/// Log lines to stderr; `RUST_LOG` overrides `default` (such as `info`).
+pub fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// `--config`, else `$CHANNELGATE_CONFIG`, else `./config.toml`.
+fn config_path(arg: Option<PathBuf>) -> PathBuf {
+    arg.or_else(|| std::env::var_os(ENV_CONFIG_PATH).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("config.toml"))
+}
+
+/// Loads the configuration, printing every problem when it is refused.
+fn load(arg: Option<PathBuf>) -> Option<Config> {
+    Config::load(&config_path(arg))
+        .map_err(|e| eprint!("{e}"))
+        .ok()
+}
+
+/// Runs `job` on a new multi-threaded runtime; an error is printed and is
+/// exit status 1.
+fn on_runtime<F: Future<Output = Result<(), String>>>(job: impl FnOnce() -> F) -> ExitCode {
+    let ran = tokio::runtime::Runtime::new()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(job()));
+    match ran {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}
