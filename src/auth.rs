@@ -33,13 +33,13 @@ use tower_sessions::cookie::{Cookie, SameSite};
 use url::Url;
 
 use crate::crypto::Purpose;
+use crate::excerpt::Excerpt;
 use crate::github::{GithubError, GithubUser};
 use crate::limits::Key;
 use crate::membership::{Membership, MembershipError};
 use crate::secret::Secret;
 use crate::server::{AppState, ClientAddr};
 use crate::session::{Identity, inactivity, keep_alive};
-use crate::signing::Excerpt;
 use crate::web::{ApiError, LoginError};
 
 /// How long a login may take between `/auth/login` and `/auth/callback`.

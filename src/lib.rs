@@ -9,7 +9,9 @@
 //!
 //! - [`config`]: `config.toml`, loaded and validated once; every problem reported at once.
 //! - [`rules`]: the rule language and the decision engine (pure code).
-//! - [`signing`]: Pusher's input grammar and HMAC-SHA256 signatures (pure code).
+//! - [`channel`]: Pusher's input grammar: socket ids, channel names, kinds (pure code).
+//! - [`signing`]: HMAC-SHA256 signatures of what passed the grammar (pure code).
+//! - [`excerpt`]: client input quoted safely in messages and logs.
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
 //! - [`crypto`]: keys at rest: tokens sealed in stored sessions, the login cookie.
 //! - [`github`]: the GitHub REST client (user, org memberships, teams).
@@ -25,11 +27,13 @@
 //! - [`cli`]: the `channelgate` command line; `main.rs` only calls [`cli::run`].
 
 pub mod auth;
+pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod crypto;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod excerpt;
 pub mod github;
 pub mod limits;
 pub mod membership;

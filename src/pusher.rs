@@ -26,17 +26,15 @@ use serde_json::{Map, Value, json};
 use tower_sessions::Session;
 
 use crate::auth::{Caller, caller_with, current_identity};
+use crate::channel::{ChannelKind, ChannelName, InputError, MAX_USER_INFO_BYTES, SocketId};
+use crate::excerpt::Excerpt;
 use crate::github::GithubUser;
 use crate::limits::Key;
 use crate::membership::Membership;
 use crate::rules::{Decision, Denial};
 use crate::server::AppState;
 use crate::server::client_addr_of;
-use crate::signing::Excerpt;
-use crate::signing::{
-    ChannelAuth, ChannelKind, ChannelName, InputError, MAX_USER_INFO_BYTES, PresenceMember,
-    SignError, SocketId, UserData,
-};
+use crate::signing::{ChannelAuth, PresenceMember, SignError, UserData};
 use crate::web::ApiError;
 
 /// Largest request body accepted: a batch of 100 of the longest channel

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use crate::auth::{Caller, caller};
+use crate::channel::{ChannelKind, ChannelName};
 use crate::github::GithubUser;
 use crate::server::AppState;
-use crate::signing::{ChannelKind, ChannelName};
 
 /// Renders a template, or a plain 500 if the template itself fails.
 fn render(status: StatusCode, template: &impl Template) -> Response {
@@ -412,8 +412,8 @@ impl ApiError {
     }
 }
 
-impl From<crate::signing::InputError> for ApiError {
-    fn from(e: crate::signing::InputError) -> Self {
+impl From<crate::channel::InputError> for ApiError {
+    fn from(e: crate::channel::InputError) -> Self {
         Self::bad_request(e.to_string())
     }
 }

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::channel::ChannelName;
 use crate::rules::{Person, TeamRef, is_github_name};
-use crate::signing::ChannelName;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

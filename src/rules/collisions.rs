@@ -23,7 +23,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::{Pattern, Placeholder, Segment};
-use crate::signing::{ChannelKind, MAX_CHANNEL_NAME_LEN};
+use crate::channel::{ChannelKind, MAX_CHANNEL_NAME_LEN};
 
 /// The longest GitHub login or organisation name.
 const MAX_NAME_LEN: u8 = 39;
@@ -442,7 +442,7 @@ impl Search {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signing::kind_of;
+    use crate::channel::kind_of;
     use proptest::prelude::*;
 
     fn pattern(s: &str) -> Pattern {

@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use crate::signing::{ChannelKind, ChannelName, InputError, is_channel_name_char, kind_of};
+use crate::channel::{ChannelKind, ChannelName, InputError, is_channel_name_char, kind_of};
 
 mod collisions;
 pub use collisions::Collision;

@@ -2208,8 +2208,14 @@ mod tests {
         assert!(page.contains("Authorize"));
         assert!(page.contains("value=\"alice\""));
         assert!(page.contains("value=\"bob\""));
-        assert!(page.contains("Alice &#60;Liddell&#62; &#38; &#34;Co&#34;"), "{page}");
-        assert!(page.contains("value=\"&#34;&#62;&#60;script&#62;\""), "{page}");
+        assert!(
+            page.contains("Alice &#60;Liddell&#62; &#38; &#34;Co&#34;"),
+            "{page}"
+        );
+        assert!(
+            page.contains("value=\"&#34;&#62;&#60;script&#62;\""),
+            "{page}"
+        );
         assert!(!page.contains("<script>"));
         assert!(page.contains("name=\"cancel\""));
 
