@@ -26,7 +26,7 @@ use url::Url;
 use crate::config::{Config, GithubConfig, HostPort, PusherConfig, ServerConfig};
 use crate::rules::{Conditions, Pattern, Rule, RuleSet, TeamRef};
 use crate::secret::Secret;
-use crate::server::{ConnectionLimits, Gateway, StartError, build_app};
+use crate::web::{ConnectionLimits, Gateway, StartError, build_app};
 use github_standin::{GithubStandIn, MembershipState, UserRecord, World};
 
 /// Where the stand-in is mounted.

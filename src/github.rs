@@ -14,7 +14,6 @@ use reqwest::header::{ACCEPT, ETAG, HeaderMap, IF_NONE_MATCH, LINK, USER_AGENT};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::rules::TeamRef;
 use crate::secret::Secret;
 
 /// GitHub's REST API version we speak.
@@ -147,16 +146,6 @@ pub struct TeamItem {
     #[serde(rename = "organization", deserialize_with = "org_login")]
     /// The login of the team's organisation.
     pub org: String,
-}
-
-impl TeamItem {
-    /// As the rule engine sees it.
-    pub fn team_ref(&self) -> TeamRef {
-        TeamRef {
-            org: self.org.clone(),
-            slug: self.slug.clone(),
-        }
-    }
 }
 
 fn org_login<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -515,7 +504,10 @@ mod tests {
         let teams: Vec<TeamItem> =
             parse(br#"[{"id":1,"name":"Secret Agents","slug":"secret-agents","organization":{"login":"acme"}}]"#)
                 .unwrap();
-        assert_eq!(teams[0].team_ref().to_string(), "acme/secret-agents");
+        assert_eq!(
+            (teams[0].org.as_str(), teams[0].slug.as_str()),
+            ("acme", "secret-agents")
+        );
         assert!(matches!(
             parse::<Vec<TeamItem>>(b"[{\"slug\":"),
             Err(GithubError::Malformed(_))

@@ -15,18 +15,14 @@
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
 //! - [`crypto`]: keys at rest: tokens sealed in stored sessions, the login cookie.
 //! - [`github`]: the GitHub REST client (user, org memberships, teams).
-//! - [`limits`]: `[limits]`, the client's address behind a proxy, a log that floods cannot flood.
 //! - [`membership`]: a person's active orgs and teams, cached briefly, re-read with ETags.
-//! - [`pusher`]: `/pusher/auth` and `/pusher/user-auth`: parse, decide, sign.
 //! - [`session`]: the session store chosen by configuration, and what a session holds.
-//! - [`auth`]: the OAuth web flow (`/auth/*`).
-//! - [`web`]: pages and the error responses.
-//! - [`server`]: application state, the router, start-up and graceful shutdown.
+//! - [`web`]: the HTTP face: state, extractors, errors, handlers, router,
+//!   the bounded server. Everything above it is free of HTTP.
 //! - [`demo`]: `channelgate demo`: the gateway and the GitHub stand-in
 //!   (`crates/github-standin`) on one loopback port.
 //! - [`cli`]: the `channelgate` command line; `main.rs` only calls [`cli::run`].
 
-pub mod auth;
 pub mod channel;
 pub mod cli;
 pub mod config;
@@ -35,12 +31,9 @@ pub mod crypto;
 pub mod demo;
 pub mod excerpt;
 pub mod github;
-pub mod limits;
 pub mod membership;
-pub mod pusher;
 pub mod rules;
 pub mod secret;
-pub mod server;
 pub mod session;
 pub mod signing;
 pub mod web;

@@ -26,7 +26,7 @@ use crate::crypto::{Keys, SealedToken};
 use crate::github::{
     GithubClient, GithubError, GithubUser, OrgMembershipItem, PagedList, TeamItem, UserRead,
 };
-use crate::rules::{Person, is_github_name};
+use crate::rules::{Person, TeamRef, is_github_name};
 use crate::secret::Secret;
 
 /// After an outage or malformed answer, how long to wait before asking
@@ -307,7 +307,10 @@ impl Membership {
             .items()
             .iter()
             .filter(|t| named("org", &t.org) && named("team", &t.slug))
-            .map(TeamItem::team_ref)
+            .map(|t| TeamRef {
+                org: t.org.clone(),
+                slug: t.slug.clone(),
+            })
             .collect();
         Self {
             person: Person {

@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use crate::config::HostPort;
-use crate::{demo, server};
+use crate::demo;
+use crate::web as server;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::server;
+use crate::web as server;
 
 pub fn run(config: Option<PathBuf>) -> ExitCode {
     let Some(config) = super::load(config) else {

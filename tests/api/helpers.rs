@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use channelgate::config::{Config, LimitsConfig};
-use channelgate::server::Gateway;
+use channelgate::web::Gateway;
 use github_standin::{Endpoint, GithubStandIn, MembershipState, World};
 use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore, Jar};

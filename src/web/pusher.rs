@@ -25,17 +25,16 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tower_sessions::Session;
 
-use crate::auth::{Caller, caller_with, current_identity};
+use super::error::ApiError;
+use super::extract::{Caller, caller_with, client_addr_of, current_identity};
+use super::limits::Key;
+use super::state::AppState;
 use crate::channel::{ChannelKind, ChannelName, InputError, MAX_USER_INFO_BYTES, SocketId};
 use crate::excerpt::Excerpt;
 use crate::github::GithubUser;
-use crate::limits::Key;
 use crate::membership::Membership;
 use crate::rules::{Decision, Denial};
-use crate::server::AppState;
-use crate::server::client_addr_of;
 use crate::signing::{ChannelAuth, PresenceMember, SignError, UserData};
-use crate::web::ApiError;
 
 /// Largest request body accepted: a batch of 100 of the longest channel
 /// names fits with room to spare.
@@ -337,13 +336,14 @@ async fn who(
         Caller::Person {
             identity,
             membership: Err(why),
-        } => {
-            tracing::warn!(login = %identity.user.login, %why, "membership unknown; refusing");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "GitHub membership cannot be checked right now; try again shortly",
-            ))
-        }
+        } => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "GitHub membership cannot be checked right now; try again shortly",
+        )
+        .because(format!(
+            "membership of {} unknown: {why}",
+            identity.user.login
+        ))),
     }
 }
 
@@ -434,13 +434,11 @@ impl Signing<'_> {
                         tracing::debug!(%login, %channel, reason = %decision, "allowed");
                         Ok(auth)
                     }
-                    Err(e @ SignError::NoMasterKey(_)) => {
-                        tracing::error!(%channel, "cannot authorize: {e}");
-                        Err(ApiError::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "this gateway has no encryption master key, so it cannot authorize private-encrypted- channels",
-                        ))
-                    }
+                    Err(e @ SignError::NoMasterKey(_)) => Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "this gateway has no encryption master key, so it cannot authorize private-encrypted- channels",
+                    )
+                    .because(e)),
                     Err(e) => Err(ApiError::bad_request(e.to_string())),
                 }
             }
@@ -452,13 +450,9 @@ impl Signing<'_> {
         let member = self
             .member
             .get_or_init(|| PresenceMember::new(&user.id.to_string(), &user_info(user)));
-        member.as_ref().map_err(|e| {
-            tracing::error!(login = %user.login, error = %e, "cannot build presence data");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot build presence data for this person",
-            )
-        })
+        member
+            .as_ref()
+            .map_err(|e| ApiError::internal(format!("presence data of {}: {e}", user.login)))
     }
 }
 
@@ -532,7 +526,7 @@ pub async fn user_auth(
     }
     let user = membership.user();
     let data = UserData::new(&user.id.to_string(), Some(&user_info(user)))
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::internal(format!("user data of {}: {e}", user.login)))?;
     Ok(Json(state.signer.authenticate_user(&socket_id, &data)).into_response())
 }
 

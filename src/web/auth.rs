@@ -13,7 +13,6 @@
 //! renewed before the identity is stored (no fixation); and the redirect
 //! goes only to a same-origin path.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -32,19 +31,15 @@ use tower_sessions::Session;
 use tower_sessions::cookie::{Cookie, SameSite};
 use url::Url;
 
+use super::error::{ApiError, PageError};
+use super::extract::{Caller, ClientAddr};
+use super::limits::Key;
+use super::state::{AppState, LOGIN_TIMEOUT};
 use crate::crypto::Purpose;
 use crate::excerpt::Excerpt;
 use crate::github::{GithubError, GithubUser};
-use crate::limits::Key;
-use crate::membership::{Membership, MembershipError};
 use crate::secret::Secret;
-use crate::server::{AppState, ClientAddr};
 use crate::session::{Identity, inactivity, keep_alive};
-use crate::web::{ApiError, LoginError};
-
-/// How long a login may take between `/auth/login` and `/auth/callback`.
-/// GitHub's codes live 10 minutes; so does our `state`.
-pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// A login between `/auth/login` and `/auth/callback`, as its sealed
 /// cookie holds it.
@@ -195,24 +190,24 @@ async fn finish_login(
     session: &Session,
     headers: &HeaderMap,
     query: CallbackQuery,
-) -> Result<Redirect, LoginError> {
+) -> Result<Redirect, PageError> {
     let pending = login_cookie_value(state, headers)
         .and_then(|sealed| state.keys.open(Purpose::LoginState, &sealed).ok())
         .and_then(|json| serde_json::from_slice::<PendingLogin>(&json).ok())
-        .ok_or(LoginError::NoLoginInProgress)?;
+        .ok_or(PageError::NoLoginInProgress)?;
     // A state works once, whatever happens next: even a replay of the
     // cookie itself finds it spent.
     if !state.spent_states.spend(&pending.state).await {
-        return Err(LoginError::NoLoginInProgress);
+        return Err(PageError::NoLoginInProgress);
     }
     let sent = query.state.as_deref().unwrap_or_default();
     if !constant_time_eq(sent.as_bytes(), pending.state.as_bytes()) {
         tracing::warn!("login refused: OAuth state does not match this browser's login");
-        return Err(LoginError::StateMismatch);
+        return Err(PageError::StateMismatch);
     }
     let elapsed = OffsetDateTime::now_utc().unix_timestamp() - pending.started_at;
     if elapsed.unsigned_abs() > LOGIN_TIMEOUT.as_secs() {
-        return Err(LoginError::Expired);
+        return Err(PageError::Expired);
     }
     if let Some(error) = query.error {
         // Anyone can call the callback with their own state: what GitHub is
@@ -221,9 +216,9 @@ async fn finish_login(
         let error = Excerpt::of(&error);
         tracing::info!(%error, "login ended at GitHub");
         return Err(if denied {
-            LoginError::Denied
+            PageError::Denied
         } else {
-            LoginError::Github(format!(
+            PageError::Github(format!(
                 "{error}: {}",
                 Excerpt::of(&query.error_description.unwrap_or_default())
             ))
@@ -232,7 +227,7 @@ async fn finish_login(
     let code = query
         .code
         .filter(|c| !c.is_empty())
-        .ok_or(LoginError::MissingCode)?;
+        .ok_or(PageError::MissingCode)?;
     let token = state
         .oauth
         .exchange_code(AuthorizationCode::new(code))
@@ -246,11 +241,11 @@ async fn finish_login(
         .user_read(&token, None)
         .await
         .map_err(|e| match e {
-            GithubError::Unavailable(_) => LoginError::GithubDown,
-            other => LoginError::Github(other.to_string()),
+            GithubError::Unavailable(_) => PageError::GithubDown,
+            other => PageError::Github(other.to_string()),
         })?;
     // A new id for the logged-in session: an id fixed before login is now dead.
-    session.cycle_id().await.map_err(LoginError::session)?;
+    session.cycle_id().await.map_err(PageError::session)?;
     session.set_expiry(Some(inactivity(state.config.session.ttl)));
     tracing::info!(login = %read.user.login, id = read.user.id, "logged in");
     // A login re-reads the membership, so a change on GitHub shows at once.
@@ -276,43 +271,15 @@ async fn finish_login(
         token: state.keys.seal_token(&token),
         logged_in_at: OffsetDateTime::now_utc().unix_timestamp(),
     };
-    identity.save(session).await.map_err(LoginError::session)?;
+    identity.save(session).await.map_err(PageError::session)?;
     keep_alive(session, state.config.session.ttl)
         .await
-        .map_err(LoginError::session)?;
+        .map_err(PageError::session)?;
     Ok(Redirect::to(&pending.return_to))
 }
 
-/// OAuth states already presented at the callback, remembered for as long
-/// as a login may take, so that a state works once even when its cookie is
-/// replayed. Bounded: a flood of logins is limited first by `[limits]`.
-#[derive(Clone)]
-pub struct SpentStates(moka::future::Cache<String, ()>);
-
-impl Default for SpentStates {
-    fn default() -> Self {
-        Self(
-            moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(LOGIN_TIMEOUT)
-                .build(),
-        )
-    }
-}
-
-impl SpentStates {
-    /// Records `state` as spent; false when it already was.
-    pub async fn spend(&self, state: &str) -> bool {
-        self.0
-            .entry(state.to_owned())
-            .or_insert(())
-            .await
-            .is_fresh()
-    }
-}
-
 /// Sorts a failed code exchange into what the person should be told.
-fn token_error<RE: std::error::Error>(e: RequestTokenError<RE, BasicErrorResponse>) -> LoginError {
+fn token_error<RE: std::error::Error>(e: RequestTokenError<RE, BasicErrorResponse>) -> PageError {
     /// GitHub reports token errors with HTTP 200 and an `error` field, which
     /// the oauth2 crate sees as an unparsable token response.
     #[derive(Deserialize)]
@@ -323,19 +290,19 @@ fn token_error<RE: std::error::Error>(e: RequestTokenError<RE, BasicErrorRespons
     match e {
         RequestTokenError::Request(e) => {
             tracing::warn!(error = %e, "GitHub's token endpoint could not be reached");
-            LoginError::GithubDown
+            PageError::GithubDown
         }
-        RequestTokenError::ServerResponse(r) => LoginError::CodeRefused(r.error().to_string()),
+        RequestTokenError::ServerResponse(r) => PageError::CodeRefused(r.error().to_string()),
         RequestTokenError::Parse(_, body) => {
             match serde_json::from_slice::<GithubTokenError>(&body) {
-                Ok(g) => LoginError::CodeRefused(match g.error_description {
+                Ok(g) => PageError::CodeRefused(match g.error_description {
                     Some(d) => format!("{}: {d}", g.error),
                     None => g.error,
                 }),
-                Err(_) => LoginError::Github("an unreadable answer from the token endpoint".into()),
+                Err(_) => PageError::Github("an unreadable answer from the token endpoint".into()),
             }
         }
-        RequestTokenError::Other(m) => LoginError::Github(m),
+        RequestTokenError::Other(m) => PageError::Github(m),
     }
 }
 
@@ -346,13 +313,13 @@ pub async fn logout(
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
-) -> Result<Redirect, LoginError> {
+) -> Result<Redirect, PageError> {
     if let Some(origin) = headers.get(ORIGIN)
         && origin.as_bytes() != state.config.server.public_origin().as_bytes()
     {
-        return Err(LoginError::ForeignOrigin);
+        return Err(PageError::ForeignOrigin);
     }
-    session.flush().await.map_err(LoginError::session)?;
+    session.flush().await.map_err(PageError::session)?;
     Ok(Redirect::to("/"))
 }
 
@@ -379,11 +346,11 @@ pub struct Me {
 
 /// `GET /auth/me`: the caller's identity and memberships as JSON, 401 when
 /// logged out (or when GitHub revoked the token).
-pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<Me>, ApiError> {
+pub async fn me(caller: Caller) -> Result<Json<Me>, ApiError> {
     let Caller::Person {
         identity,
         membership,
-    } = caller(&state, &session).await.map_err(ApiError::session)?
+    } = caller
     else {
         return Err(ApiError::logged_out());
     };
@@ -411,85 +378,6 @@ pub async fn me(State(state): State<AppState>, session: Session) -> Result<Json<
         teams,
         membership_error,
     }))
-}
-
-/// Who is calling, as every logged-in route needs to know it.
-pub enum Caller {
-    /// No identity in this session.
-    LoggedOut,
-    /// GitHub refused the person's token; the session has just been ended.
-    Revoked,
-    /// A logged-in person.
-    Person {
-        /// Who they are.
-        identity: Identity,
-        /// Their current membership, or why it cannot be known now.
-        membership: Result<Arc<Membership>, String>,
-    },
-}
-
-/// The caller of this request: their identity from the session and their
-/// current membership. A token GitHub revoked ends the session here, for
-/// every route alike; a live session has its expiry pushed back.
-pub async fn caller(
-    state: &AppState,
-    session: &Session,
-) -> Result<Caller, tower_sessions::session::Error> {
-    match current_identity(state, session).await? {
-        None => Ok(Caller::LoggedOut),
-        Some(identity) => caller_with(state, session, identity).await,
-    }
-}
-
-/// The identity of this session, unless it is past `session.max_age` (then
-/// the session is ended here).
-pub async fn current_identity(
-    state: &AppState,
-    session: &Session,
-) -> Result<Option<Identity>, tower_sessions::session::Error> {
-    let Some(identity) = Identity::load(session).await? else {
-        return Ok(None);
-    };
-    // However active, a session ends `max_age` after login: the login (which
-    // GitHub lets people rename) and the token are then read afresh.
-    // (Clocks of several instances may disagree a little: a login "in the
-    // future" counts as just now.)
-    let age = OffsetDateTime::now_utc()
-        .unix_timestamp()
-        .saturating_sub(identity.logged_in_at)
-        .max(0)
-        .unsigned_abs();
-    if age >= state.config.session.max_age.as_secs() {
-        tracing::info!(login = %identity.user.login, "session reached session.max_age; ending it");
-        session.flush().await?;
-        return Ok(None);
-    }
-    Ok(Some(identity))
-}
-
-/// [`caller`] for an identity already loaded: their current membership,
-/// and the session kept alive (or ended, when GitHub revoked the token).
-pub async fn caller_with(
-    state: &AppState,
-    session: &Session,
-    identity: Identity,
-) -> Result<Caller, tower_sessions::session::Error> {
-    let membership = match state.memberships.get(&identity.user, &identity.token).await {
-        Ok(m) => Ok(m),
-        Err(MembershipError::Revoked) => {
-            tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
-            // flush, not delete: delete would leave the data in the request's
-            // session, to be saved again if anything touched it.
-            session.flush().await?;
-            return Ok(Caller::Revoked);
-        }
-        Err(MembershipError::Unavailable(why)) => Err(why),
-    };
-    keep_alive(session, state.config.session.ttl).await?;
-    Ok(Caller::Person {
-        identity,
-        membership,
-    })
 }
 
 /// `return_to` if it is a path on this origin, else `/`. Refuses

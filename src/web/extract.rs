@@ -1,0 +1,137 @@
+//! Who is asking: the client's address, and the logged-in person with their
+//! current membership.
+//!
+//! [`Caller`] is an extractor for the routes that need the person first
+//! (`/`, `/auth/me`). The Pusher endpoints must refuse malformed input
+//! before they touch the session, so they call [`current_identity`] and
+//! [`caller_with`] themselves after parsing; the rules of a session
+//! (`max_age`, revocation, keep-alive) live here once for both.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use time::OffsetDateTime;
+use tower_sessions::Session;
+
+use super::error::ApiError;
+use super::limits;
+use super::state::AppState;
+use crate::membership::{Membership, MembershipError};
+use crate::session::{Identity, keep_alive};
+
+/// The client's address (see [`limits::client_addr`]), from the peer the
+/// server saw and, behind a trusted proxy, `X-Forwarded-For`.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_addr_of(parts, state)))
+    }
+}
+
+/// The client's address for a request's parts.
+pub fn client_addr_of(parts: &Parts, state: &AppState) -> IpAddr {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    limits::client_addr(peer, &parts.headers, &state.config.server.trusted_proxies)
+}
+
+/// Who is calling, as every logged-in route needs to know it.
+pub enum Caller {
+    /// No identity in this session.
+    LoggedOut,
+    /// GitHub refused the person's token; the session has just been ended.
+    Revoked,
+    /// A logged-in person.
+    Person {
+        /// Who they are.
+        identity: Identity,
+        /// Their current membership, or why it cannot be known now.
+        membership: Result<Arc<Membership>, String>,
+    },
+}
+
+/// The caller of this request: their identity from the session and their
+/// current membership. A token GitHub revoked ends the session here, for
+/// every route alike; a live session has its expiry pushed back.
+pub async fn caller(
+    state: &AppState,
+    session: &Session,
+) -> Result<Caller, tower_sessions::session::Error> {
+    match current_identity(state, session).await? {
+        None => Ok(Caller::LoggedOut),
+        Some(identity) => caller_with(state, session, identity).await,
+    }
+}
+
+/// The identity of this session, unless it is past `session.max_age` (then
+/// the session is ended here).
+pub async fn current_identity(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<Identity>, tower_sessions::session::Error> {
+    let Some(identity) = Identity::load(session).await? else {
+        return Ok(None);
+    };
+    // However active, a session ends `max_age` after login: the login (which
+    // GitHub lets people rename) and the token are then read afresh.
+    // (Clocks of several instances may disagree a little: a login "in the
+    // future" counts as just now.)
+    let age = OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .saturating_sub(identity.logged_in_at)
+        .max(0)
+        .unsigned_abs();
+    if age >= state.config.session.max_age.as_secs() {
+        tracing::info!(login = %identity.user.login, "session reached session.max_age; ending it");
+        session.flush().await?;
+        return Ok(None);
+    }
+    Ok(Some(identity))
+}
+
+/// [`caller`] for an identity already loaded: their current membership,
+/// and the session kept alive (or ended, when GitHub revoked the token).
+pub async fn caller_with(
+    state: &AppState,
+    session: &Session,
+    identity: Identity,
+) -> Result<Caller, tower_sessions::session::Error> {
+    let membership = match state.memberships.get(&identity.user, &identity.token).await {
+        Ok(m) => Ok(m),
+        Err(MembershipError::Revoked) => {
+            tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
+            // flush, not delete: delete would leave the data in the request's
+            // session, to be saved again if anything touched it.
+            session.flush().await?;
+            return Ok(Caller::Revoked);
+        }
+        Err(MembershipError::Unavailable(why)) => Err(why),
+    };
+    keep_alive(session, state.config.session.ttl).await?;
+    Ok(Caller::Person {
+        identity,
+        membership,
+    })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, why)| ApiError::internal(format!("no session layer: {why}")))?;
+        caller(state, &session).await.map_err(ApiError::session)
+    }
+}

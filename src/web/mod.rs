@@ -1,0 +1,34 @@
+//! The HTTP face of the gateway.
+//!
+//! Imports point one way: the handlers ([`auth`], [`pusher`], [`pages`])
+//! use the state, the extractors and the errors; those use the domain
+//! (configuration, rules, signing, GitHub, membership, sessions); nothing
+//! below imports a handler. [`router`] names every route; [`serve`] runs it.
+//!
+//! - [`state`]: [`AppState`], what every handler can reach.
+//! - [`extract`]: the client's address and the logged-in person ([`Caller`]).
+//! - [`error`]: [`ApiError`] (JSON) and [`PageError`] (HTML), each logged in one place.
+//! - [`html`]: askama pages with the content security policy.
+//! - [`limits`]: `[limits]`, the client's address behind a proxy, a quiet log.
+//! - [`auth`]: GitHub login (OAuth web flow), logout and `/auth/me`.
+//! - [`pusher`]: `/pusher/auth` and `/pusher/user-auth`.
+//! - [`pages`]: the home page, assets, liveness.
+//! - [`router`]: every route and the layers around them.
+//! - [`serve`]: the bounded accept loop, start-up and graceful shutdown.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod html;
+pub mod limits;
+pub mod pages;
+pub mod pusher;
+pub mod router;
+pub mod serve;
+pub mod state;
+
+pub use error::{ApiError, PageError};
+pub use extract::{Caller, ClientAddr};
+pub use router::router;
+pub use serve::{ConnectionLimits, Gateway, build_app, serve, serve_connections, shutdown_signal};
+pub use state::{AppState, StartError};

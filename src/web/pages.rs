@@ -1,0 +1,206 @@
+//! The pages: the home page (who you are, what you may join, a channel
+//! tester), the static assets, liveness and the 404.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::{ApiError, PageError};
+use super::extract::Caller;
+use super::html::render;
+use super::state::AppState;
+use crate::channel::{ChannelKind, ChannelName};
+use crate::github::GithubUser;
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    user: Option<&'a GithubUser>,
+    app_name: &'a str,
+    membership: Option<MembershipView>,
+    membership_error: Option<String>,
+    missing_orgs: Vec<String>,
+    grants: Vec<GrantView>,
+    channel: &'a str,
+    tested: Option<Tested>,
+    pusher: PusherView,
+}
+
+/// Where the page's pusher-js connects.
+struct PusherView {
+    key: String,
+    cluster: String,
+    /// Host of a self-hosted server, or empty for the cluster.
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+impl PusherView {
+    fn of(config: &crate::config::PusherConfig) -> Self {
+        let default_port = if config.tls { 443 } else { 80 };
+        let (host, port) = match &config.host {
+            None => (String::new(), default_port),
+            Some(h) => (h.host.clone(), h.port.unwrap_or(default_port)),
+        };
+        Self {
+            key: config.key.clone(),
+            cluster: config.cluster.clone(),
+            host,
+            port,
+            tls: config.tls,
+        }
+    }
+}
+
+struct MembershipView {
+    orgs: Vec<String>,
+    teams: Vec<String>,
+}
+
+struct GrantView {
+    index: usize,
+    pattern: String,
+    channels: Vec<String>,
+}
+
+struct Tested {
+    channel: String,
+    allowed: bool,
+    reason: String,
+    /// A name pusher-js can subscribe to (valid, not public).
+    subscribable: bool,
+}
+
+/// Query of the home page: a channel name to test.
+#[derive(Debug, Deserialize)]
+pub struct HomeQuery {
+    channel: Option<String>,
+}
+
+/// `GET /`: logged out, a way to log in; logged in, who you are, your
+/// memberships, the channels you may join, and a channel tester.
+pub async fn home(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    Query(query): Query<HomeQuery>,
+) -> Response {
+    let caller = match caller {
+        Ok(caller) => caller,
+        // The session store is down: a page that says so, not JSON.
+        Err(e) => return PageError::Session(e.message().to_owned()).into_response(),
+    };
+    let app_name = format!("Pusher app {}", state.config.pusher.app_id);
+    let channel = query.channel.unwrap_or_default();
+    let mut page = HomePage {
+        user: None,
+        app_name: &app_name,
+        membership: None,
+        membership_error: None,
+        missing_orgs: Vec::new(),
+        grants: Vec::new(),
+        channel: &channel,
+        tested: None,
+        pusher: PusherView::of(&state.config.pusher),
+    };
+    let Caller::Person {
+        identity,
+        membership,
+    } = caller
+    else {
+        return render(StatusCode::OK, &page);
+    };
+    let rules = &state.config.rules;
+    let tested = |allowed, reason| Tested {
+        channel: channel.clone(),
+        allowed,
+        reason,
+        subscribable: subscribable(&channel),
+    };
+    let user = match &membership {
+        // Who GitHub says the person is now, which the rules see too.
+        Ok(m) => m.user().clone(),
+        Err(_) => identity.user.clone(),
+    };
+    match membership {
+        Ok(m) => {
+            let person = &m.person;
+            page.membership = Some(MembershipView {
+                orgs: person.orgs.clone(),
+                teams: person.active_teams().map(ToString::to_string).collect(),
+            });
+            page.missing_orgs = rules.orgs_missing_for(person);
+            page.grants = rules
+                .grants(person)
+                .into_iter()
+                .map(|(index, pattern, channels)| GrantView {
+                    index,
+                    pattern: pattern.to_string(),
+                    channels,
+                })
+                .collect();
+            if !channel.is_empty() {
+                let decision = rules.decide(person, &channel);
+                // A denial names the rules that matched but not who they
+                // admit: anyone with a GitHub account can use this page.
+                page.tested = Some(tested(decision.is_allowed(), decision.for_the_person()));
+            }
+        }
+        Err(_) => {
+            page.membership_error = Some(
+                "GitHub did not answer or refused to answer for now (an outage or a rate limit)."
+                    .into(),
+            );
+            if !channel.is_empty() {
+                page.tested = Some(tested(
+                    false,
+                    "your membership cannot be checked right now".into(),
+                ));
+            }
+        }
+    }
+    page.user = Some(&user);
+    render(StatusCode::OK, &page)
+}
+
+fn subscribable(channel: &str) -> bool {
+    ChannelName::parse(channel).is_ok_and(|c| c.kind() != ChannelKind::Public)
+}
+
+/// The vendored pusher-js (8.6.0, MIT; see `assets/vendor/README.md`).
+const PUSHER_JS: &str = include_str!("../../assets/vendor/pusher-with-encryption.min.js");
+/// The home page's script.
+const HOME_JS: &str = include_str!("../../assets/home.js");
+
+/// `GET /assets/pusher.min.js`: pusher-js, served here so pages work offline.
+pub async fn pusher_js() -> Response {
+    javascript(PUSHER_JS)
+}
+
+/// `GET /assets/home.js`.
+pub async fn home_js() -> Response {
+    javascript(HOME_JS)
+}
+
+fn javascript(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /healthz`: liveness.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Anything else.
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route")
+}

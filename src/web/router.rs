@@ -1,0 +1,82 @@
+//! Every route of the gateway in one place, and the layers around them:
+//! sessions, timeouts and the headers every answer carries.
+
+use axum::http::header::{
+    CONTENT_TYPE, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Router, middleware};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use super::state::AppState;
+use super::{auth, pages, pusher};
+use crate::session::Store;
+
+/// Every route of the gateway, with sessions, for the given store.
+pub fn router(state: AppState, store: Store) -> Router {
+    let https = state.config.server.is_https();
+    let sessions = store.layer(&state.config.session, https);
+    let hsts = https.then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/healthz", get(pages::healthz))
+        .route("/assets/pusher.min.js", get(pages::pusher_js))
+        .route("/assets/home.js", get(pages::home_js))
+        .route("/auth/login", get(auth::login))
+        .route("/auth/callback", get(auth::callback))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me))
+        .merge(
+            Router::new()
+                .route("/pusher/auth", post(pusher::channel_auth).options(empty))
+                .route("/pusher/user-auth", post(pusher::user_auth).options(empty))
+                .route_layer(middleware::from_fn_with_state(state.clone(), pusher::cors)),
+        )
+        .fallback(pages::not_found)
+        .layer(middleware::map_response(no_store))
+        .layer(sessions)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.config.server.request_timeout,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            REFERRER_POLICY,
+            |response: &Response| {
+                is_html(response).then(|| HeaderValue::from_static("no-referrer"))
+            },
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            STRICT_TRANSPORT_SECURITY,
+            hsts,
+        ))
+        .with_state(state)
+}
+
+fn is_html(response: &Response) -> bool {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"))
+}
+
+/// Pages and answers are personal (identities, signatures): no cache may
+/// keep them, unless a route said otherwise (the static assets).
+async fn no_store(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(axum::http::HeaderValue::from_static("no-store"));
+    response
+}
+
+/// OPTIONS on the auth endpoints: the CORS layer answers preflights itself.
+async fn empty() -> StatusCode {
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,227 @@
+//! Serving: the accept loop with its bounds on a client (a connection must
+//! send its headers within `server.header_timeout`, a request is answered
+//! within `server.request_timeout`, at most `server.max_connections` are
+//! served at once and further ones wait in the listen queue), start-up,
+//! and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tower::ServiceExt as _;
+
+use super::router::router;
+use super::state::{AppState, StartError};
+use crate::config::Config;
+use crate::session::Store;
+
+/// Builds the whole application from a configuration, opening the session
+/// store and starting the sweep of idle rate-limit keys.
+pub async fn build_app(config: Config) -> Result<Router, StartError> {
+    let store = Store::open(&config.session.store).await?;
+    let state = AppState::new(config)?;
+    let sweep = state.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            ticks.tick().await;
+            sweep.login_limit.sweep();
+            sweep.auth_limit.sweep();
+            sweep.quiet.flush();
+        }
+    });
+    Ok(router(state, store))
+}
+
+/// What bounds the connections of a server.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A client must finish its request headers in this long (idle
+    /// keep-alive connections too).
+    pub header_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    /// The limits `[server]` sets.
+    pub fn of(server: &crate::config::ServerConfig) -> Self {
+        Self {
+            header_timeout: server.header_timeout,
+            max_connections: server.max_connections,
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops
+/// accepting and waits for in-flight requests to finish. HTTP/1.1 only: the
+/// gateway sits behind browsers and proxies that speak it, and every bound
+/// on a slow client is an HTTP/1 bound.
+pub async fn serve_connections(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before
+                    // it was accepted: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            },
+        ));
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // Errors here are the client's: a reset, a timeout, bad bytes.
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// A running gateway: its address, and a way to stop it gracefully.
+pub struct Gateway {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Gateway {
+    /// Serves the gateway on `listener` in a background task. Bind
+    /// `127.0.0.1:0` to run many side by side, and set `public_url` to match.
+    pub async fn start(config: Config, listener: TcpListener) -> Result<Self, StartError> {
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: config.server.listen,
+            source,
+        })?;
+        let limits = ConnectionLimits::of(&config.server);
+        let app = build_app(config).await?;
+        Ok(Self::serve(listener, addr, app, limits))
+    }
+
+    /// Serves any app (the gateway plus extra routes, as the demo does) on
+    /// `listener`, whose address is `addr`.
+    pub fn serve(
+        listener: TcpListener,
+        addr: SocketAddr,
+        app: Router,
+        limits: ConnectionLimits,
+    ) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            serve_connections(listener, app, limits, async {
+                let _ = stopped.await;
+            })
+            .await;
+            Ok(())
+        });
+        Self {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    /// Stops accepting connections and waits for in-flight requests to finish.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Runs the gateway at `server.listen` until SIGINT or SIGTERM, then lets
+/// in-flight requests finish.
+pub async fn serve(config: Config) -> Result<(), StartError> {
+    let addr = config.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let public_url = config.server.public_url.clone();
+    let limits = ConnectionLimits::of(&config.server);
+    let app = build_app(config).await?;
+    tracing::info!(%addr, %public_url, "channelgate listening");
+    serve_connections(listener, app, limits, shutdown_signal()).await;
+    tracing::info!("channelgate stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,161 @@
+//! What every handler can reach: [`AppState`], built once from the
+//! configuration. Imports nothing of the handlers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use oauth2::basic::BasicClient;
+use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
+
+use super::limits::{Limiter, QuietLog};
+use crate::config::Config;
+use crate::crypto::Keys;
+use crate::github::GithubClient;
+use crate::membership::Memberships;
+use crate::session::StoreError;
+use crate::signing::Signer;
+
+/// How long a login may take between `/auth/login` and `/auth/callback`.
+/// GitHub's codes live 10 minutes; so does our `state`.
+pub const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The OAuth client with its authorize and token endpoints set.
+pub type OAuthClient =
+    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+/// The shared parts of [`AppState`].
+pub struct Shared {
+    /// The validated configuration.
+    pub config: Config,
+    /// The GitHub REST client.
+    pub github: GithubClient,
+    /// The OAuth web-flow client.
+    pub oauth: OAuthClient,
+    /// Signs for the Pusher app.
+    pub signer: Signer,
+    /// People's current memberships, cached briefly.
+    pub memberships: Memberships,
+    /// Seals tokens in stored sessions and the login cookie.
+    pub keys: Keys,
+    /// OAuth states already presented at the callback.
+    pub spent_states: SpentStates,
+    /// The session cookie's name as sent (`__Host-` prefixed over https).
+    pub session_cookie_name: String,
+    /// `limits.login_per_minute`, per client address.
+    pub login_limit: Limiter,
+    /// `limits.auth_per_minute`, per person (per address when anonymous).
+    pub auth_limit: Limiter,
+    /// Refusals, logged once a minute however often they repeat.
+    pub quiet: QuietLog,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The session store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A URL built from the configuration is invalid.
+    #[error("invalid URL in the configuration: {0}")]
+    Url(String),
+    /// The HTTP client could not be built.
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+    /// Binding or serving failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl AppState {
+    /// Builds the state from a validated configuration.
+    pub fn new(config: Config) -> Result<Self, StartError> {
+        let github = GithubClient::new(&config.github.api_url)?;
+        let url_err = |e: oauth2::url::ParseError| StartError::Url(e.to_string());
+        let oauth = BasicClient::new(ClientId::new(config.github.client_id.clone()))
+            .set_client_secret(ClientSecret::new(
+                config.github.client_secret.expose().clone(),
+            ))
+            .set_auth_uri(
+                AuthUrl::new(format!("{}/login/oauth/authorize", config.github.web_url))
+                    .map_err(url_err)?,
+            )
+            .set_token_uri(
+                TokenUrl::new(format!(
+                    "{}/login/oauth/access_token",
+                    config.github.web_url
+                ))
+                .map_err(url_err)?,
+            )
+            // GitHub documents the client credentials in the form body.
+            .set_auth_type(oauth2::AuthType::RequestBody)
+            .set_redirect_uri(
+                RedirectUrl::new(format!("{}/auth/callback", config.server.public_url))
+                    .map_err(url_err)?,
+            );
+        let signer = Signer::new(
+            &config.pusher.key,
+            &config.pusher.secret,
+            config.pusher.encryption_master_key.clone(),
+        );
+        let keys = Keys::new(config.session.encryption_key.as_ref());
+        let memberships = Memberships::new(github.clone(), keys.clone(), &config.cache);
+        let session_cookie_name = config.session.cookie_name(config.server.is_https());
+        Ok(Self(Arc::new(Shared {
+            github,
+            oauth,
+            signer,
+            memberships,
+            keys,
+            spent_states: SpentStates::default(),
+            session_cookie_name,
+            login_limit: Limiter::per_minute(config.limits.login_per_minute),
+            auth_limit: Limiter::per_minute(config.limits.auth_per_minute),
+            quiet: QuietLog::default(),
+            config,
+        })))
+    }
+}
+
+/// OAuth states already presented at the callback, remembered for as long
+/// as a login may take, so that a state works once even when its cookie is
+/// replayed. Bounded: a flood of logins is limited first by `[limits]`.
+#[derive(Clone)]
+pub struct SpentStates(moka::future::Cache<String, ()>);
+
+impl Default for SpentStates {
+    fn default() -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LOGIN_TIMEOUT)
+                .build(),
+        )
+    }
+}
+
+impl SpentStates {
+    /// Records `state` as spent; false when it already was.
+    pub async fn spend(&self, state: &str) -> bool {
+        self.0
+            .entry(state.to_owned())
+            .or_insert(())
+            .await
+            .is_fresh()
+    }
+}
