@@ -1,0 +1,167 @@
+//! The configuration in words, for `check-config`. Secrets are shown only
+//! as present; a password in a store URL is redacted.
+
+use crate::rules::{Conditions, Rule};
+
+use super::{Config, format_duration};
+
+impl Config {
+    /// A human summary of the configuration as understood, for `check-config`.
+    /// Secrets are reported only as present.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let (server, pusher, github, session, cache) = (
+            &self.server,
+            &self.pusher,
+            &self.github,
+            &self.session,
+            &self.cache,
+        );
+        let _ = writeln!(
+            s,
+            "server:  listens on {}, public URL {}, OAuth callback {}/auth/callback",
+            server.listen, server.public_url, server.public_url
+        );
+        let _ = writeln!(
+            s,
+            "         headers within {}, requests within {}, at most {} connections",
+            format_duration(server.header_timeout),
+            format_duration(server.request_timeout),
+            server.max_connections
+        );
+        let proxies: Vec<String> = server
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let _ = writeln!(
+            s,
+            "         client address: {}",
+            if proxies.is_empty() {
+                "the peer's (X-Forwarded-For is ignored)".to_owned()
+            } else {
+                format!(
+                    "from X-Forwarded-For when the peer is in {}",
+                    proxies.join(", ")
+                )
+            }
+        );
+        if !server.allowed_origins.is_empty() {
+            let _ = writeln!(
+                s,
+                "         also accepts origins {}",
+                server.allowed_origins.join(", ")
+            );
+        }
+        let _ = writeln!(
+            s,
+            "pusher:  app {} key {} via {}; private-encrypted- channels {}",
+            pusher.app_id,
+            pusher.key,
+            pusher.host.as_ref().map_or_else(
+                || format!("cluster {}", pusher.cluster),
+                ToString::to_string
+            ),
+            if pusher.encryption_master_key.is_some() {
+                "enabled"
+            } else {
+                "disabled (no master key)"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "github:  {} (API {}), client {}, scopes {}",
+            github.web_url,
+            github.api_url,
+            github.client_id,
+            github.scopes.join(" ")
+        );
+        let _ = writeln!(
+            s,
+            "session: {} store, expires after {} idle or {} after login, cookie {}; tokens encrypted with {}",
+            session.store,
+            format_duration(session.ttl),
+            format_duration(session.max_age),
+            session.cookie_name(server.is_https()),
+            if session.encryption_key.is_some() {
+                "the configured key"
+            } else {
+                "a random key of this process"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "cache:   membership trusted for {}, stale grace {}, at most {} people",
+            format_duration(cache.membership_ttl),
+            format_duration(cache.stale_grace),
+            cache.max_entries
+        );
+        let limit = |n: u32, per: &str| match n {
+            0 => format!("unlimited {per}"),
+            n => format!("{n} a minute {per}"),
+        };
+        let _ = writeln!(
+            s,
+            "limits:  logins {}; Pusher auth {}",
+            limit(self.limits.login_per_minute, "per client address"),
+            limit(self.limits.auth_per_minute, "per person")
+        );
+        let _ = writeln!(
+            s,
+            "signin:  {}",
+            match &self.signin {
+                None => "refused to everyone (no [signin])".to_owned(),
+                Some(c) => describe_admitted(c).unwrap_or_default(),
+            }
+        );
+        let rules = self.rules.rules();
+        if rules.is_empty() {
+            let _ = writeln!(s, "rules:   none: every channel will be denied");
+        } else {
+            let _ = writeln!(s, "rules:   (the first that allows a channel wins)");
+            let width = rules
+                .iter()
+                .map(|r| r.pattern.as_str().len())
+                .max()
+                .unwrap_or(0);
+            for (i, rule) in rules.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "  rules[{i}] {:width$}  {}",
+                    rule.pattern.as_str(),
+                    describe_rule(rule)
+                );
+            }
+        }
+        s
+    }
+}
+
+/// Who a rule admits, in words.
+fn describe_rule(rule: &Rule) -> String {
+    match describe_admitted(&rule.conditions) {
+        Some(who) if rule.pattern.has_placeholder() => format!("{who}, where the placeholders fit"),
+        Some(who) => who,
+        None => "anyone the placeholders fit".to_owned(),
+    }
+}
+
+/// Who conditions admit, in words; `None` when they list nobody.
+fn describe_admitted(c: &Conditions) -> Option<String> {
+    let mut who = Vec::new();
+    if c.everyone {
+        who.push("every logged-in person".to_owned());
+    }
+    if !c.users.is_empty() {
+        who.push(format!("users {}", c.users.join(", ")));
+    }
+    if !c.orgs.is_empty() {
+        who.push(format!("active members of {}", c.orgs.join(", ")));
+    }
+    if !c.teams.is_empty() {
+        let teams: Vec<String> = c.teams.iter().map(ToString::to_string).collect();
+        who.push(format!("members of {}", teams.join(", ")));
+    }
+    (!who.is_empty()).then(|| who.join(" or "))
+}
