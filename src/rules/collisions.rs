@@ -22,7 +22,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::{Pattern, Placeholder, Segment};
+use super::pattern::Segment;
+use super::{Pattern, Placeholder};
 use crate::channel::{ChannelKind, MAX_CHANNEL_NAME_LEN};
 
 /// The longest GitHub login or organisation name.
