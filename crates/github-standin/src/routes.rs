@@ -1,0 +1,129 @@
+//! The stand-in's routes and their handlers.
+
+use super::*;
+
+/// The stand-in's routes, before the state is given.
+pub(crate) fn routes() -> Router<GithubStandIn> {
+    Router::new()
+        .route(
+            "/login/oauth/authorize",
+            get(authorize_get).post(authorize_post),
+        )
+        .route("/login/oauth/access_token", post(access_token))
+        .route("/api/v3/user", get(api_user))
+        .route("/api/v3/user/memberships/orgs", get(api_orgs))
+        .route("/api/v3/user/teams", get(api_teams))
+        .route("/api/v3", any(api_not_found))
+        .route("/api/v3/", any(api_not_found))
+        .route("/api/v3/{*rest}", any(api_not_found))
+}
+
+pub(crate) async fn authorize_get(State(s): State<GithubStandIn>, uri: Uri) -> Response {
+    let params = Params::parse(uri.query().unwrap_or(""));
+    s.web(Some(Endpoint::Authorize), |s| {
+        s.authorize(&params, Choice::Switches)
+    })
+    .await
+}
+
+pub(crate) async fn authorize_post(State(s): State<GithubStandIn>, body: Bytes) -> Response {
+    let params = Params::parse(&String::from_utf8_lossy(&body));
+    s.web(Some(Endpoint::Authorize), |s| {
+        let choice = if params.get("cancel").is_some() {
+            Choice::Cancel
+        } else if let Some(login) = params.get("login").filter(|l| !l.is_empty()) {
+            Choice::Person(login.to_owned())
+        } else {
+            // Nothing chosen: show the page again.
+            Choice::Switches
+        };
+        s.authorize(&params, choice)
+    })
+    .await
+}
+
+pub(crate) async fn access_token(
+    State(s): State<GithubStandIn>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    // GitHub also takes the parameters from the query string.
+    let mut params = Params::parse(uri.query().unwrap_or(""));
+    if is_json {
+        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) {
+            for (k, v) in map {
+                if let Value::String(v) = v {
+                    params.0.push((k, v));
+                }
+            }
+        }
+    } else {
+        params
+            .0
+            .extend(Params::parse(&String::from_utf8_lossy(&body)).0);
+    }
+    // Later sources (the body) win over the query string.
+    params.0.reverse();
+    s.web(Some(Endpoint::AccessToken), |s| {
+        s.exchange(&headers, &params)
+    })
+    .await
+}
+
+pub(crate) async fn api_user(
+    State(s): State<GithubStandIn>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    s.api(Some(Endpoint::User), Api::User, &headers, uri.query())
+        .await
+}
+
+pub(crate) async fn api_orgs(
+    State(s): State<GithubStandIn>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    s.api(
+        Some(Endpoint::OrgMemberships),
+        Api::Orgs,
+        &headers,
+        uri.query(),
+    )
+    .await
+}
+
+pub(crate) async fn api_teams(
+    State(s): State<GithubStandIn>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    s.api(Some(Endpoint::Teams), Api::Teams, &headers, uri.query())
+        .await
+}
+
+pub(crate) async fn api_not_found(
+    State(s): State<GithubStandIn>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    s.api(None, Api::NotFound, &headers, uri.query()).await
+}
+
+pub(crate) async fn web_not_found(State(s): State<GithubStandIn>) -> Response {
+    s.web(None, |_| {
+        message_page(
+            StatusCode::NOT_FOUND,
+            "Page not found · GitHub",
+            "404",
+            "This is not the web page you are looking for.",
+            None,
+        )
+    })
+    .await
+}
