@@ -131,11 +131,24 @@ struct OrgRef {
 /// An item of `GET /user/memberships/orgs`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct OrgMembershipItem {
-    /// `active` or `pending`.
-    pub state: String,
+    /// Whether the membership counts yet.
+    pub state: OrgState,
     #[serde(rename = "organization", deserialize_with = "org_login")]
     /// The organisation's login.
     pub org: String,
+}
+
+/// The state of an org membership, as GitHub names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrgState {
+    /// A member.
+    Active,
+    /// Invited, not yet a member: grants nothing.
+    Pending,
+    /// Anything GitHub adds later: grants nothing either.
+    #[serde(other)]
+    Other,
 }
 
 /// An item of `GET /user/teams`.
@@ -500,7 +513,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(orgs[0].org, "acme");
-        assert_eq!(orgs[0].state, "active");
+        assert_eq!(orgs[0].state, OrgState::Active);
+        let odd: Vec<OrgMembershipItem> =
+            parse(br#"[{"state":"suspended","organization":{"login":"x"}}]"#).unwrap();
+        assert_eq!(odd[0].state, OrgState::Other);
         let teams: Vec<TeamItem> =
             parse(br#"[{"id":1,"name":"Secret Agents","slug":"secret-agents","organization":{"login":"acme"}}]"#)
                 .unwrap();

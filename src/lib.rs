@@ -15,6 +15,7 @@
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
 //! - [`crypto`]: keys at rest: tokens sealed in stored sessions, the login cookie.
 //! - [`github`]: the GitHub REST client (user, org memberships, teams).
+//! - [`clock`]: the clock of every TTL, which tests move instead of waiting.
 //! - [`membership`]: a person's active orgs and teams, cached briefly, re-read with ETags.
 //! - [`session`]: the session store chosen by configuration, and what a session holds.
 //! - [`web`]: the HTTP face: state, extractors, errors, handlers, router,
@@ -25,6 +26,7 @@
 
 pub mod channel;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 #[cfg(feature = "demo")]

@@ -269,7 +269,7 @@ async fn finish_login(
     let identity = Identity {
         user: read.user,
         token: state.keys.seal_token(&token),
-        logged_in_at: OffsetDateTime::now_utc().unix_timestamp(),
+        logged_in_at: state.clock.unix_now(),
     };
     identity.save(session).await.map_err(PageError::session)?;
     keep_alive(session, state.config.session.ttl)

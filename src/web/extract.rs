@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use time::OffsetDateTime;
 use tower_sessions::Session;
 
 use super::error::ApiError;
@@ -87,8 +86,9 @@ pub async fn current_identity(
     // GitHub lets people rename) and the token are then read afresh.
     // (Clocks of several instances may disagree a little: a login "in the
     // future" counts as just now.)
-    let age = OffsetDateTime::now_utc()
-        .unix_timestamp()
+    let age = state
+        .clock
+        .unix_now()
         .saturating_sub(identity.logged_in_at)
         .max(0)
         .unsigned_abs();

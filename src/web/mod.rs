@@ -30,5 +30,7 @@ pub mod state;
 pub use error::{ApiError, PageError};
 pub use extract::{Caller, ClientAddr};
 pub use router::router;
-pub use serve::{ConnectionLimits, Gateway, build_app, serve, serve_connections, shutdown_signal};
+pub use serve::{
+    ConnectionLimits, Gateway, build_app, build_app_with, serve, serve_connections, shutdown_signal,
+};
 pub use state::{AppState, StartError};

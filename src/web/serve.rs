@@ -21,14 +21,20 @@ use tower::ServiceExt as _;
 
 use super::router::router;
 use super::state::{AppState, StartError};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::session::Store;
 
 /// Builds the whole application from a configuration, opening the session
 /// store and starting the sweep of idle rate-limit keys.
 pub async fn build_app(config: Config) -> Result<Router, StartError> {
+    build_app_with(config, Clock::default()).await
+}
+
+/// [`build_app`] on a clock the caller can move (tests).
+pub async fn build_app_with(config: Config, clock: Clock) -> Result<Router, StartError> {
     let store = Store::open(&config.session.store).await?;
-    let state = AppState::new(config)?;
+    let state = AppState::new(config, clock)?;
     let sweep = state.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(60));
@@ -126,12 +132,22 @@ impl Gateway {
     /// Serves the gateway on `listener` in a background task. Bind
     /// `127.0.0.1:0` to run many side by side, and set `public_url` to match.
     pub async fn start(config: Config, listener: TcpListener) -> Result<Self, StartError> {
+        Self::start_with(config, listener, Clock::default()).await
+    }
+
+    /// [`Gateway::start`] on `clock`, which a test advances instead of
+    /// waiting for a TTL to pass.
+    pub async fn start_with(
+        config: Config,
+        listener: TcpListener,
+        clock: Clock,
+    ) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|source| StartError::Listen {
             addr: config.server.listen,
             source,
         })?;
         let limits = ConnectionLimits::of(&config.server);
-        let app = build_app(config).await?;
+        let app = build_app_with(config, clock).await?;
         Ok(Self::serve(listener, addr, app, limits))
     }
 

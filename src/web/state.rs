@@ -8,6 +8,7 @@ use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
 
 use super::limits::{Limiter, QuietLog};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::Keys;
 use crate::github::GithubClient;
@@ -39,6 +40,8 @@ pub struct Shared {
     pub signer: Signer,
     /// People's current memberships, cached briefly.
     pub memberships: Memberships,
+    /// The clock of TTLs, grace, back-off and `session.max_age`.
+    pub clock: Clock,
     /// Seals tokens in stored sessions and the login cookie.
     pub keys: Keys,
     /// OAuth states already presented at the callback.
@@ -84,7 +87,7 @@ pub enum StartError {
 
 impl AppState {
     /// Builds the state from a validated configuration.
-    pub fn new(config: Config) -> Result<Self, StartError> {
+    pub fn new(config: Config, clock: Clock) -> Result<Self, StartError> {
         let github = GithubClient::new(&config.github.api_url)?;
         let url_err = |e: oauth2::url::ParseError| StartError::Url(e.to_string());
         let oauth = BasicClient::new(ClientId::new(config.github.client_id.clone()))
@@ -114,7 +117,8 @@ impl AppState {
             config.pusher.encryption_master_key.clone(),
         );
         let keys = Keys::new(config.session.encryption_key.as_ref());
-        let memberships = Memberships::new(github.clone(), keys.clone(), &config.cache);
+        let memberships =
+            Memberships::new(github.clone(), keys.clone(), &config.cache, clock.clone());
         let session_cookie_name = config.session.cookie_name(config.server.is_https());
         Ok(Self(Arc::new(Shared {
             github,
@@ -122,6 +126,7 @@ impl AppState {
             signer,
             memberships,
             keys,
+            clock,
             spent_states: SpentStates::default(),
             session_cookie_name,
             login_limit: Limiter::per_minute(config.limits.login_per_minute),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use channelgate::config::{LimitsConfig, SessionStore};
+use channelgate::rules::RuleSet;
 use channelgate::session::Store;
 use github_standin::{Endpoint, MembershipState, UserRecord};
 use reqwest::StatusCode;
@@ -13,10 +14,7 @@ use tokio::net::TcpStream;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::SessionStore as _;
 
-use crate::helpers::{
-    Browser, TestApp, location, query_param, session_store, stand_in, stand_in_with, token_calls,
-    world,
-};
+use crate::helpers::{Browser, TestApp, location, query_param, rule, token_calls, world};
 
 const SOCKET: &str = "1234.5678";
 
@@ -56,25 +54,25 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 async fn a_private_pattern_never_reaches_an_encrypted_channel() {
     // Someone registered the login "encrypted-inbox-1", hoping that
     // private-{login} hands them user 1's encrypted inbox and its key.
-    let github = stand_in_with(world().user(77, "encrypted-inbox-1", None).org(
-        "encrypted-inbox-1",
-        "initech",
-        MembershipState::Active,
-    ))
-    .await;
-    let rules = "[[rules]]\nchannel = \"private-{login}\"\n\n[[rules]]\nchannel = \"private-encrypted-inbox-{id}\"\n";
-    let app = TestApp::spawn_edited(github, "http", "", |config| {
-        let extra = channelgate::config::Config::parse(
-            &format!(
-                "[pusher]\napp_id = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[github]\nclient_id = \"c\"\nclient_secret = \"s\"\n{rules}"
-            ),
-            "rules",
-            &|_| None,
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        config.rules = extra.rules;
-    })
-    .await;
+    let app = TestApp::new()
+        .with_world(world().user(77, "encrypted-inbox-1", None).org(
+            "encrypted-inbox-1",
+            "initech",
+            MembershipState::Active,
+        ))
+        .with_config(|config| {
+            config.rules = RuleSet::new(vec![
+                rule("private-{login}", &[], &[], false),
+                rule("private-encrypted-inbox-{id}", &[], &[], false),
+            ]);
+            assert_eq!(
+                config.rules.collisions(),
+                [],
+                "check-config accepts the pair"
+            );
+        })
+        .spawn()
+        .await;
     let attacker = Browser::logged_in_as(&app, "encrypted-inbox-1").await;
     let (status, body) = auth(&attacker, &app, "private-encrypted-inbox-1").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
@@ -92,11 +90,10 @@ async fn a_private_pattern_never_reaches_an_encrypted_channel() {
 async fn a_flood_of_anonymous_logins_stores_nothing() {
     let dir = temp_dir("flood");
     let db = dir.join("s.db");
-    let app = TestApp::spawn_with(
-        stand_in().await,
-        &session_store(&format!("sqlite://{}", db.display())),
-    )
-    .await;
+    let app = TestApp::new()
+        .with_store(&format!("sqlite://{}", db.display()))
+        .spawn()
+        .await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -136,7 +133,7 @@ async fn a_flood_of_anonymous_logins_stores_nothing() {
 
 #[tokio::test]
 async fn a_state_whose_callback_failed_cannot_be_used_again() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let browser = Browser::new();
     let start = browser.get(&app.url("/auth/login")).await;
     let login_cookie = start.headers()["set-cookie"]
@@ -174,7 +171,7 @@ async fn a_state_whose_callback_failed_cannot_be_used_again() {
 
 #[tokio::test]
 async fn a_tampered_login_cookie_is_no_login_at_all() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let browser = Browser::new();
     let authorize = browser.start_login(&app, None).await;
     let callback = browser.consent(&app, &authorize, "ada").await;
@@ -212,10 +209,12 @@ async fn closed_within(stream: &mut TcpStream, patience: Duration) -> Option<Vec
 
 #[tokio::test]
 async fn a_client_that_sends_half_its_headers_is_cut_off() {
-    let app = TestApp::spawn_edited(stand_in().await, "http", "", |config| {
-        config.server.header_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let app = TestApp::new()
+        .with_config(|config| {
+            config.server.header_timeout = Duration::from_secs(1);
+        })
+        .spawn()
+        .await;
     let addr = app.gateway.addr();
     let mut half = TcpStream::connect(addr).await.unwrap();
     half.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
@@ -238,10 +237,12 @@ async fn a_client_that_sends_half_its_headers_is_cut_off() {
 
 #[tokio::test]
 async fn a_request_whose_body_never_ends_gets_408() {
-    let app = TestApp::spawn_edited(stand_in().await, "http", "", |config| {
-        config.server.request_timeout = Duration::from_secs(1);
-    })
-    .await;
+    let app = TestApp::new()
+        .with_config(|config| {
+            config.server.request_timeout = Duration::from_secs(1);
+        })
+        .spawn()
+        .await;
     let mut stream = TcpStream::connect(app.gateway.addr()).await.unwrap();
     stream
         .write_all(
@@ -258,10 +259,12 @@ async fn a_request_whose_body_never_ends_gets_408() {
 
 #[tokio::test]
 async fn connections_over_max_connections_wait_for_a_free_slot() {
-    let app = TestApp::spawn_edited(stand_in().await, "http", "", |config| {
-        config.server.max_connections = 2;
-    })
-    .await;
+    let app = TestApp::new()
+        .with_config(|config| {
+            config.server.max_connections = 2;
+        })
+        .spawn()
+        .await;
     let addr = app.gateway.addr();
     let first = TcpStream::connect(addr).await.unwrap();
     let _second = TcpStream::connect(addr).await.unwrap();
@@ -287,7 +290,10 @@ async fn connections_over_max_connections_wait_for_a_free_slot() {
 
 #[tokio::test]
 async fn logins_over_the_limit_get_429_with_retry_after() {
-    let app = TestApp::spawn_with(stand_in().await, "[limits]\nlogin_per_minute = 3\n").await;
+    let app = TestApp::new()
+        .with_config(|c| c.limits.login_per_minute = 3)
+        .spawn()
+        .await;
     let browser = Browser::new();
     for _ in 0..3 {
         let r = browser.get(&app.url("/auth/login")).await;
@@ -307,13 +313,15 @@ async fn logins_over_the_limit_get_429_with_retry_after() {
 
 #[tokio::test]
 async fn pusher_auth_is_limited_per_person_and_per_address_when_anonymous() {
-    let app = TestApp::spawn_edited(stand_in().await, "http", "[limits]\n", |config| {
-        config.limits = LimitsConfig {
-            login_per_minute: 0,
-            auth_per_minute: 5,
-        };
-    })
-    .await;
+    let app = TestApp::new()
+        .with_config(|config| {
+            config.limits = LimitsConfig {
+                login_per_minute: 0,
+                auth_per_minute: 5,
+            };
+        })
+        .spawn()
+        .await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     for _ in 0..5 {
@@ -370,8 +378,7 @@ async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
                 .status()
         }
     };
-    let behind_proxy =
-        TestApp::spawn_edited(stand_in().await, "http", "[limits]\n", limited(true)).await;
+    let behind_proxy = TestApp::new().with_config(limited(true)).spawn().await;
     assert_eq!(
         login_from(&behind_proxy, "203.0.113.1").await,
         StatusCode::SEE_OTHER
@@ -385,8 +392,7 @@ async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
         StatusCode::TOO_MANY_REQUESTS
     );
     // Without trust, the header is the client's word: one peer, one budget.
-    let direct =
-        TestApp::spawn_edited(stand_in().await, "http", "[limits]\n", limited(false)).await;
+    let direct = TestApp::new().with_config(limited(false)).spawn().await;
     assert_eq!(
         login_from(&direct, "203.0.113.1").await,
         StatusCode::SEE_OTHER
@@ -401,10 +407,12 @@ async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
 
 #[tokio::test]
 async fn without_a_signin_section_nobody_signs_in() {
-    let app = TestApp::spawn_edited(stand_in().await, "http", "", |config| {
-        config.signin = None;
-    })
-    .await;
+    let app = TestApp::new()
+        .with_config(|config| {
+            config.signin = None;
+        })
+        .spawn()
+        .await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let (status, body) = sign_in(&ada, &app).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
@@ -414,7 +422,7 @@ async fn without_a_signin_section_nobody_signs_in() {
 #[tokio::test]
 async fn signin_admits_only_whom_its_conditions_name() {
     // The tests' [signin] admits active members of initech.
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(sign_in(&ada, &app).await.0, StatusCode::OK);
     for outsider in ["Dee-Dash", "cy"] {
@@ -435,11 +443,10 @@ async fn a_sqlite_store_is_private_to_its_owner_and_holds_no_token_in_clear() {
     use std::os::unix::fs::PermissionsExt;
     let dir = temp_dir("at-rest");
     let db = dir.join("sessions.db");
-    let app = TestApp::spawn_with(
-        stand_in().await,
-        &session_store(&format!("sqlite://{}", db.display())),
-    )
-    .await;
+    let app = TestApp::new()
+        .with_store(&format!("sqlite://{}", db.display()))
+        .spawn()
+        .await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(auth(&ada, &app, "private-ops").await.0, StatusCode::OK);
     let mut files = 0;
@@ -463,14 +470,14 @@ async fn a_sqlite_store_is_private_to_its_owner_and_holds_no_token_in_clear() {
 
 #[tokio::test]
 async fn a_renamed_login_loses_its_old_channels_within_the_ttl() {
-    let app = TestApp::configured("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(auth(&ada, &app, "private-user-ada").await.0, StatusCode::OK);
     // ada renames herself; someone else registers the free login.
     app.github.rename_user("ada", "ada-lovelace");
     app.github
         .add_user(UserRecord::new(99, "ada", Some("Not Ada")));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.pass_the_ttl();
     app.github.reset_counters();
     assert_eq!(
         auth(&ada, &app, "private-user-ada").await.0,
@@ -497,10 +504,10 @@ async fn a_renamed_login_loses_its_old_channels_within_the_ttl() {
 
 #[tokio::test]
 async fn an_unchanged_user_is_reread_with_a_free_304() {
-    let app = TestApp::configured("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(auth(&ada, &app, "private-ops").await.0, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.pass_the_ttl();
     app.github.reset_counters();
     assert_eq!(auth(&ada, &app, "private-ops").await.0, StatusCode::OK);
     assert_eq!(app.github.calls(Endpoint::User), 1);
@@ -536,13 +543,14 @@ async fn a_session_deleted_by_logout_is_not_written_back_by_a_request_in_flight(
 #[tokio::test]
 async fn a_very_long_display_name_still_joins_presence() {
     let long = "Ünïcödé ".repeat(300);
-    let github = stand_in_with(world().user(50, "verbose", Some(&long)).org(
-        "verbose",
-        "initech",
-        MembershipState::Active,
-    ))
-    .await;
-    let app = TestApp::spawn_with(github, "").await;
+    let app = TestApp::new()
+        .with_world(world().user(50, "verbose", Some(&long)).org(
+            "verbose",
+            "initech",
+            MembershipState::Active,
+        ))
+        .spawn()
+        .await;
     let verbose = Browser::logged_in_as(&app, "verbose").await;
     let (status, body) = auth(&verbose, &app, "presence-org-initech").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -557,7 +565,7 @@ async fn a_very_long_display_name_still_joins_presence() {
 
 #[tokio::test]
 async fn every_answer_says_nosniff_and_pages_send_no_referrer() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     for path in [
         "/",
@@ -586,7 +594,7 @@ async fn every_answer_says_nosniff_and_pages_send_no_referrer() {
 
 #[tokio::test]
 async fn over_https_every_answer_asks_for_https_from_now_on() {
-    let app = TestApp::spawn_edited(stand_in().await, "https", "", |_| {}).await;
+    let app = TestApp::new().https().spawn().await;
     let r = Browser::new().get(&app.url("/healthz")).await;
     let hsts = r.headers()["strict-transport-security"].to_str().unwrap();
     assert!(hsts.starts_with("max-age="), "{hsts}");
@@ -682,7 +690,7 @@ async fn a_flood_of_identical_denials_is_logged_once_with_a_count() {
         .finish();
     // This test's runtime has one thread: the gateway logs through it.
     let _guard = tracing::subscriber::set_default(subscriber);
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     for _ in 0..200 {
         assert_eq!(

@@ -2,7 +2,16 @@
 
 use std::sync::Arc;
 
-use channelgate::config::{Config, LimitsConfig};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use channelgate::clock::Clock;
+use channelgate::config::{
+    Config, GithubConfig, LimitsConfig, PusherConfig, ServerConfig, SessionStore,
+};
+use channelgate::rules::{Conditions, Pattern, Rule, RuleSet, TeamRef};
+use channelgate::secret::Secret;
 use channelgate::web::Gateway;
 use github_standin::{Endpoint, GithubStandIn, MembershipState, World};
 use reqwest::StatusCode;
@@ -18,11 +27,6 @@ pub const MASTER_KEY_BASE64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8
 /// The session encryption key of every test gateway, so that gateways
 /// sharing a SQLite or Redis store read each other's sessions.
 pub const SESSION_KEY_BASE64: &str = "c2Vzc2lvbi1rZXktb2YtdGhlLXRlc3RzLTMyLWJ5dGVz";
-
-/// `[session]` with `store` and the tests' encryption key.
-pub fn session_store(store: &str) -> String {
-    format!("[session]\nstore = \"{store}\"\nencryption_key_base64 = \"{SESSION_KEY_BASE64}\"\n")
-}
 
 /// The people of DESIGN.md's worked examples, plus the repo config's team.
 pub fn world() -> World {
@@ -42,75 +46,85 @@ pub fn world() -> World {
         .team("jbloggs", "acme", "secret-agents")
 }
 
-pub const RULES: &str = r#"
-[[rules]]
-channel = "private-ops"
-teams = ["initech/ops"]
-
-[[rules]]
-channel = "private-user-{login}"
-
-[[rules]]
-channel = "presence-org-{org}"
-
-[[rules]]
-channel = "private-team-{org}.{team}"
-
-[[rules]]
-channel = "private-initech-*"
-orgs = ["initech"]
-
-[[rules]]
-channel = "private-encrypted-initech-*"
-orgs = ["initech"]
-
-[[rules]]
-channel = "private-lobby"
-everyone = true
-"#;
-
-/// The configuration of a test gateway at `public_url` using `github`.
-pub fn config(public_url: &str, github: &GithubStandIn, extra: &str) -> Config {
-    let text = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-public_url = "{public_url}"
-
-[pusher]
-app_id = "1234"
-key = "{PUSHER_KEY}"
-secret = "{PUSHER_SECRET}"
-encryption_master_key_base64 = "{MASTER_KEY_BASE64}"
-
-[github]
-client_id = "{CLIENT_ID}"
-client_secret = "{CLIENT_SECRET}"
-web_url = "{web}"
-api_url = "{api}"
-
-{extra}
-{signin}
-{RULES}
-"#,
-        signin = if extra.contains("[signin]") {
-            ""
-        } else {
-            "[signin]\norgs = [\"initech\"]\n"
-        },
-        web = github.web_url(),
-        api = github.api_url(),
-    );
-    let no_env = |_: &str| None;
-    Config::parse(&text, "test config", &no_env).unwrap_or_else(|e| panic!("{e}"))
+/// A rule, built in code.
+pub fn rule(pattern: &str, orgs: &[&str], teams: &[&str], everyone: bool) -> Rule {
+    let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
+    Rule::new(
+        Pattern::parse(pattern).unwrap(),
+        Vec::new(),
+        names(orgs),
+        teams.iter().map(|t| TeamRef::parse(t).unwrap()).collect(),
+        everyone,
+    )
+    .unwrap()
 }
 
-/// A gateway and its GitHub stand-in.
+/// The tests' rules: DESIGN.md's worked examples and an encrypted prefix.
+pub fn rules() -> RuleSet {
+    RuleSet::new(vec![
+        rule("private-ops", &[], &["initech/ops"], false),
+        rule("private-user-{login}", &[], &[], false),
+        rule("presence-org-{org}", &[], &[], false),
+        rule("private-team-{org}.{team}", &[], &[], false),
+        rule("private-initech-*", &["initech"], &[], false),
+        rule("private-encrypted-initech-*", &["initech"], &[], false),
+        rule("private-lobby", &[], &[], true),
+    ])
+}
+
+fn base64_bytes(text: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+}
+
+/// The configuration of a test gateway at `public_url` using `github`:
+/// built in code, with the limits off (tests log in many people from one
+/// address; the limits have tests of their own).
+pub fn config(listen: SocketAddr, public_url: &str, github: &GithubStandIn) -> Config {
+    let mut pusher = PusherConfig::new("1234", PUSHER_KEY, Secret::new(PUSHER_SECRET.into()));
+    let master: [u8; 32] = base64_bytes(MASTER_KEY_BASE64).try_into().unwrap();
+    pusher.encryption_master_key = Some(Secret::new(master));
+    let mut gh = GithubConfig::new(CLIENT_ID, Secret::new(CLIENT_SECRET.into()));
+    gh.web_url = github.web_url();
+    gh.api_url = github.api_url();
+    let server = ServerConfig::new(listen, &public_url.parse().unwrap());
+    let mut config = Config::new(server, pusher, gh);
+    config.session.encryption_key = Some(Secret::new(base64_bytes(SESSION_KEY_BASE64)));
+    config.limits = LimitsConfig {
+        login_per_minute: 0,
+        auth_per_minute: 0,
+    };
+    config.signin = Some(Conditions {
+        orgs: vec!["initech".into()],
+        ..Conditions::default()
+    });
+    config.rules = rules();
+    config
+}
+
+/// A gateway and its GitHub stand-in, with the gateway's clock.
 pub struct TestApp {
     pub gateway: Gateway,
     pub github: GithubStandIn,
     pub url: String,
+    /// The clock of the gateway's TTLs and `session.max_age`.
+    pub clock: Clock,
+    /// Its `cache.membership_ttl`.
+    pub membership_ttl: Duration,
 }
+
+/// How a [`TestApp`] is made: `TestApp::new().with_world(..).with_config(|c| ..).spawn()`.
+#[must_use]
+pub struct TestAppBuilder {
+    world: Option<World>,
+    github: Option<GithubStandIn>,
+    scheme: &'static str,
+    edits: Vec<ConfigEdit>,
+}
+
+/// One change to the tests' configuration.
+type ConfigEdit = Box<dyn FnOnce(&mut Config)>;
 
 /// A GitHub stand-in with the people of [`world`].
 pub async fn stand_in() -> GithubStandIn {
@@ -136,55 +150,90 @@ pub fn query_param(url: &str, name: &str) -> String {
 }
 
 impl TestApp {
-    pub async fn spawn() -> Self {
-        Self::configured("").await
-    }
-
-    /// A gateway with its own stand-in and `extra` config sections.
-    pub async fn configured(extra: &str) -> Self {
-        Self::spawn_with(stand_in().await, extra).await
-    }
-
-    /// A gateway on a new port, sharing `github`, with `extra` config sections.
-    pub async fn spawn_with(github: GithubStandIn, extra: &str) -> Self {
-        Self::spawn_edited(github, "http", extra, |_| {}).await
-    }
-
-    /// Like [`TestApp::spawn_with`], with `public_url` in `scheme` and
-    /// `edit` applied to the configuration (for what TOML sections here
-    /// cannot say, such as `[server]` settings).
-    pub async fn spawn_edited(
-        github: GithubStandIn,
-        scheme: &str,
-        extra: &str,
-        edit: impl FnOnce(&mut Config),
-    ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let public_url = format!("{scheme}://{addr}");
-        github.register_callback(&format!("{public_url}/auth/callback"));
-        let mut config = config(&public_url, &github, extra);
-        if !extra.contains("[limits]") {
-            // Tests log in many people from one address; the limits have tests of their own.
-            config.limits = LimitsConfig {
-                login_per_minute: 0,
-                auth_per_minute: 0,
-            };
-        }
-        edit(&mut config);
-        let url = format!("http://{addr}");
-        let gateway = Gateway::start(config, listener)
-            .await
-            .expect("gateway starts");
-        Self {
-            gateway,
-            github,
-            url,
+    /// A gateway with its own stand-in of [`world`] and the tests' config,
+    /// to adjust and then `spawn` (a builder, in the manner of the Rust
+    /// registry's test harness).
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> TestAppBuilder {
+        TestAppBuilder {
+            world: None,
+            github: None,
+            scheme: "http",
+            edits: Vec::new(),
         }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    /// Moves the gateway's clock just past the membership TTL: every
+    /// cached membership is stale now, without waiting for it.
+    pub fn pass_the_ttl(&self) {
+        self.clock
+            .advance(self.membership_ttl + Duration::from_secs(1));
+    }
+}
+
+impl TestAppBuilder {
+    /// The stand-in's people.
+    pub fn with_world(mut self, world: World) -> Self {
+        self.world = Some(world);
+        self
+    }
+
+    /// Shares a stand-in (several gateways, one GitHub).
+    pub fn with_github(mut self, github: GithubStandIn) -> Self {
+        self.github = Some(github);
+        self
+    }
+
+    /// `public_url` over https (the test still connects over http).
+    pub fn https(mut self) -> Self {
+        self.scheme = "https";
+        self
+    }
+
+    /// Edits the configuration before the gateway starts.
+    pub fn with_config(mut self, edit: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.edits.push(Box::new(edit));
+        self
+    }
+
+    /// Keeps sessions in `store` (the tests' key encrypts them).
+    pub fn with_store(self, store: &str) -> Self {
+        let store = match store.strip_prefix("sqlite://") {
+            Some(path) => SessionStore::Sqlite(path.into()),
+            None => SessionStore::Redis(Secret::new(store.to_owned())),
+        };
+        self.with_config(move |c| c.session.store = store)
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let github = match self.github {
+            Some(github) => github,
+            None => stand_in_with(self.world.unwrap_or_else(world)).await,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let public_url = format!("{}://{addr}", self.scheme);
+        github.register_callback(&format!("{public_url}/auth/callback"));
+        let mut config = config(addr, &public_url, &github);
+        for edit in self.edits {
+            edit(&mut config);
+        }
+        let clock = Clock::default();
+        let membership_ttl = config.cache.membership_ttl;
+        let gateway = Gateway::start_with(config, listener, clock.clone())
+            .await
+            .expect("gateway starts");
+        TestApp {
+            gateway,
+            github,
+            url: format!("http://{addr}"),
+            clock,
+            membership_ttl,
+        }
     }
 }
 

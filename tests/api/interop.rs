@@ -94,7 +94,7 @@ async fn signatures_match_pushers_official_node_sdk() {
         people.push((5000 + i, login, name));
     }
     let github = stand_in_with(world).await;
-    let app = TestApp::spawn_with(github.clone(), "").await;
+    let app = TestApp::new().with_github(github.clone()).spawn().await;
 
     let mut cases = Vec::new();
     for (id, login, name) in &people {

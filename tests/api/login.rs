@@ -7,7 +7,7 @@ use crate::helpers::{Browser, TestApp, location, query_param, token_calls};
 
 #[tokio::test]
 async fn login_me_and_logout_round_trip() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let browser = Browser::new();
 
     let me = browser.get(&app.url("/auth/me")).await;
@@ -48,7 +48,7 @@ async fn login_me_and_logout_round_trip() {
 
 #[tokio::test]
 async fn authorize_request_carries_state_and_pkce_s256() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let authorize = Browser::new().start_login(&app, None).await;
     let url = reqwest::Url::parse(&authorize).unwrap();
     assert!(authorize.starts_with(&format!("{}/login/oauth/authorize?", app.github.web_url())));
@@ -63,7 +63,7 @@ async fn authorize_request_carries_state_and_pkce_s256() {
 
 #[tokio::test]
 async fn a_wrong_state_is_refused_before_any_token_request() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let browser = Browser::new();
     let authorize = browser.start_login(&app, None).await;
     let callback = browser.consent(&app, &authorize, "ada").await;
@@ -84,7 +84,7 @@ async fn a_wrong_state_is_refused_before_any_token_request() {
 
 #[tokio::test]
 async fn a_missing_state_is_refused_before_any_token_request() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let browser = Browser::new();
     let authorize = browser.start_login(&app, None).await;
     let callback = browser.consent(&app, &authorize, "ada").await;
@@ -97,7 +97,7 @@ async fn a_missing_state_is_refused_before_any_token_request() {
 
 #[tokio::test]
 async fn a_reused_state_is_refused_without_another_token_request() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let browser = Browser::new();
     let authorize = browser.start_login(&app, None).await;
     let callback = browser.consent(&app, &authorize, "ada").await;
@@ -117,7 +117,7 @@ async fn a_reused_state_is_refused_without_another_token_request() {
 
 #[tokio::test]
 async fn a_callback_from_another_browser_is_refused() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let victim = Browser::new();
     let attacker = Browser::new();
     // The attacker starts a login and lures the victim to its callback.
@@ -134,7 +134,7 @@ async fn a_callback_from_another_browser_is_refused() {
 
 #[tokio::test]
 async fn the_session_id_changes_at_login_and_the_old_cookie_dies_at_logout() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     // An attacker plants the id of a session of theirs in the victim's browser.
     let attacker = Browser::logged_in_as(&app, "bo").await;
     let before = attacker.session_cookie(&app.url("/")).unwrap();
@@ -187,7 +187,7 @@ fn set_cookies(response: &reqwest::Response) -> Vec<String> {
 
 #[tokio::test]
 async fn the_session_cookie_is_httponly_and_samesite_lax() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let response = Browser::new().login_as(&app, "ada", None).await;
     let cookies = set_cookies(&response);
     let cookie = cookies
@@ -204,7 +204,7 @@ async fn the_session_cookie_is_httponly_and_samesite_lax() {
 
 #[tokio::test]
 async fn return_to_elsewhere_lands_on_the_home_page() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     for evil in [
         "https://evil.example",
         "//evil.example",
@@ -220,7 +220,7 @@ async fn return_to_elsewhere_lands_on_the_home_page() {
 
 #[tokio::test]
 async fn declining_on_github_shows_a_page_that_offers_to_try_again() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let browser = Browser::new();
     let authorize = browser.start_login(&app, None).await;
     app.github.set_deny_consent(true);
@@ -237,7 +237,7 @@ async fn declining_on_github_shows_a_page_that_offers_to_try_again() {
 
 #[tokio::test]
 async fn a_used_code_is_reported_as_refused_by_github() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let first = Browser::new();
     let authorize = first.start_login(&app, None).await;
     let callback = first.consent(&app, &authorize, "ada").await;
@@ -264,7 +264,7 @@ async fn a_used_code_is_reported_as_refused_by_github() {
 
 #[tokio::test]
 async fn github_down_at_login_is_a_502_page_not_a_crash() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let browser = Browser::new();
     let authorize = browser.start_login(&app, None).await;
     let callback = browser.consent(&app, &authorize, "ada").await;
@@ -281,7 +281,7 @@ async fn github_down_at_login_is_a_502_page_not_a_crash() {
 
 #[tokio::test]
 async fn healthz_answers_ok() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let response = Browser::new().get(&app.url("/healthz")).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "ok");
@@ -289,7 +289,7 @@ async fn healthz_answers_ok() {
 
 #[tokio::test]
 async fn over_https_cookies_are_secure_and_host_prefixed() {
-    let app = TestApp::spawn_edited(crate::helpers::stand_in().await, "https", "", |_| {}).await;
+    let app = TestApp::new().https().spawn().await;
     let response = Browser::new().get(&app.url("/auth/login")).await;
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.starts_with("__Host-channelgate-login="), "{cookie}");
@@ -300,7 +300,7 @@ async fn over_https_cookies_are_secure_and_host_prefixed() {
 
 #[tokio::test]
 async fn a_login_in_progress_lives_in_a_sealed_cookie_for_as_long_as_a_login_may_take() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let browser = Browser::new();
     let start = browser.get(&app.url("/auth/login")).await;
     let cookies = set_cookies(&start);
@@ -339,7 +339,7 @@ async fn a_login_in_progress_lives_in_a_sealed_cookie_for_as_long_as_a_login_may
 
 #[tokio::test]
 async fn logout_clears_the_cookie_and_refuses_other_origins() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let foreign = ada
         .http
@@ -371,7 +371,7 @@ async fn logout_clears_the_cookie_and_refuses_other_origins() {
 
 #[tokio::test]
 async fn personal_answers_are_not_cacheable() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     for path in ["/", "/auth/me"] {
         let response = ada.get(&app.url(path)).await;

@@ -3,11 +3,11 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Browser, TestApp, stand_in_with, world};
+use crate::helpers::{Browser, TestApp, world};
 
 #[tokio::test]
 async fn the_home_page_lists_memberships_and_the_channels_they_open() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let page = ada.get(&app.url("/")).await.text().await.unwrap();
     assert!(page.contains("<code>initech</code>"), "{page}");
@@ -33,7 +33,7 @@ async fn the_home_page_lists_memberships_and_the_channels_they_open() {
 
 #[tokio::test]
 async fn the_channel_tester_shows_the_decision_and_its_reason() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     let page = bo
         .get(&app.url("/?channel=private-ops"))
@@ -65,7 +65,7 @@ async fn the_channel_tester_shows_the_decision_and_its_reason() {
 
 #[tokio::test]
 async fn the_page_escapes_what_it_echoes() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     let page = bo
         .get(&app.url("/?channel=%3Cscript%3Ealert(1)%3C%2Fscript%3E"))
@@ -82,7 +82,7 @@ async fn the_page_escapes_what_it_echoes() {
 
 #[tokio::test]
 async fn a_missing_org_is_explained_as_a_possible_oauth_app_restriction() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let dee = Browser::logged_in_as(&app, "Dee-Dash").await;
     let page = dee.get(&app.url("/")).await.text().await.unwrap();
     assert!(
@@ -97,7 +97,7 @@ async fn a_missing_org_is_explained_as_a_possible_oauth_app_restriction() {
 
 #[tokio::test]
 async fn me_includes_the_active_memberships() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let cy = Browser::logged_in_as(&app, "cy").await;
     let me: Value = cy.get(&app.url("/auth/me")).await.json().await.unwrap();
     assert_eq!(me["login"], "cy");
@@ -115,10 +115,10 @@ async fn me_includes_the_active_memberships() {
 
 #[tokio::test]
 async fn when_github_is_down_the_page_says_so_and_grants_nothing() {
-    let app = TestApp::configured("[cache]\nmembership_ttl = \"1s\"\n").await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_down(true);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.pass_the_ttl();
     let response = ada.get(&app.url("/?channel=private-ops")).await;
     assert_eq!(response.status(), StatusCode::OK);
     let page = response.text().await.unwrap();
@@ -128,8 +128,10 @@ async fn when_github_is_down_the_page_says_so_and_grants_nothing() {
 
 #[tokio::test]
 async fn names_from_github_that_could_break_a_separator_are_ignored() {
-    let github = stand_in_with(world().team("ada", "initech", "ops.evil")).await;
-    let app = TestApp::spawn_with(github, "").await;
+    let app = TestApp::new()
+        .with_world(world().team("ada", "initech", "ops.evil"))
+        .spawn()
+        .await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let me: Value = ada.get(&app.url("/auth/me")).await.json().await.unwrap();
     assert_eq!(me["teams"], serde_json::json!(["initech/ops"]), "{me}");

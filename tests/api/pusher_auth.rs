@@ -9,9 +9,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{
-    Browser, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp, session_store, stand_in,
-};
+use crate::helpers::{Browser, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp, stand_in};
 
 const SOCKET: &str = "123456.7890";
 
@@ -57,17 +55,9 @@ impl Browser {
     }
 }
 
-/// A membership TTL short enough to outlive in a test.
-const SHORT_TTL: &str = "[cache]\nmembership_ttl = \"1s\"\n";
-
-/// Waits until a membership read under [`SHORT_TTL`] is stale.
-async fn past_the_ttl() {
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-}
-
 #[tokio::test]
 async fn an_allowed_private_channel_gets_a_signature_that_verifies() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let (status, body) = ada.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -80,7 +70,7 @@ async fn an_allowed_private_channel_gets_a_signature_that_verifies() {
 
 #[tokio::test]
 async fn a_presence_channel_signs_exactly_the_channel_data_it_returns() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let (status, body) = ada.auth(&app, "presence-org-initech").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -103,7 +93,7 @@ async fn a_presence_channel_signs_exactly_the_channel_data_it_returns() {
 
 #[tokio::test]
 async fn an_encrypted_channel_gets_its_shared_secret() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     let channel = "private-encrypted-initech-plans";
     let (status, body) = bo.auth(&app, channel).await;
@@ -121,10 +111,12 @@ async fn an_encrypted_channel_gets_its_shared_secret() {
 
 #[tokio::test]
 async fn an_encrypted_channel_without_a_master_key_is_a_clear_server_error() {
-    let app = TestApp::spawn_edited(stand_in().await, "http", "", |config| {
-        config.pusher.encryption_master_key = None;
-    })
-    .await;
+    let app = TestApp::new()
+        .with_config(|config| {
+            config.pusher.encryption_master_key = None;
+        })
+        .spawn()
+        .await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     let (status, body) = bo.auth(&app, "private-encrypted-initech-plans").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -140,7 +132,7 @@ async fn an_encrypted_channel_without_a_master_key_is_a_clear_server_error() {
 
 #[tokio::test]
 async fn someone_outside_the_team_gets_403() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     let (status, body) = bo.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -154,7 +146,7 @@ async fn someone_outside_the_team_gets_403() {
 
 #[tokio::test]
 async fn a_pending_org_membership_grants_nothing() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     // cy's initech membership is pending; the initech/ops team is listed.
     let cy = Browser::logged_in_as(&app, "cy").await;
     for channel in [
@@ -176,18 +168,18 @@ async fn a_pending_org_membership_grants_nothing() {
 
 #[tokio::test]
 async fn a_pending_team_org_turns_active_only_when_github_says_so() {
-    let app = TestApp::configured(SHORT_TTL).await;
+    let app = TestApp::new().spawn().await;
     let cy = Browser::logged_in_as(&app, "cy").await;
     assert_eq!(cy.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
     app.github
         .set_org_state("cy", "initech", Some(MembershipState::Active));
-    past_the_ttl().await;
+    app.pass_the_ttl();
     assert_eq!(cy.auth(&app, "private-ops").await.0, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn another_persons_user_channel_gets_403() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(
         ada.auth(&app, "private-user-bo").await.0,
@@ -211,7 +203,7 @@ async fn another_persons_user_channel_gets_403() {
 
 #[tokio::test]
 async fn a_logged_out_caller_gets_401() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let (status, body) = Browser::new().auth(&app, "private-lobby").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body["error"].as_str().unwrap().contains("log in"), "{body}");
@@ -223,7 +215,7 @@ async fn a_logged_out_caller_gets_401() {
 
 #[tokio::test]
 async fn hostile_inputs_get_400_and_nothing_is_signed() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let form = "application/x-www-form-urlencoded";
     let long = format!("private-{}", "a".repeat(157));
@@ -388,7 +380,7 @@ async fn hostile_inputs_get_400_and_nothing_is_signed() {
 
 #[tokio::test]
 async fn errors_name_the_field() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let (_, body) = ada
         .post_form(
@@ -413,7 +405,7 @@ async fn errors_name_the_field() {
 
 #[tokio::test]
 async fn json_bodies_are_accepted_too() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let response = ada
         .http
@@ -432,7 +424,7 @@ async fn json_bodies_are_accepted_too() {
 
 #[tokio::test]
 async fn the_batch_form_answers_each_channel_with_its_status() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     let (status, body) = bo
         .post_form(
@@ -467,7 +459,7 @@ async fn the_batch_form_answers_each_channel_with_its_status() {
 
 #[tokio::test]
 async fn user_authentication_signs_the_github_identity() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let (status, body) = ada
         .post_form(&app, "/pusher/user-auth", &[("socket_id", SOCKET)])
@@ -489,7 +481,7 @@ async fn user_authentication_signs_the_github_identity() {
 
 #[tokio::test]
 async fn requests_from_other_origins_are_refused() {
-    let app = TestApp::configured("").await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let post = |origin: String| {
         ada.http
@@ -514,10 +506,12 @@ async fn requests_from_other_origins_are_refused() {
 
 #[tokio::test]
 async fn an_allowed_origin_may_call() {
-    let app = TestApp::spawn_edited(stand_in().await, "http", "", |config| {
-        config.server.allowed_origins = vec!["https://app.example".into()];
-    })
-    .await;
+    let app = TestApp::new()
+        .with_config(|config| {
+            config.server.allowed_origins = vec!["https://app.example".into()];
+        })
+        .spawn()
+        .await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let response = ada
         .http
@@ -565,11 +559,11 @@ async fn an_allowed_origin_may_call() {
 
 #[tokio::test]
 async fn leaving_a_team_on_github_is_a_403_after_the_ttl() {
-    let app = TestApp::configured(SHORT_TTL).await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     app.github.remove_from_team("ada", "initech", "ops");
-    past_the_ttl().await;
+    app.pass_the_ttl();
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
 }
 
@@ -579,11 +573,19 @@ async fn concurrent_first_requests_make_one_github_read() {
     // sessions through SQLite) with 100 requests at once.
     let dir = std::env::temp_dir().join(format!("channelgate-flight-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = session_store(&format!("sqlite://{}", dir.join("s.db").display()));
+    let store = format!("sqlite://{}", dir.join("s.db").display());
     let github = stand_in().await;
-    let first = TestApp::spawn_with(github.clone(), &store).await;
+    let first = TestApp::new()
+        .with_github(github.clone())
+        .with_store(&store)
+        .spawn()
+        .await;
     let ada = Browser::logged_in_as(&first, "ada").await;
-    let second = TestApp::spawn_with(github.clone(), &store).await;
+    let second = TestApp::new()
+        .with_github(github.clone())
+        .with_store(&store)
+        .spawn()
+        .await;
     github.reset_counters();
 
     let url = second.url("/pusher/auth");
@@ -606,10 +608,10 @@ async fn concurrent_first_requests_make_one_github_read() {
 
 #[tokio::test]
 async fn an_unchanged_membership_is_refreshed_with_free_304s() {
-    let app = TestApp::configured(SHORT_TTL).await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.reset_counters();
-    past_the_ttl().await;
+    app.pass_the_ttl();
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     assert_eq!(app.github.calls(Endpoint::OrgMemberships), 1);
     assert_eq!(app.github.not_modified(Endpoint::OrgMemberships), 1);
@@ -618,10 +620,10 @@ async fn an_unchanged_membership_is_refreshed_with_free_304s() {
 
 #[tokio::test]
 async fn a_revoked_token_gives_401_and_ends_the_session() {
-    let app = TestApp::configured(SHORT_TTL).await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.revoke_tokens("ada");
-    past_the_ttl().await;
+    app.pass_the_ttl();
     let (status, body) = ada.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(
@@ -632,10 +634,10 @@ async fn a_revoked_token_gives_401_and_ends_the_session() {
 
 #[tokio::test]
 async fn github_down_gives_503_without_a_grace() {
-    let app = TestApp::configured(SHORT_TTL).await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_down(true);
-    past_the_ttl().await;
+    app.pass_the_ttl();
     let (status, body) = ada.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body.get("auth").is_none());
@@ -643,10 +645,13 @@ async fn github_down_gives_503_without_a_grace() {
 
 #[tokio::test]
 async fn github_down_serves_the_stale_answer_within_the_grace() {
-    let app = TestApp::configured(&format!("{SHORT_TTL}stale_grace = \"1m\"\n")).await;
+    let app = TestApp::new()
+        .with_config(|c| c.cache.stale_grace = Duration::from_secs(60))
+        .spawn()
+        .await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_down(true);
-    past_the_ttl().await;
+    app.pass_the_ttl();
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     // The stale answer still only grants what it granted.
     assert_eq!(
@@ -657,7 +662,7 @@ async fn github_down_serves_the_stale_answer_within_the_grace() {
 
 #[tokio::test]
 async fn a_rate_limit_stops_calls_until_the_reset() {
-    let app = TestApp::configured(SHORT_TTL).await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     let reset = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -665,7 +670,7 @@ async fn a_rate_limit_stops_calls_until_the_reset() {
         .as_secs()
         + 600;
     app.github.set_rate_limited(Some(reset));
-    past_the_ttl().await;
+    app.pass_the_ttl();
     app.github.reset_counters();
     assert_eq!(
         ada.auth(&app, "private-ops").await.0,
@@ -686,10 +691,10 @@ async fn a_rate_limit_stops_calls_until_the_reset() {
 
 #[tokio::test]
 async fn malformed_github_answers_never_allow() {
-    let app = TestApp::configured(SHORT_TTL).await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_malformed(true);
-    past_the_ttl().await;
+    app.pass_the_ttl();
     assert_eq!(
         ada.auth(&app, "private-ops").await.0,
         StatusCode::SERVICE_UNAVAILABLE
@@ -698,11 +703,11 @@ async fn malformed_github_answers_never_allow() {
 
 #[tokio::test]
 async fn endless_pagination_does_not_hang_a_request() {
-    let app = TestApp::configured(SHORT_TTL).await;
+    let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     app.github.set_endless_pagination(true);
     app.github.set_page_size_cap(Some(1));
-    past_the_ttl().await;
+    app.pass_the_ttl();
     assert_eq!(
         ada.auth(&app, "private-ops").await.0,
         StatusCode::SERVICE_UNAVAILABLE

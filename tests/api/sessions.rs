@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Browser, TestApp, session_store, stand_in};
+use crate::helpers::{Browser, TestApp, stand_in};
 
 async fn me(browser: &Browser, app: &TestApp) -> (StatusCode, Value) {
     let response = browser.get(&app.url("/auth/me")).await;
@@ -17,17 +17,25 @@ async fn me(browser: &Browser, app: &TestApp) -> (StatusCode, Value) {
 async fn with_sqlite_a_session_survives_a_restart() {
     let dir = std::env::temp_dir().join(format!("channelgate-sqlite-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = session_store(&format!("sqlite://{}", dir.join("sessions.db").display()));
+    let store = format!("sqlite://{}", dir.join("sessions.db").display());
     let github = stand_in().await;
 
-    let first = TestApp::spawn_with(github.clone(), &store).await;
+    let first = TestApp::new()
+        .with_github(github.clone())
+        .with_store(&store)
+        .spawn()
+        .await;
     let browser = Browser::logged_in_as(&first, "bo").await;
     assert_eq!(me(&browser, &first).await.0, StatusCode::OK);
     first.gateway.shutdown().await.unwrap();
 
     // A new process on another port; cookies are per host, so the browser
     // presents the same session cookie.
-    let second = TestApp::spawn_with(github, &store).await;
+    let second = TestApp::new()
+        .with_github(github)
+        .with_store(&store)
+        .spawn()
+        .await;
     let (status, body) = me(&browser, &second).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["login"], "bo");
@@ -38,10 +46,10 @@ async fn with_sqlite_a_session_survives_a_restart() {
 #[tokio::test]
 async fn with_memory_a_restart_ends_sessions() {
     let github = stand_in().await;
-    let first = TestApp::spawn_with(github.clone(), "").await;
+    let first = TestApp::new().with_github(github.clone()).spawn().await;
     let browser = Browser::logged_in_as(&first, "bo").await;
     first.gateway.shutdown().await.unwrap();
-    let second = TestApp::spawn_with(github, "").await;
+    let second = TestApp::new().with_github(github).spawn().await;
     assert_eq!(me(&browser, &second).await.0, StatusCode::UNAUTHORIZED);
 }
 
@@ -53,10 +61,18 @@ async fn with_memory_a_restart_ends_sessions() {
 async fn with_redis_two_instances_share_one_login() {
     let url = std::env::var("CHANNELGATE_TEST_REDIS")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let store = session_store(&url);
+    let store = url.clone();
     let github = stand_in().await;
-    let a = TestApp::spawn_with(github.clone(), &store).await;
-    let b = TestApp::spawn_with(github, &store).await;
+    let a = TestApp::new()
+        .with_github(github.clone())
+        .with_store(&store)
+        .spawn()
+        .await;
+    let b = TestApp::new()
+        .with_github(github)
+        .with_store(&store)
+        .spawn()
+        .await;
 
     let browser = Browser::logged_in_as(&a, "ada").await;
     let (status, body) = me(&browser, &b).await;
@@ -84,10 +100,18 @@ async fn with_redis_two_instances_share_one_login() {
 #[ignore = "needs a Redis server with TLS; run with --ignored (see .ci/run)"]
 async fn with_rediss_sessions_travel_over_tls_and_hold_no_token_in_clear() {
     let url = std::env::var("CHANNELGATE_TEST_REDISS").expect("CHANNELGATE_TEST_REDISS");
-    let store = session_store(&url);
+    let store = url.clone();
     let github = stand_in().await;
-    let a = TestApp::spawn_with(github.clone(), &store).await;
-    let b = TestApp::spawn_with(github, &store).await;
+    let a = TestApp::new()
+        .with_github(github.clone())
+        .with_store(&store)
+        .spawn()
+        .await;
+    let b = TestApp::new()
+        .with_github(github)
+        .with_store(&store)
+        .spawn()
+        .await;
     let browser = Browser::logged_in_as(&a, "ada").await;
     let (status, body) = me(&browser, &b).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -112,7 +136,7 @@ async fn with_rediss_sessions_travel_over_tls_and_hold_no_token_in_clear() {
 
 #[tokio::test]
 async fn shutdown_lets_an_in_flight_login_finish() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::new().spawn().await;
     let browser = Browser::new();
     let authorize = browser.start_login(&app, None).await;
     let callback = browser.consent(&app, &authorize, "ada").await;
@@ -129,17 +153,19 @@ async fn shutdown_lets_an_in_flight_login_finish() {
 
 #[tokio::test]
 async fn an_active_session_still_ends_at_max_age() {
-    // Login times are kept in whole seconds: with 3s of max_age a session is
-    // surely alive after 1s of use and surely over after 3.1s.
-    let app = TestApp::spawn_with(stand_in().await, "[session]\nmax_age = \"3s\"\n").await;
+    // On the gateway's clock: no waiting, and no margin for slow machines.
+    let app = TestApp::new()
+        .with_config(|c| c.session.max_age = Duration::from_secs(3))
+        .spawn()
+        .await;
     let browser = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(me(&browser, &app).await.0, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    app.clock.advance(Duration::from_secs(1));
     assert_eq!(
         me(&browser, &app).await.0,
         StatusCode::OK,
         "still within max_age"
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(Duration::from_secs(2));
     assert_eq!(me(&browser, &app).await.0, StatusCode::UNAUTHORIZED);
 }

@@ -15,26 +15,25 @@
 //! failure ever produces a membership.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
+
+mod policy;
+use policy::{Before, Slot};
+pub use policy::{MAX_RATE_LIMIT_WAIT, Policy, RETRY_AFTER_FAILURE};
 
 use moka::future::Cache;
 use moka::ops::compute::Op;
 use tokio::time::Instant;
 
+use crate::clock::Clock;
 use crate::config::CacheConfig;
 use crate::crypto::{Keys, SealedToken};
 use crate::github::{
-    GithubClient, GithubError, GithubUser, OrgMembershipItem, PagedList, TeamItem, UserRead,
+    GithubClient, GithubError, GithubUser, OrgMembershipItem, OrgState, PagedList, TeamItem,
+    UserRead,
 };
 use crate::rules::{Person, TeamRef, is_github_name};
 use crate::secret::Secret;
-
-/// After an outage or malformed answer, how long to wait before asking
-/// GitHub again for the same person (requests in between are answered from
-/// the stale entry within the grace, or refused).
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
-/// Longest a rate-limit reset is honoured; GitHub's window is an hour.
-const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
 
 /// What is known of a person, as the rules see it, and how it was read.
 #[derive(Debug, Clone)]
@@ -47,14 +46,6 @@ pub struct Membership {
     user: UserRead,
     orgs: PagedList<OrgMembershipItem>,
     teams: PagedList<TeamItem>,
-}
-
-/// A cache slot: the last good membership, if any, and when GitHub may be
-/// asked again after a failure.
-#[derive(Debug, Clone, Default)]
-struct Slot {
-    membership: Option<Arc<Membership>>,
-    retry_not_before: Option<Instant>,
 }
 
 /// Why a membership could not be known.
@@ -105,13 +96,13 @@ pub struct Memberships {
     cache: Cache<u64, Arc<Slot>, IdHasher>,
     github: GithubClient,
     keys: Keys,
-    ttl: Duration,
-    stale_grace: Duration,
+    policy: Policy,
+    clock: Clock,
 }
 
 impl Memberships {
     /// A cache with the configured TTL, grace and size.
-    pub fn new(github: GithubClient, keys: Keys, config: &CacheConfig) -> Self {
+    pub fn new(github: GithubClient, keys: Keys, config: &CacheConfig, clock: Clock) -> Self {
         Self {
             // Bounded by size only: an expiry policy would add bookkeeping to
             // every read, and a stale entry still carries the ETags that make
@@ -121,8 +112,11 @@ impl Memberships {
                 .build_with_hasher(IdHasher),
             github,
             keys,
-            ttl: config.membership_ttl,
-            stale_grace: config.stale_grace,
+            policy: Policy {
+                ttl: config.membership_ttl,
+                stale_grace: config.stale_grace,
+            },
+            clock,
         }
     }
 
@@ -135,7 +129,7 @@ impl Memberships {
     ) -> Result<Arc<Membership>, MembershipError> {
         if let Some(slot) = self.cache.get(&user.id).await
             && let Some(m) = &slot.membership
-            && m.confirmed_at.elapsed() < self.ttl
+            && self.policy.is_fresh(m.confirmed_at, self.clock.now())
         {
             return Ok(m.clone());
         }
@@ -168,7 +162,7 @@ impl Memberships {
         force: bool,
     ) -> Result<Arc<Membership>, MembershipError> {
         let user_id = user.user.id;
-        let started = Instant::now();
+        let started = self.clock.now();
         let mut outcome = Err(MembershipError::Unavailable("not read".into()));
         self.cache
             .entry(user_id)
@@ -194,19 +188,8 @@ impl Memberships {
         force: bool,
         started: Instant,
     ) -> (Op<Arc<Slot>>, Result<Arc<Membership>, MembershipError>) {
-        let now = Instant::now();
-        if let Some(m) = &slot.membership {
-            let fresh = m.confirmed_at.elapsed() < self.ttl;
-            // Someone else read it while we waited for the lock.
-            let read_while_waiting = m.confirmed_at >= started;
-            if (fresh && !force) || read_while_waiting {
-                return (Op::Nop, Ok(m.clone()));
-            }
-        }
-        if let Some(not_before) = slot.retry_not_before
-            && now < not_before
-        {
-            let answer = self.stale_or(&slot, "GitHub is not asked again yet after a failure");
+        let now = self.clock.now();
+        if let Before::Answer(answer) = self.policy.before_read(&slot, now, started, force) {
             return (Op::Nop, answer);
         }
         let previous = slot.membership.as_deref();
@@ -238,7 +221,8 @@ impl Memberships {
                 (Op::Remove, Err(MembershipError::Revoked))
             }
             Ok((read_user, orgs, teams)) => {
-                let membership = Arc::new(Membership::new(read_user, orgs, teams));
+                let membership =
+                    Arc::new(Membership::new(read_user, orgs, teams, self.clock.now()));
                 let slot = Slot {
                     membership: Some(membership.clone()),
                     retry_not_before: None,
@@ -248,32 +232,13 @@ impl Memberships {
             // The entry goes with the token: the next read starts afresh.
             Err(GithubError::Unauthorized) => (Op::Remove, Err(MembershipError::Revoked)),
             Err(e) => {
-                let wait = match &e {
-                    GithubError::RateLimited { reset } => reset
-                        .and_then(|r| r.duration_since(SystemTime::now()).ok())
-                        .unwrap_or(RETRY_AFTER_FAILURE)
-                        .min(MAX_RATE_LIMIT_WAIT),
-                    _ => RETRY_AFTER_FAILURE,
-                };
-                tracing::warn!(login = %user.user.login, error = %e, retry_in = ?wait, "GitHub membership read failed");
-                let answer = self.stale_or(&slot, &e.to_string());
-                let slot = Slot {
-                    membership: slot.membership.clone(),
-                    retry_not_before: Some(now + wait),
-                };
-                (Op::Put(Arc::new(slot)), answer)
+                let (kept, answer) =
+                    self.policy
+                        .after_failure(&slot, &e, self.clock.now(), SystemTime::now());
+                let retry_in = kept.retry_not_before.map(|t| t - now);
+                tracing::warn!(login = %user.user.login, error = %e, ?retry_in, "GitHub membership read failed");
+                (Op::Put(Arc::new(kept)), answer)
             }
-        }
-    }
-
-    /// The stale membership if it is within the grace, else the error.
-    fn stale_or(&self, slot: &Slot, why: &str) -> Result<Arc<Membership>, MembershipError> {
-        match &slot.membership {
-            Some(m) if m.confirmed_at.elapsed() < self.ttl.saturating_add(self.stale_grace) => {
-                tracing::info!(login = %m.person.login, "serving stale membership within the grace: {why}");
-                Ok(m.clone())
-            }
-            _ => Err(MembershipError::Unavailable(why.to_owned())),
         }
     }
 }
@@ -284,7 +249,12 @@ impl Membership {
         &self.user.user
     }
 
-    fn new(user: UserRead, orgs: PagedList<OrgMembershipItem>, teams: PagedList<TeamItem>) -> Self {
+    fn new(
+        user: UserRead,
+        orgs: PagedList<OrgMembershipItem>,
+        teams: PagedList<TeamItem>,
+        confirmed_at: Instant,
+    ) -> Self {
         // Asked for state=active, but checked again: a pending membership
         // must never count. Names are checked too: the rules' separators
         // (`.` between {org} and {team}) rely on GitHub names never holding
@@ -300,7 +270,7 @@ impl Membership {
         let active_orgs = orgs
             .items()
             .into_iter()
-            .filter(|m| m.state == "active" && named("org", &m.org))
+            .filter(|m| m.state == OrgState::Active && named("org", &m.org))
             .map(|m| m.org)
             .collect();
         let teams_of_person = teams
@@ -319,10 +289,87 @@ impl Membership {
                 orgs: active_orgs,
                 teams: teams_of_person,
             },
-            confirmed_at: Instant::now(),
+            confirmed_at,
             user,
             orgs,
             teams,
         }
+    }
+}
+
+#[cfg(test)]
+impl Membership {
+    /// A membership of nobody in particular, confirmed at `at`.
+    pub(crate) fn confirmed_at_for_test(at: Instant) -> Self {
+        fn empty<T>() -> PagedList<T> {
+            PagedList {
+                pages: Vec::new(),
+                requests: 0,
+                not_modified: 0,
+            }
+        }
+        let user = UserRead {
+            user: GithubUser {
+                id: 1,
+                login: "ada".into(),
+                name: None,
+                avatar_url: String::new(),
+            },
+            etag: None,
+        };
+        Self::new(user, empty(), empty(), at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::github::CachedPage;
+
+    fn page<T>(items: Vec<T>) -> PagedList<T> {
+        PagedList {
+            pages: vec![CachedPage {
+                url: "u".into(),
+                etag: None,
+                next: None,
+                items,
+            }],
+            requests: 1,
+            not_modified: 0,
+        }
+    }
+
+    #[test]
+    fn only_active_memberships_and_github_names_reach_the_rules() {
+        // The gateway checks state itself, whatever GitHub filtered.
+        let orgs = page(vec![
+            OrgMembershipItem {
+                state: OrgState::Active,
+                org: "acme".into(),
+            },
+            OrgMembershipItem {
+                state: OrgState::Pending,
+                org: "initech".into(),
+            },
+            OrgMembershipItem {
+                state: OrgState::Active,
+                org: "evil.org".into(),
+            },
+        ]);
+        let teams = page(vec![
+            TeamItem {
+                slug: "ops".into(),
+                org: "acme".into(),
+            },
+            TeamItem {
+                slug: "ops.evil".into(),
+                org: "acme".into(),
+            },
+        ]);
+        let mut m = Membership::confirmed_at_for_test(Instant::now());
+        m = Membership::new(m.user.clone(), orgs, teams, m.confirmed_at);
+        assert_eq!(m.person.orgs, ["acme"]);
+        let teams: Vec<String> = m.person.active_teams().map(ToString::to_string).collect();
+        assert_eq!(teams, ["acme/ops"]);
     }
 }
