@@ -49,12 +49,22 @@ try {
   if (!heading.includes("Ada Lovelace")) fail(`logged in page shows ${heading}`);
   console.log("browser: logged in as ada through the consent page");
 
+  // Every request the page makes to /pusher/auth, as the browser saw it.
+  let authRequests = 0;
+  page.on("request", (request) => {
+    if (new URL(request.url()).pathname === "/pusher/auth") authRequests += 1;
+  });
+
   // An allowed channel: the page's pusher-js subscribes through the server.
   const check = async (channel, wantAuth, wantLive) => {
+    authRequests = 0;
     await page.goto(`${url}/?channel=${encodeURIComponent(channel)}`);
-    // Nothing is asked or joined until the person clicks.
+    await page.waitForLoadState("networkidle");
+    // Nothing is asked or joined until the person clicks: a link cannot make
+    // someone join a presence channel and reveal who they are.
     const idle = await page.locator("#live-status").getAttribute("data-state");
     if (idle !== "idle") fail(`${channel}: the page subscribed before any click (${idle})`);
+    if (authRequests !== 0) fail(`${channel}: ${authRequests} /pusher/auth requests before any click`);
     await page.locator("#try-run").click();
     const auth = page.locator(`#auth-response[data-state="${wantAuth}"]`);
     await auth.waitFor();
@@ -65,6 +75,7 @@ try {
     const state = await live.getAttribute("data-state");
     const text = await live.textContent();
     if (state !== wantLive) fail(`${channel}: live state ${state} (${text}), wanted ${wantLive}`);
+    if (authRequests === 0) fail(`${channel}: the click made no /pusher/auth request`);
     console.log(`browser: ${channel}: /pusher/auth answered ${wantAuth}; pusher-js: ${text}`);
   };
   await check("private-supersecretchat", "200", "subscribed");

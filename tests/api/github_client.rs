@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use channelgate::github::{GithubClient, GithubError};
 use channelgate::secret::Secret;
-use github_standin::{Endpoint, GithubStandIn};
+use github_standin::{Endpoint, GithubStandIn, Trap};
 
 use crate::helpers::{CLIENT_ID, CLIENT_SECRET, location, query_param, stand_in};
 
@@ -165,4 +165,66 @@ async fn a_silent_github_times_out_instead_of_hanging() {
         GithubClient::with_timeout(&format!("http://{addr}"), Duration::from_millis(200)).unwrap();
     let result = client.user(&Secret::new("t".into())).await;
     assert_eq!(result, Err(GithubError::Unavailable("timed out".into())));
+}
+
+/// A listener that counts who connects to it: where a leaked token would go.
+async fn honeypot() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let visits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = visits.clone();
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (url, visits)
+}
+
+#[tokio::test]
+async fn the_token_never_follows_a_redirect_or_a_link_off_the_api() {
+    let (github, client, token) = client_and_token("ada").await;
+    let (elsewhere, visits) = honeypot().await;
+    github.set_trap(Some(Trap::Redirect(format!("{elsewhere}/steal"))));
+    let answer = client.user(&token).await;
+    assert!(
+        matches!(&answer, Err(GithubError::Malformed(m)) if m.contains("redirect")),
+        "{answer:?}"
+    );
+    github.set_trap(Some(Trap::ForeignLink(format!(
+        "{elsewhere}/api/v3/user/teams?page=2"
+    ))));
+    let answer = client.teams(&token, None).await;
+    assert!(
+        matches!(&answer, Err(GithubError::Malformed(m)) if m.contains("outside the API")),
+        "{answer:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        visits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing went to the other host"
+    );
+}
+
+#[tokio::test]
+async fn a_looping_link_and_an_oversize_body_are_refused() {
+    let (github, client, token) = client_and_token("ada").await;
+    github.set_trap(Some(Trap::LoopingLink));
+    github.reset_counters();
+    let answer = client.org_memberships(&token, None).await;
+    assert!(
+        matches!(&answer, Err(GithubError::Malformed(m)) if m.contains("loops back")),
+        "{answer:?}"
+    );
+    assert!(
+        github.calls(Endpoint::OrgMemberships) <= 2,
+        "stopped at the loop"
+    );
+    github.set_trap(Some(Trap::OversizeBody));
+    let answer = client.user(&token).await;
+    assert!(
+        matches!(&answer, Err(GithubError::Malformed(m)) if m.contains("body over")),
+        "{answer:?}"
+    );
 }

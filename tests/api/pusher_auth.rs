@@ -59,6 +59,18 @@ impl Browser {
 async fn an_allowed_private_channel_gets_a_signature_that_verifies() {
     let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
+    let response = ada
+        .http
+        .post(app.url("/pusher/auth"))
+        .form(&[("socket_id", SOCKET), ("channel_name", "private-ops")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["cache-control"],
+        "no-store",
+        "a signature is never cached"
+    );
     let (status, body) = ada.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -498,6 +510,16 @@ async fn requests_from_other_origins_are_refused() {
         post("null".into()).await.unwrap().status(),
         StatusCode::FORBIDDEN
     );
+    // pusher.signin() too.
+    let signin = ada
+        .http
+        .post(app.url("/pusher/user-auth"))
+        .header("origin", "https://evil.example")
+        .form(&[("socket_id", SOCKET)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signin.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         post(app.url.clone()).await.unwrap().status(),
         StatusCode::OK
@@ -620,16 +642,60 @@ async fn an_unchanged_membership_is_refreshed_with_free_304s() {
 
 #[tokio::test]
 async fn a_revoked_token_gives_401_and_ends_the_session() {
-    let app = TestApp::new().spawn().await;
+    let dir = std::env::temp_dir().join(format!("channelgate-revoked-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("s.db");
+    let app = TestApp::new()
+        .with_store(&format!("sqlite://{}", db.display()))
+        .spawn()
+        .await;
     let ada = Browser::logged_in_as(&app, "ada").await;
+    let cookie = ada.session_cookie(&app.url("/")).unwrap();
     app.github.revoke_tokens("ada");
     app.pass_the_ttl();
-    let (status, body) = ada.auth(&app, "private-ops").await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(
-        ada.get(&app.url("/auth/me")).await.status(),
-        StatusCode::UNAUTHORIZED
+    let response = ada
+        .http
+        .post(app.url("/pusher/auth"))
+        .form(&[("socket_id", SOCKET), ("channel_name", "private-ops")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // Really ended: the cookie is cleared and the record is gone, so even
+    // the old cookie sent by hand finds nothing (GitHub refusing the token
+    // again would also give 401, and prove nothing).
+    let cleared = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cleared.starts_with("channelgate=") && cleared.contains("Max-Age=0"),
+        "{cleared}"
     );
+    let pool =
+        tower_sessions_sqlx_store::sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+    let (rows,): (i64,) =
+        tower_sessions_sqlx_store::sqlx::query_as("select count(*) from tower_sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, 0, "the session record is deleted");
+    app.github.reset_counters();
+    let replay = reqwest::Client::new()
+        .get(app.url("/auth/me"))
+        .header("cookie", format!("channelgate={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.github.calls(Endpoint::User),
+        0,
+        "no session left to ask GitHub for"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
@@ -687,6 +753,12 @@ async fn a_rate_limit_stops_calls_until_the_reset() {
     }
     let after_more = app.github.calls(Endpoint::OrgMemberships) + app.github.calls(Endpoint::Teams);
     assert_eq!(after_more, after_first, "no calls before the reset");
+    // At the reset, GitHub answers again and so does the gateway.
+    app.github.set_rate_limited(None);
+    app.clock.advance(Duration::from_secs(601));
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    let resumed = app.github.calls(Endpoint::OrgMemberships) + app.github.calls(Endpoint::Teams);
+    assert!(resumed > after_more, "calls resume after the reset");
 }
 
 #[tokio::test]

@@ -101,6 +101,18 @@ impl GithubStandIn {
             Err(refusal) => return refusal,
         };
         let key = key.as_deref();
+        match &st.trap {
+            Some(Trap::Redirect(to)) => {
+                let mut r = StatusCode::FOUND.into_response();
+                put(r.headers_mut(), "location", to);
+                return r;
+            }
+            Some(Trap::OversizeBody) => {
+                let huge = format!("[{}0]", "0,".repeat(5 * 1024 * 1024 / 2));
+                return json_text_response(StatusCode::OK, huge);
+            }
+            _ => {}
+        }
         let params = Params::parse(query.unwrap_or(""));
         let answer = match kind {
             Api::User => Ok((user_json(st, &user), None)),
@@ -112,6 +124,15 @@ impl GithubStandIn {
             )),
         };
         let (body, link) = match answer {
+            Ok((body, link)) if kind != Api::User => {
+                let here = page_url(&st.api_url(), uri_path(kind), &params, page_of(&params));
+                let link = match &st.trap {
+                    Some(Trap::ForeignLink(to)) => Some(format!("<{to}>; rel=\"next\"")),
+                    Some(Trap::LoopingLink) => Some(format!("<{here}>; rel=\"next\"")),
+                    _ => link,
+                };
+                (body, link)
+            }
             Ok(ok) => ok,
             Err((status, body)) => {
                 st.budget(key).used += 1;
@@ -376,4 +397,21 @@ pub(crate) fn page_url(api: &str, path: &str, params: &Params, n: usize) -> Stri
         query.append_pair("page", &n.to_string());
     }
     format!("{api}{path}?{}", query.finish())
+}
+
+/// The API path of a list endpoint.
+fn uri_path(kind: Api) -> &'static str {
+    match kind {
+        Api::Orgs => "/user/memberships/orgs",
+        _ => "/user/teams",
+    }
+}
+
+/// The `page` a request asks for (1 when it does not say).
+fn page_of(params: &Params) -> usize {
+    params
+        .get("page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1)
 }

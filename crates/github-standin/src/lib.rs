@@ -317,6 +317,7 @@ struct St {
     malformed: bool,
     endless: bool,
     page_cap: Option<usize>,
+    trap: Option<Trap>,
     calls: HashMap<Endpoint, u64>,
     not_modified: HashMap<Endpoint, u64>,
     /// The budget of requests without a valid token.
@@ -411,8 +412,21 @@ impl std::fmt::Debug for GithubStandIn {
     }
 }
 
+/// Answers that would leak a token to a client that followed them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trap {
+    /// Every authenticated API answer is a `302` to this URL.
+    Redirect(String),
+    /// List pages link `rel="next"` to this URL (another host).
+    ForeignLink(String),
+    /// List pages link `rel="next"` back to the page itself.
+    LoopingLink,
+    /// Every authenticated API answer is `200` with a 5 MiB body.
+    OversizeBody,
+}
+
 /// Which API route a request was for.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Api {
     User,
     Orgs,
@@ -457,6 +471,7 @@ impl GithubStandIn {
                     malformed: false,
                     endless: false,
                     page_cap: None,
+                    trap: None,
                     calls: HashMap::new(),
                     not_modified: HashMap::new(),
                     anonymous: Budget::default(),
@@ -623,6 +638,12 @@ impl GithubStandIn {
     /// forever, with no `rel="last"`) and every page repeats the list's data.
     pub fn set_endless_pagination(&self, endless: bool) {
         self.lock().endless = endless;
+    }
+
+    /// Sets a trap for clients that follow answers blindly (`None` lifts it):
+    /// each would carry the person's token somewhere it must not go.
+    pub fn set_trap(&self, trap: Option<Trap>) {
+        self.lock().trap = trap;
     }
 
     /// Caps `per_page` below what the client asks, to force pagination;
