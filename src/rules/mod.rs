@@ -490,7 +490,7 @@ mod tests {
         .unwrap()
     }
 
-    /// The rules of DESIGN.md section 3's worked examples.
+    /// The rules of the worked examples in the README's "Rules" section.
     fn design_rules() -> RuleSet {
         RuleSet::new(vec![
             rule("private-ops", &[], &[], &["initech/ops"], false),

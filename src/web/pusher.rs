@@ -407,9 +407,9 @@ impl Signing<'_> {
             .rules
             .decide_valid(&self.membership.person, channel);
         match decision {
-            Decision::Deny(Denial::Public(_)) => Err(ApiError::bad_request(format!(
-                "{channel} is a public channel; only private-, private-encrypted- and presence- channels are authorized"
-            ))),
+            Decision::Deny(Denial::Public(name)) => Err(ApiError::bad_request(
+                SignError::PublicChannel(name).to_string(),
+            )),
             Decision::Deny(_) => {
                 // One line per kind of denial a minute, however often repeated.
                 self.state

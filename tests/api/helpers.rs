@@ -28,7 +28,7 @@ pub const MASTER_KEY_BASE64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8
 /// sharing a SQLite or Redis store read each other's sessions.
 pub const SESSION_KEY_BASE64: &str = "c2Vzc2lvbi1rZXktb2YtdGhlLXRlc3RzLTMyLWJ5dGVz";
 
-/// The people of DESIGN.md's worked examples, plus the repo config's team.
+/// The people of the README's worked examples, plus the repo config's team.
 pub fn world() -> World {
     World::new()
         .user(1, "ada", Some("Ada Lovelace"))
@@ -59,7 +59,7 @@ pub fn rule(pattern: &str, orgs: &[&str], teams: &[&str], everyone: bool) -> Rul
     .unwrap()
 }
 
-/// The tests' rules: DESIGN.md's worked examples and an encrypted prefix.
+/// The tests' rules: the README's worked examples and an encrypted prefix.
 pub fn rules() -> RuleSet {
     RuleSet::new(vec![
         rule("private-ops", &[], &["initech/ops"], false),
