@@ -289,19 +289,14 @@ fn build_pusher(p: &mut Problems<'_>, raw: RawPusher, env: Env<'_>) -> Option<Pu
         !bad
     });
     let secret = secret(p, "pusher.secret", ENV_PUSHER_SECRET, raw.secret, env, true);
-    let master_key = match env(ENV_MASTER_KEY) {
-        Some(text) => master_key(&text)
-            .map_err(|m| p.add(ENV_MASTER_KEY, None, m))
-            .ok()
-            .map(Some),
-        None => match &raw.encryption_master_key_base64 {
-            Some(v) => master_key(v.get_ref())
-                .map_err(|m| p.at("pusher.encryption_master_key_base64", v, m))
-                .ok()
-                .map(Some),
-            None => Some(None),
-        },
-    };
+    let master_key = key_from(
+        p,
+        env,
+        ENV_MASTER_KEY,
+        "pusher.encryption_master_key_base64",
+        &raw.encryption_master_key_base64,
+        master_key,
+    );
     let cluster = match raw.cluster {
         Some(c)
             if c.get_ref().is_empty()
@@ -341,6 +336,26 @@ fn build_pusher(p: &mut Problems<'_>, raw: RawPusher, env: Env<'_>) -> Option<Pu
         host: host?,
         tls: raw.tls.unwrap_or(true),
     })
+}
+
+/// A key from its environment variable, else from the file, read by
+/// `parse`; `Some(None)` when neither gives one, `None` after a problem.
+fn key_from<T>(
+    p: &mut Problems<'_>,
+    env: Env<'_>,
+    var: &str,
+    key: &str,
+    file: &Option<S<String>>,
+    parse: fn(&str) -> Result<T, String>,
+) -> Option<Option<T>> {
+    match (env(var), file) {
+        (Some(text), _) => parse(&text).map_err(|m| p.add(var, None, m)).ok().map(Some),
+        (None, Some(v)) => parse(v.get_ref())
+            .map_err(|m| p.at(key, v, m))
+            .ok()
+            .map(Some),
+        (None, None) => Some(None),
+    }
 }
 
 fn master_key(text: &str) -> Result<Secret<[u8; 32]>, String> {
@@ -454,19 +469,14 @@ fn build_session(p: &mut Problems<'_>, raw: RawSession, env: Env<'_>) -> Option<
             }
         }
     };
-    let encryption_key = match env(ENV_SESSION_KEY) {
-        Some(text) => session_key(&text)
-            .map_err(|m| p.add(ENV_SESSION_KEY, None, m))
-            .ok()
-            .map(Some),
-        None => match &raw.encryption_key_base64 {
-            Some(v) => session_key(v.get_ref())
-                .map_err(|m| p.at("session.encryption_key_base64", v, m))
-                .ok()
-                .map(Some),
-            None => Some(None),
-        },
-    };
+    let encryption_key = key_from(
+        p,
+        env,
+        ENV_SESSION_KEY,
+        "session.encryption_key_base64",
+        &raw.encryption_key_base64,
+        session_key,
+    );
     if let (Some(store @ (SessionStore::Sqlite(_) | SessionStore::Redis(_))), Some(None)) =
         (&store, &encryption_key)
     {

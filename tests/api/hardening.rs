@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::SessionStore as _;
 
-use crate::helpers::{Browser, TestApp, location, query_param, rule, token_calls, world};
+use crate::helpers::{
+    Browser, TestApp, location, query_param, rule, stored_sessions, token_calls, world,
+};
 
 const SOCKET: &str = "1234.5678";
 
@@ -116,15 +118,7 @@ async fn a_flood_of_anonymous_logins_stores_nothing() {
             "no session cookie for a visitor"
         );
     }
-    let pool =
-        tower_sessions_sqlx_store::sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
-    let (rows,): (i64,) =
-        tower_sessions_sqlx_store::sqlx::query_as("select count(*) from tower_sessions")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let rows = stored_sessions(&db).await;
     assert_eq!(rows, 0, "2000 anonymous logins left {rows} stored sessions");
     std::fs::remove_dir_all(&dir).unwrap();
 }

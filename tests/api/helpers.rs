@@ -126,6 +126,20 @@ pub struct TestAppBuilder {
 /// One change to the tests' configuration.
 type ConfigEdit = Box<dyn FnOnce(&mut Config)>;
 
+/// How many sessions the SQLite store at `db` holds, read beside the gateway.
+pub async fn stored_sessions(db: &std::path::Path) -> i64 {
+    let url = format!("sqlite://{}", db.display());
+    let pool = tower_sessions_sqlx_store::sqlx::SqlitePool::connect(&url)
+        .await
+        .unwrap();
+    let (rows,): (i64,) =
+        tower_sessions_sqlx_store::sqlx::query_as("select count(*) from tower_sessions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    rows
+}
+
 /// A GitHub stand-in with the people of [`world`].
 pub async fn stand_in() -> GithubStandIn {
     stand_in_with(world()).await

@@ -9,7 +9,9 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{Browser, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp, stand_in};
+use crate::helpers::{
+    Browser, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp, stand_in, stored_sessions,
+};
 
 const SOCKET: &str = "123456.7890";
 
@@ -672,15 +674,7 @@ async fn a_revoked_token_gives_401_and_ends_the_session() {
         cleared.starts_with("channelgate=") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
-    let pool =
-        tower_sessions_sqlx_store::sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
-    let (rows,): (i64,) =
-        tower_sessions_sqlx_store::sqlx::query_as("select count(*) from tower_sessions")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let rows = stored_sessions(&db).await;
     assert_eq!(rows, 0, "the session record is deleted");
     app.github.reset_counters();
     let replay = reqwest::Client::new()
