@@ -88,13 +88,13 @@ pub fn inactivity(idle: Duration) -> Expiry {
     ))
 }
 
-/// Pushes the session's expiry back if it was last renewed long enough ago.
-/// Call on authenticated requests.
+/// Pushes the session's expiry back if it was last renewed long enough
+/// before `now` (Unix seconds). Call on authenticated requests.
 pub async fn keep_alive(
     session: &Session,
     ttl: Duration,
+    now: i64,
 ) -> Result<(), tower_sessions::session::Error> {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
     let renewed: Option<i64> = session.get(RENEWED_KEY).await?;
     let interval = i64::try_from((ttl / RENEW_FRACTION).as_secs()).unwrap_or(i64::MAX);
     if renewed.is_none_or(|at| now - at >= interval) {

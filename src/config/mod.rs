@@ -86,11 +86,18 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Peers whose `X-Forwarded-For` names the client (reverse proxies).
     pub trusted_proxies: Vec<IpNet>,
+    /// `public_url`, parsed once.
+    public: Url,
     /// The origin of `public_url`, computed once.
     origin: String,
 }
 
 impl ServerConfig {
+    /// `public_url`, parsed.
+    pub fn public(&self) -> &Url {
+        &self.public
+    }
+
     /// The origin of `public_url` (`scheme://host[:port]`).
     pub fn public_origin(&self) -> &str {
         &self.origin
@@ -317,6 +324,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
+            public: public_url.clone(),
             origin: public_url.origin().ascii_serialization(),
         }
     }

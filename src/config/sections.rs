@@ -261,20 +261,15 @@ fn build_server(p: &mut Problems<'_>, raw: RawServer) -> Option<ServerConfig> {
             }
         }
     }
-    let public_url = public_url?;
-    let origin = Url::parse(&public_url)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
-    Some(ServerConfig {
-        listen: listen?,
-        public_url,
-        allowed_origins,
-        header_timeout: header_timeout?,
-        request_timeout: request_timeout?,
-        max_connections: max_connections? as usize,
-        trusted_proxies: trusted_proxies?,
-        origin,
-    })
+    // Checked by http_url above, so it parses.
+    let public = Url::parse(&public_url?).ok()?;
+    let mut server = ServerConfig::new(listen?, &public);
+    server.allowed_origins = allowed_origins;
+    server.header_timeout = header_timeout?;
+    server.request_timeout = request_timeout?;
+    server.max_connections = max_connections? as usize;
+    server.trusted_proxies = trusted_proxies?;
+    Some(server)
 }
 
 fn build_pusher(p: &mut Problems<'_>, raw: RawPusher, env: Env<'_>) -> Option<PusherConfig> {

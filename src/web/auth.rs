@@ -118,7 +118,7 @@ pub async fn login(
         );
         return ApiError::too_many(wait).into_response();
     }
-    let return_to = safe_return_to(query.return_to.as_deref(), &state.config.server.public_url);
+    let return_to = safe_return_to(query.return_to.as_deref(), state.config.server.public());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = state
         .oauth
@@ -272,7 +272,7 @@ async fn finish_login(
         logged_in_at: state.clock.unix_now(),
     };
     identity.save(session).await.map_err(PageError::session)?;
-    keep_alive(session, state.config.session.ttl)
+    keep_alive(session, state.config.session.ttl, state.clock.unix_now())
         .await
         .map_err(PageError::session)?;
     Ok(Redirect::to(&pending.return_to))
@@ -383,7 +383,7 @@ pub async fn me(caller: Caller) -> Result<Json<Me>, ApiError> {
 /// `return_to` if it is a path on this origin, else `/`. Refuses
 /// scheme-relative (`//x`) and backslash (`/\x`) forms, which browsers
 /// resolve to other hosts, and anything with control characters.
-pub fn safe_return_to(raw: Option<&str>, public_url: &str) -> String {
+pub fn safe_return_to(raw: Option<&str>, base: &Url) -> String {
     let Some(path) = raw else {
         return "/".into();
     };
@@ -393,7 +393,6 @@ pub fn safe_return_to(raw: Option<&str>, public_url: &str) -> String {
         && path.len() <= 2048
         && !path.chars().any(char::is_control);
     let same_origin = || {
-        let base = Url::parse(public_url).ok()?;
         let joined = base.join(path).ok()?;
         (joined.origin() == base.origin()).then_some(())
     };
@@ -414,7 +413,7 @@ mod tests {
 
     #[test]
     fn return_to_keeps_only_same_origin_paths() {
-        let base = "http://localhost:8080";
+        let base = &Url::parse("http://localhost:8080").unwrap();
         for good in ["/", "/channels", "/a/b?c=d#e", "/%2F%2Fx"] {
             assert_eq!(safe_return_to(Some(good), base), good);
         }

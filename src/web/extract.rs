@@ -118,7 +118,7 @@ pub async fn caller_with(
         }
         Err(MembershipError::Unavailable(why)) => Err(why),
     };
-    keep_alive(session, state.config.session.ttl).await?;
+    keep_alive(session, state.config.session.ttl, state.clock.unix_now()).await?;
     Ok(Caller::Person {
         identity,
         membership,

@@ -189,3 +189,28 @@ async fn an_active_session_still_ends_at_max_age() {
     app.clock.advance(Duration::from_secs(2));
     assert_eq!(me(&browser, &app).await.0, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn an_active_session_is_pushed_back_a_twentieth_of_the_ttl_at_a_time() {
+    let app = TestApp::new().spawn().await;
+    let browser = Browser::logged_in_as(&app, "ada").await;
+    let renewed = |r: &reqwest::Response| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("channelgate="))
+    };
+    // Just after login: no store write, so no new cookie.
+    let r = browser.get(&app.url("/auth/me")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(!renewed(&r), "no write on every request");
+    // A twentieth of the 7-day TTL later (8.4 h), the expiry moves.
+    app.clock.advance(Duration::from_secs(7 * 86_400 / 20 + 1));
+    let r = browser.get(&app.url("/auth/me")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(renewed(&r), "pushed back");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("Max-Age=604800"), "{cookie}");
+    // And not again right after.
+    assert!(!renewed(&browser.get(&app.url("/auth/me")).await));
+}
