@@ -35,6 +35,11 @@ impl Clock {
             .saturating_add(offset)
     }
 
+    /// The current date and time.
+    pub fn utc_now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc() + self.offset()
+    }
+
     /// Moves the clock forward by `by` (tests only: a TTL passes at once).
     pub fn advance(&self, by: Duration) {
         let millis = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);

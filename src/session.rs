@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
@@ -31,6 +30,7 @@ use tower_sessions_sqlx_store::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous,
 };
 
+use crate::clock::Clock;
 use crate::config::{SessionConfig, SessionStore as StoreChoice, redact_url};
 use crate::crypto::SealedToken;
 use crate::github::GithubUser;
@@ -138,11 +138,13 @@ pub enum StoreError {
 impl Store {
     /// Opens the configured store and starts its clean-up of expired
     /// sessions (Redis expires keys by itself).
-    pub async fn open(choice: &StoreChoice) -> Result<Self, StoreError> {
+    /// The memory store reads `clock`, so a test can let a session expire
+    /// without waiting; SQLite and Redis expire sessions on their own time.
+    pub async fn open(choice: &StoreChoice, clock: Clock) -> Result<Self, StoreError> {
         const SWEEP_EVERY: Duration = Duration::from_secs(60);
         match choice {
             StoreChoice::Memory => {
-                let store = MemoryStore::default();
+                let store = MemoryStore::on(clock);
                 tokio::spawn(sweep(store.clone(), SWEEP_EVERY));
                 Ok(Self::Memory(store))
             }
@@ -300,7 +302,11 @@ impl SessionStore for Store {
 /// An in-process store whose expired sessions are swept away. (The
 /// `tower-sessions` memory store never removes them, so it grows for ever.)
 #[derive(Debug, Clone, Default)]
-pub struct MemoryStore(Arc<Mutex<HashMap<Id, Record>>>);
+pub struct MemoryStore {
+    sessions: Arc<Mutex<HashMap<Id, Record>>>,
+    /// What "now" is when expiry is checked.
+    clock: Clock,
+}
 
 impl MemoryStore {
     /// Sessions held, expired or not.
@@ -313,9 +319,17 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// An empty store that reads `clock`.
+    pub fn on(clock: Clock) -> Self {
+        Self {
+            sessions: Arc::default(),
+            clock,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Id, Record>> {
         // A panic while holding the lock leaves a map that is still valid.
-        self.0
+        self.sessions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -334,7 +348,7 @@ impl SessionStore for MemoryStore {
 
     /// Updates a live session; a deleted or expired one is not written back.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.utc_now();
         if let Some(held) = self.lock().get_mut(&record.id)
             && held.expiry_date > now
         {
@@ -344,7 +358,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.utc_now();
         Ok(self.lock().get(id).filter(|r| r.expiry_date > now).cloned())
     }
 
@@ -357,7 +371,7 @@ impl SessionStore for MemoryStore {
 #[async_trait]
 impl ExpiredDeletion for MemoryStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.utc_now();
         self.lock().retain(|_, r| r.expiry_date > now);
         Ok(())
     }
@@ -366,6 +380,7 @@ impl ExpiredDeletion for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::OffsetDateTime;
 
     fn record(expires_in: time::Duration) -> Record {
         Record {

@@ -33,7 +33,7 @@ pub async fn build_app(config: Config) -> Result<Router, StartError> {
 
 /// [`build_app`] on a clock the caller can move (tests).
 pub async fn build_app_with(config: Config, clock: Clock) -> Result<Router, StartError> {
-    let store = Store::open(&config.session.store).await?;
+    let store = Store::open(&config.session.store, clock.clone()).await?;
     let state = AppState::new(config, clock)?;
     let sweep = state.clone();
     tokio::spawn(async move {

@@ -214,3 +214,15 @@ async fn an_active_session_is_pushed_back_a_twentieth_of_the_ttl_at_a_time() {
     // And not again right after.
     assert!(!renewed(&browser.get(&app.url("/auth/me")).await));
 }
+
+#[tokio::test]
+async fn an_idle_session_ends_after_the_ttl() {
+    // The memory store reads the gateway's clock: a week passes at once.
+    let app = TestApp::new().spawn().await;
+    let browser = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(me(&browser, &app).await.0, StatusCode::OK);
+    app.clock.advance(Duration::from_secs(7 * 86_400 + 1));
+    // The browser still holds its cookie; the store has let it go.
+    assert!(browser.session_cookie(&app.url("/")).is_some());
+    assert_eq!(me(&browser, &app).await.0, StatusCode::UNAUTHORIZED);
+}
