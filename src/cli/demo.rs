@@ -24,7 +24,7 @@ pub fn run(
     }: Args,
 ) -> ExitCode {
     // The demo shows every decision, allows included.
-    super::init_logging("info,channelgate::pusher=debug");
+    super::init_logging("info,channelgate::web::pusher=debug");
     super::on_runtime(|| async move {
         let demo = demo::start(listen, &pusher_host)
             .await
