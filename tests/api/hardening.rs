@@ -18,32 +18,6 @@ use crate::helpers::{
     Browser, TestApp, location, query_param, rule, stored_sessions, token_calls, world,
 };
 
-const SOCKET: &str = "1234.5678";
-
-async fn auth(browser: &Browser, app: &TestApp, channel: &str) -> (StatusCode, Value) {
-    let response = browser
-        .http
-        .post(app.url("/pusher/auth"))
-        .form(&[("socket_id", SOCKET), ("channel_name", channel)])
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn sign_in(browser: &Browser, app: &TestApp) -> (StatusCode, Value) {
-    let response = browser
-        .http
-        .post(app.url("/pusher/user-auth"))
-        .form(&[("socket_id", SOCKET)])
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("channelgate-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -76,13 +50,13 @@ async fn a_private_pattern_never_reaches_an_encrypted_channel() {
         .spawn()
         .await;
     let attacker = Browser::logged_in_as(&app, "encrypted-inbox-1").await;
-    let (status, body) = auth(&attacker, &app, "private-encrypted-inbox-1").await;
+    let (status, body) = attacker.auth(&app, "private-encrypted-inbox-1").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body.get("shared_secret").is_none(), "{body}");
     // Their own channels still work.
-    let (status, _) = auth(&attacker, &app, "private-encrypted-inbox-77").await;
+    let (status, _) = attacker.auth(&app, "private-encrypted-inbox-77").await;
     assert_eq!(status, StatusCode::OK);
-    let (status, _) = auth(&attacker, &app, "private-encrypted-inbox-1x").await;
+    let (status, _) = attacker.auth(&app, "private-encrypted-inbox-1x").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
@@ -319,27 +293,27 @@ async fn pusher_auth_is_limited_per_person_and_per_address_when_anonymous() {
     let ada = Browser::logged_in_as(&app, "ada").await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     for _ in 0..5 {
-        assert_eq!(auth(&ada, &app, "private-ops").await.0, StatusCode::OK);
+        assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     }
-    let (status, _) = auth(&ada, &app, "private-ops").await;
+    let (status, _) = ada.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
-        sign_in(&ada, &app).await.0,
+        ada.sign_in(&app).await.0,
         StatusCode::TOO_MANY_REQUESTS,
         "one budget for both endpoints"
     );
     // bo has a budget of his own.
-    assert_eq!(auth(&bo, &app, "private-lobby").await.0, StatusCode::OK);
+    assert_eq!(bo.auth(&app, "private-lobby").await.0, StatusCode::OK);
     // Strangers share their address's.
     let stranger = Browser::new();
     for _ in 0..5 {
         assert_eq!(
-            auth(&stranger, &app, "private-lobby").await.0,
+            stranger.auth(&app, "private-lobby").await.0,
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(
-        auth(&stranger, &app, "private-lobby").await.0,
+        stranger.auth(&app, "private-lobby").await.0,
         StatusCode::TOO_MANY_REQUESTS
     );
 }
@@ -408,7 +382,7 @@ async fn without_a_signin_section_nobody_signs_in() {
         .spawn()
         .await;
     let ada = Browser::logged_in_as(&app, "ada").await;
-    let (status, body) = sign_in(&ada, &app).await;
+    let (status, body) = ada.sign_in(&app).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body.get("auth").is_none());
 }
@@ -418,11 +392,11 @@ async fn signin_admits_only_whom_its_conditions_name() {
     // The tests' [signin] admits active members of initech.
     let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
-    assert_eq!(sign_in(&ada, &app).await.0, StatusCode::OK);
+    assert_eq!(ada.sign_in(&app).await.0, StatusCode::OK);
     for outsider in ["Dee-Dash", "cy"] {
         let browser = Browser::logged_in_as(&app, outsider).await;
         assert_eq!(
-            sign_in(&browser, &app).await.0,
+            browser.sign_in(&app).await.0,
             StatusCode::FORBIDDEN,
             "{outsider}"
         );
@@ -442,7 +416,7 @@ async fn a_sqlite_store_is_private_to_its_owner_and_holds_no_token_in_clear() {
         .spawn()
         .await;
     let ada = Browser::logged_in_as(&app, "ada").await;
-    assert_eq!(auth(&ada, &app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     let mut files = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -466,7 +440,7 @@ async fn a_sqlite_store_is_private_to_its_owner_and_holds_no_token_in_clear() {
 async fn a_renamed_login_loses_its_old_channels_within_the_ttl() {
     let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
-    assert_eq!(auth(&ada, &app, "private-user-ada").await.0, StatusCode::OK);
+    assert_eq!(ada.auth(&app, "private-user-ada").await.0, StatusCode::OK);
     // ada renames herself; someone else registers the free login.
     app.github.rename_user("ada", "ada-lovelace");
     app.github
@@ -474,11 +448,11 @@ async fn a_renamed_login_loses_its_old_channels_within_the_ttl() {
     app.pass_the_ttl();
     app.github.reset_counters();
     assert_eq!(
-        auth(&ada, &app, "private-user-ada").await.0,
+        ada.auth(&app, "private-user-ada").await.0,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        auth(&ada, &app, "private-user-ada-lovelace").await.0,
+        ada.auth(&app, "private-user-ada-lovelace").await.0,
         StatusCode::OK
     );
     let me: Value = ada.get(&app.url("/auth/me")).await.json().await.unwrap();
@@ -491,7 +465,7 @@ async fn a_renamed_login_loses_its_old_channels_within_the_ttl() {
     // The newcomer gets the old name's channel, as the rule says.
     let newcomer = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(
-        auth(&newcomer, &app, "private-user-ada").await.0,
+        newcomer.auth(&app, "private-user-ada").await.0,
         StatusCode::OK
     );
 }
@@ -500,10 +474,10 @@ async fn a_renamed_login_loses_its_old_channels_within_the_ttl() {
 async fn an_unchanged_user_is_reread_with_a_free_304() {
     let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
-    assert_eq!(auth(&ada, &app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     app.pass_the_ttl();
     app.github.reset_counters();
-    assert_eq!(auth(&ada, &app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     assert_eq!(app.github.calls(Endpoint::User), 1);
     assert_eq!(app.github.not_modified(Endpoint::User), 1);
 }
@@ -546,13 +520,13 @@ async fn a_very_long_display_name_still_joins_presence() {
         .spawn()
         .await;
     let verbose = Browser::logged_in_as(&app, "verbose").await;
-    let (status, body) = auth(&verbose, &app, "presence-org-initech").await;
+    let (status, body) = verbose.auth(&app, "presence-org-initech").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let data: Value = serde_json::from_str(body["channel_data"].as_str().unwrap()).unwrap();
     let info = serde_json::to_vec(&data["user_info"]).unwrap();
     assert!(info.len() <= 1024, "{}", info.len());
     assert!(long.starts_with(data["user_info"]["name"].as_str().unwrap()));
-    assert_eq!(sign_in(&verbose, &app).await.0, StatusCode::OK);
+    assert_eq!(verbose.sign_in(&app).await.0, StatusCode::OK);
 }
 
 // ---- 11. headers ----------------------------------------------------------------
@@ -575,7 +549,6 @@ async fn every_answer_says_nosniff_and_pages_send_no_referrer() {
             "{path}: plain http"
         );
     }
-    let (_, _) = auth(&ada, &app, "private-ops").await;
     let page = ada.get(&app.url("/")).await;
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
     assert!(
@@ -687,13 +660,10 @@ async fn a_flood_of_identical_denials_is_logged_once_with_a_count() {
     let app = TestApp::new().spawn().await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     for _ in 0..200 {
-        assert_eq!(
-            auth(&bo, &app, "private-ops").await.0,
-            StatusCode::FORBIDDEN
-        );
+        assert_eq!(bo.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
     }
     assert_eq!(
-        auth(&bo, &app, "private-user-ada").await.0,
+        bo.auth(&app, "private-user-ada").await.0,
         StatusCode::FORBIDDEN
     );
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();

@@ -17,6 +17,7 @@ use github_standin::{Endpoint, GithubStandIn, MembershipState, World};
 use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::LOCATION;
+use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub const CLIENT_ID: &str = "Iv1.test-client";
@@ -251,6 +252,9 @@ impl TestAppBuilder {
     }
 }
 
+/// The socket id the tests' pusher-js would have.
+pub const SOCKET: &str = "123456.7890";
+
 /// A browser: keeps cookies, does not follow redirects (tests look at each hop).
 #[derive(Clone)]
 pub struct Browser {
@@ -333,6 +337,53 @@ impl Browser {
         let response = browser.login_as(app, login, None).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "login as {login}");
         browser
+    }
+}
+
+/// The Pusher endpoints, called as pusher-js calls them.
+impl Browser {
+    /// Posts a form to `path`; returns the status and JSON body.
+    pub async fn post_form(
+        &self,
+        app: &TestApp,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(app.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /pusher/auth` for `channel` on [`SOCKET`], the whole response.
+    pub async fn auth_request(&self, app: &TestApp, channel: &str) -> reqwest::Response {
+        self.http
+            .post(app.url("/pusher/auth"))
+            .form(&[("socket_id", SOCKET), ("channel_name", channel)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /pusher/auth` for `channel`: the status and JSON body.
+    pub async fn auth(&self, app: &TestApp, channel: &str) -> (StatusCode, Value) {
+        self.post_form(
+            app,
+            "/pusher/auth",
+            &[("socket_id", SOCKET), ("channel_name", channel)],
+        )
+        .await
+    }
+
+    /// `POST /pusher/user-auth` (`pusher.signin()`): the status and JSON body.
+    pub async fn sign_in(&self, app: &TestApp) -> (StatusCode, Value) {
+        self.post_form(app, "/pusher/user-auth", &[("socket_id", SOCKET)])
+            .await
     }
 }
 

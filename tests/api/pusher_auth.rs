@@ -10,10 +10,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{
-    Browser, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, TestApp, stand_in, stored_sessions,
+    Browser, MASTER_KEY_BASE64, PUSHER_KEY, PUSHER_SECRET, SOCKET, TestApp, stand_in,
+    stored_sessions,
 };
-
-const SOCKET: &str = "123456.7890";
 
 /// HMAC-SHA256 with the app secret, hex: computed here, not by the gateway's code.
 fn expected_auth(message: &str) -> String {
@@ -28,52 +27,18 @@ fn expected_auth(message: &str) -> String {
     format!("{PUSHER_KEY}:{hex}")
 }
 
-impl Browser {
-    /// Posts a form to `path` as pusher-js does; returns the status and JSON body.
-    pub async fn post_form(
-        &self,
-        app: &TestApp,
-        path: &str,
-        form: &[(&str, &str)],
-    ) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(app.url(path))
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    pub async fn auth(&self, app: &TestApp, channel: &str) -> (StatusCode, Value) {
-        self.post_form(
-            app,
-            "/pusher/auth",
-            &[("socket_id", SOCKET), ("channel_name", channel)],
-        )
-        .await
-    }
-}
-
 #[tokio::test]
 async fn an_allowed_private_channel_gets_a_signature_that_verifies() {
     let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
-    let response = ada
-        .http
-        .post(app.url("/pusher/auth"))
-        .form(&[("socket_id", SOCKET), ("channel_name", "private-ops")])
-        .send()
-        .await
-        .unwrap();
+    let response = ada.auth_request(&app, "private-ops").await;
     assert_eq!(
         response.headers()["cache-control"],
         "no-store",
         "a signature is never cached"
     );
-    let (status, body) = ada.auth(&app, "private-ops").await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["auth"],
@@ -221,9 +186,7 @@ async fn a_logged_out_caller_gets_401() {
     let (status, body) = Browser::new().auth(&app, "private-lobby").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body["error"].as_str().unwrap().contains("log in"), "{body}");
-    let (status, _) = Browser::new()
-        .post_form(&app, "/pusher/user-auth", &[("socket_id", SOCKET)])
-        .await;
+    let (status, _) = Browser::new().sign_in(&app).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -475,9 +438,7 @@ async fn the_batch_form_answers_each_channel_with_its_status() {
 async fn user_authentication_signs_the_github_identity() {
     let app = TestApp::new().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
-    let (status, body) = ada
-        .post_form(&app, "/pusher/user-auth", &[("socket_id", SOCKET)])
-        .await;
+    let (status, body) = ada.sign_in(&app).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let user_data = body["user_data"].as_str().unwrap();
     assert_eq!(
@@ -655,13 +616,7 @@ async fn a_revoked_token_gives_401_and_ends_the_session() {
     let cookie = ada.session_cookie(&app.url("/")).unwrap();
     app.github.revoke_tokens("ada");
     app.pass_the_ttl();
-    let response = ada
-        .http
-        .post(app.url("/pusher/auth"))
-        .form(&[("socket_id", SOCKET), ("channel_name", "private-ops")])
-        .send()
-        .await
-        .unwrap();
+    let response = ada.auth_request(&app, "private-ops").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     // Really ended: the cookie is cleared and the record is gone, so even
     // the old cookie sent by hand finds nothing (GitHub refusing the token

@@ -53,6 +53,22 @@ async fn with_memory_a_restart_ends_sessions() {
     assert_eq!(me(&browser, &second).await.0, StatusCode::UNAUTHORIZED);
 }
 
+/// Two gateways on one GitHub and one shared session store.
+async fn two_sharing(store: &str) -> (TestApp, TestApp) {
+    let github = stand_in().await;
+    let a = TestApp::new()
+        .with_github(github.clone())
+        .with_store(store)
+        .spawn()
+        .await;
+    let b = TestApp::new()
+        .with_github(github)
+        .with_store(store)
+        .spawn()
+        .await;
+    (a, b)
+}
+
 /// Needs a Redis server: `.ci/run` starts one and runs this with
 /// `cargo test -- --ignored`; locally, start `redis-server` and set
 /// `CHANNELGATE_TEST_REDIS` if it is not at redis://127.0.0.1:6379.
@@ -61,18 +77,7 @@ async fn with_memory_a_restart_ends_sessions() {
 async fn with_redis_two_instances_share_one_login() {
     let url = std::env::var("CHANNELGATE_TEST_REDIS")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let store = url.clone();
-    let github = stand_in().await;
-    let a = TestApp::new()
-        .with_github(github.clone())
-        .with_store(&store)
-        .spawn()
-        .await;
-    let b = TestApp::new()
-        .with_github(github)
-        .with_store(&store)
-        .spawn()
-        .await;
+    let (a, b) = two_sharing(&url).await;
 
     let browser = Browser::logged_in_as(&a, "ada").await;
     let (status, body) = me(&browser, &b).await;
@@ -108,18 +113,7 @@ async fn with_redis_two_instances_share_one_login() {
 #[ignore = "needs a Redis server with TLS; run with --ignored (see .ci/run)"]
 async fn with_rediss_sessions_travel_over_tls_and_hold_no_token_in_clear() {
     let url = std::env::var("CHANNELGATE_TEST_REDISS").expect("CHANNELGATE_TEST_REDISS");
-    let store = url.clone();
-    let github = stand_in().await;
-    let a = TestApp::new()
-        .with_github(github.clone())
-        .with_store(&store)
-        .spawn()
-        .await;
-    let b = TestApp::new()
-        .with_github(github)
-        .with_store(&store)
-        .spawn()
-        .await;
+    let (a, b) = two_sharing(&url).await;
     let browser = Browser::logged_in_as(&a, "ada").await;
     let (status, body) = me(&browser, &b).await;
     assert_eq!(status, StatusCode::OK, "{body}");
