@@ -44,6 +44,8 @@ pub const ENV_MASTER_KEY: &str = "CHANNELGATE_PUSHER_ENCRYPTION_MASTER_KEY_BASE6
 pub const ENV_GITHUB_CLIENT_SECRET: &str = "CHANNELGATE_GITHUB_CLIENT_SECRET";
 /// Environment variable for `session.encryption_key_base64`.
 pub const ENV_SESSION_KEY: &str = "CHANNELGATE_SESSION_ENCRYPTION_KEY_BASE64";
+/// Environment variable for `webhooks.secret`.
+pub const ENV_WEBHOOK_SECRET: &str = "CHANNELGATE_GITHUB_WEBHOOK_SECRET";
 /// Environment variable naming the config file when `--config` is not given.
 pub const ENV_CONFIG_PATH: &str = "CHANNELGATE_CONFIG";
 
@@ -64,6 +66,11 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `[signin]`: who may use `pusher.signin()`; `None` refuses everyone.
     pub signin: Option<Conditions>,
+    /// `[webhooks]`: GitHub's deliveries; `None` leaves `/github/webhook` out.
+    pub webhooks: Option<WebhooksConfig>,
+    /// `[revocation]`: how long signed channels are watched, and whether
+    /// losing one ends the person's Pusher connections.
+    pub revocation: RevocationConfig,
     /// `[[rules]]`, in file order.
     pub rules: RuleSet,
 }
@@ -126,6 +133,24 @@ pub struct PusherConfig {
     pub host: Option<HostPort>,
     /// Whether clients connect with TLS.
     pub tls: bool,
+    /// Pusher's HTTP API as configured; see [`PusherConfig::api_url`].
+    pub api_url: Option<String>,
+}
+
+impl PusherConfig {
+    /// Pusher's HTTP API root, without a trailing slash: `pusher.api_url`
+    /// when given, else `http(s)://{host}` for a self-hosted server, else
+    /// `https://api-{cluster}.pusher.com`.
+    pub fn api_url(&self) -> String {
+        match (&self.api_url, &self.host) {
+            (Some(url), _) => url.clone(),
+            (None, Some(host)) => {
+                let scheme = if self.tls { "https" } else { "http" };
+                format!("{scheme}://{host}")
+            }
+            (None, None) => format!("https://api-{}.pusher.com", self.cluster),
+        }
+    }
 }
 
 /// `HOST` or `HOST:PORT` (an IPv6 address in brackets: `[::1]:6001`).
@@ -271,6 +296,33 @@ pub struct CacheConfig {
     pub max_entries: u64,
 }
 
+/// `[webhooks]`.
+#[derive(Debug, Clone)]
+pub struct WebhooksConfig {
+    /// The secret GitHub signs each delivery with (`X-Hub-Signature-256`).
+    pub secret: Secret<String>,
+}
+
+/// `[revocation]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevocationConfig {
+    /// How long after signing a channel the gateway keeps checking that its
+    /// person may still have it; zero turns live revocation off.
+    pub watch_for: Duration,
+    /// End the person's Pusher connections when they lose a watched
+    /// channel; false only logs what would have been ended.
+    pub terminate_connections: bool,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        Self {
+            watch_for: Duration::from_secs(86_400),
+            terminate_connections: true,
+        }
+    }
+}
+
 /// `[limits]`: requests per minute; 0 turns a limit off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitsConfig {
@@ -341,6 +393,7 @@ impl PusherConfig {
             cluster: "mt1".to_owned(),
             host: None,
             tls: true,
+            api_url: None,
         }
     }
 }
@@ -371,6 +424,8 @@ impl Config {
             cache: CacheConfig::default(),
             limits: LimitsConfig::default(),
             signin: None,
+            webhooks: None,
+            revocation: RevocationConfig::default(),
             rules: RuleSet::default(),
         }
     }
@@ -624,6 +679,7 @@ encryption_master_key_base64 = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 cluster = "eu"
 host = "127.0.0.1:6001"
 tls = false
+api_url = "http://pusher-api.internal:8081"
 [github]
 client_id = "c"
 client_secret = "s"
@@ -646,6 +702,11 @@ auth_per_minute = 100
 [signin]
 orgs = ["b"]
 teams = ["b/c"]
+[webhooks]
+secret = "0123456789abcdef0123"
+[revocation]
+watch_for = "2h"
+terminate_connections = false
 [[rules]]
 channel = "private-x"
 users = ["a"]
@@ -694,6 +755,72 @@ everyone = true
             c.signin.as_ref().map(|s| s.orgs.clone()),
             Some(vec!["b".to_owned()])
         );
+        assert_eq!(c.pusher.api_url(), "http://pusher-api.internal:8081");
+        assert_eq!(
+            c.webhooks.as_ref().map(|w| w.secret.expose().as_str()),
+            Some("0123456789abcdef0123")
+        );
+        assert_eq!(
+            c.revocation,
+            RevocationConfig {
+                watch_for: Duration::from_secs(7200),
+                terminate_connections: false
+            }
+        );
+    }
+
+    #[test]
+    fn pusher_api_url_follows_cluster_then_host() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.pusher.api_url(), "https://api-mt1.pusher.com");
+        let eu = parse(&MINIMAL.replace("[github]", "cluster = \"eu\"\n[github]")).unwrap();
+        assert_eq!(eu.pusher.api_url(), "https://api-eu.pusher.com");
+        let own = parse(&MINIMAL.replace(
+            "[github]",
+            "host = \"127.0.0.1:6001\"\ntls = false\n[github]",
+        ))
+        .unwrap();
+        assert_eq!(own.pusher.api_url(), "http://127.0.0.1:6001");
+        let p = only_problem(&MINIMAL.replace(
+            "[github]",
+            "api_url = \"http://pusher.example/apps\"\n[github]",
+        ));
+        assert_eq!(p.key, "pusher.api_url");
+        assert!(p.message.contains("must not have a path"), "{}", p.message);
+    }
+
+    #[test]
+    fn live_revocation_is_on_and_webhooks_off_by_default() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.revocation.watch_for, Duration::from_secs(86_400));
+        assert!(c.revocation.terminate_connections);
+        assert!(c.webhooks.is_none());
+        let off = parse(&format!("{MINIMAL}\n[revocation]\nwatch_for = \"0s\"\n")).unwrap();
+        assert!(off.revocation.watch_for.is_zero());
+    }
+
+    #[test]
+    fn a_webhook_secret_must_be_long_and_never_shows() {
+        let short = only_problem(&format!("{MINIMAL}\n[webhooks]\nsecret = \"hunter2\"\n"));
+        assert_eq!(short.key, "webhooks.secret");
+        assert!(short.message.contains("at least 16"), "{}", short.message);
+        assert!(!short.message.contains("hunter2"));
+        let empty = only_problem(&format!("{MINIMAL}\n[webhooks]\n"));
+        assert_eq!(empty.key, "webhooks.secret");
+        assert!(
+            empty.message.contains(ENV_WEBHOOK_SECRET),
+            "{}",
+            empty.message
+        );
+        // The environment alone turns webhooks on, and wins over the file.
+        let env = |name: &str| {
+            (name == ENV_WEBHOOK_SECRET).then(|| "from-the-environment-0123".to_owned())
+        };
+        let c = Config::parse(MINIMAL, "t", &env).unwrap();
+        let secret = c.webhooks.map(|w| w.secret.expose().clone());
+        assert_eq!(secret.as_deref(), Some("from-the-environment-0123"));
+        let bad = problems(&format!("{MINIMAL}\n[webhooks]\nsecrets = \"x\"\n"));
+        assert!(bad.iter().any(|p| p.key == "webhooks.secrets"), "{bad:?}");
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub(super) struct RawPusher {
     pub(super) cluster: Option<S<String>>,
     pub(super) host: Option<S<String>>,
     pub(super) tls: Option<bool>,
+    pub(super) api_url: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -91,6 +92,17 @@ pub(super) struct RawRule {
     pub(super) everyone: bool,
 }
 
+#[derive(Deserialize, Default)]
+pub(super) struct RawWebhooks {
+    pub(super) secret: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct RawRevocation {
+    pub(super) watch_for: Option<S<String>>,
+    pub(super) terminate_connections: Option<bool>,
+}
+
 // Unknown keys are checked against these lists rather than with serde's
 // `deny_unknown_fields`, which stops at the first and hides every other problem.
 impl RawServer {
@@ -113,6 +125,7 @@ impl RawPusher {
         "cluster",
         "host",
         "tls",
+        "api_url",
     ];
 }
 impl RawGithub {
@@ -133,6 +146,12 @@ impl RawLimits {
 }
 impl RawSignin {
     pub(super) const FIELDS: &[&str] = &["users", "orgs", "teams", "everyone"];
+}
+impl RawWebhooks {
+    pub(super) const FIELDS: &[&str] = &["secret"];
+}
+impl RawRevocation {
+    pub(super) const FIELDS: &[&str] = &["watch_for", "terminate_connections"];
 }
 impl RawCache {
     pub(super) const FIELDS: &[&str] = &["membership_ttl", "stale_grace", "max_entries"];

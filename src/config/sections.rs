@@ -13,15 +13,24 @@ use toml::de::{DeTable, DeValue};
 use url::Url;
 
 use super::raw::{
-    Env, Problems, RawCache, RawGithub, RawLimits, RawPusher, RawRule, RawServer, RawSession,
-    RawSignin, S,
+    Env, Problems, RawCache, RawGithub, RawLimits, RawPusher, RawRevocation, RawRule, RawServer,
+    RawSession, RawSignin, RawWebhooks, S,
 };
 use super::*;
 use crate::rules::{Pattern, Rule, TeamRef, is_github_name};
 
 pub(super) fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Option<Config> {
     const TOP: &[&str] = &[
-        "server", "pusher", "github", "session", "cache", "limits", "signin", "rules",
+        "server",
+        "pusher",
+        "github",
+        "session",
+        "cache",
+        "limits",
+        "signin",
+        "webhooks",
+        "revocation",
+        "rules",
     ];
     p.unknown_keys("", doc, TOP);
     let get = |name: &str| doc.get(name);
@@ -37,6 +46,13 @@ pub(super) fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Op
             .section::<RawSignin>("signin", value, RawSignin::FIELDS)
             .map(Some),
     };
+    let webhooks = match get("webhooks") {
+        None => Some(None),
+        value => p
+            .section::<RawWebhooks>("webhooks", value, RawWebhooks::FIELDS)
+            .map(Some),
+    };
+    let revocation = p.section("revocation", get("revocation"), RawRevocation::FIELDS);
     let server = server.and_then(|raw| build_server(p, raw));
     let pusher = pusher.and_then(|raw| build_pusher(p, raw, env));
     let github = github.and_then(|raw| build_github(p, raw, env));
@@ -44,6 +60,8 @@ pub(super) fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Op
     let cache = cache.and_then(|raw| build_cache(p, raw));
     let limits = limits.and_then(|raw| build_limits(p, raw));
     let signin = signin.and_then(|raw| build_signin(p, raw));
+    let webhooks = webhooks.and_then(|raw| build_webhooks(p, raw, env));
+    let revocation = revocation.and_then(|raw| build_revocation(p, raw));
     let rules = build_rules(p, get("rules"));
     Some(Config {
         server: server?,
@@ -53,6 +71,8 @@ pub(super) fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Op
         cache: cache?,
         limits: limits?,
         signin: signin?,
+        webhooks: webhooks?,
+        revocation: revocation?,
         rules: rules?,
     })
 }
@@ -322,7 +342,12 @@ fn build_pusher(p: &mut Problems<'_>, raw: RawPusher, env: Env<'_>) -> Option<Pu
             .ok()
             .map(Some),
     };
+    let api_url = match &raw.api_url {
+        None => Some(None),
+        Some(v) => http_url(p, "pusher.api_url", v, false).map(Some),
+    };
     Some(PusherConfig {
+        api_url: api_url?,
         app_id: app_id?.into_inner(),
         key: key?.into_inner(),
         secret: secret??,
@@ -707,6 +732,60 @@ fn build_conditions(
         orgs: orgs?,
         teams: team_refs?,
         everyone,
+    })
+}
+
+/// The shortest webhook secret accepted: anyone who guesses it can make the
+/// gateway re-read people at will.
+const MIN_WEBHOOK_SECRET: usize = 16;
+
+/// `[webhooks]`; also on when only its environment variable is set.
+fn build_webhooks(
+    p: &mut Problems<'_>,
+    raw: Option<RawWebhooks>,
+    env: Env<'_>,
+) -> Option<Option<WebhooksConfig>> {
+    if raw.is_none() && env(ENV_WEBHOOK_SECRET).is_none() {
+        return Some(None);
+    }
+    let raw = raw.unwrap_or_default();
+    let span = raw.secret.as_ref().map(Spanned::span);
+    let secret = secret(
+        p,
+        "webhooks.secret",
+        ENV_WEBHOOK_SECRET,
+        raw.secret,
+        env,
+        true,
+    )??;
+    if secret.expose().len() < MIN_WEBHOOK_SECRET {
+        p.add(
+            "webhooks.secret",
+            span,
+            format!(
+                "is {} bytes; use at least {MIN_WEBHOOK_SECRET} random ones, such as `openssl rand -hex 32`, and give GitHub the same",
+                secret.expose().len()
+            ),
+        );
+        return None;
+    }
+    Some(Some(WebhooksConfig { secret }))
+}
+
+fn build_revocation(p: &mut Problems<'_>, raw: RawRevocation) -> Option<RevocationConfig> {
+    let defaults = RevocationConfig::default();
+    let watch_for = duration(
+        p,
+        "revocation.watch_for",
+        raw.watch_for,
+        defaults.watch_for,
+        Duration::ZERO,
+    );
+    Some(RevocationConfig {
+        watch_for: watch_for?,
+        terminate_connections: raw
+            .terminate_connections
+            .unwrap_or(defaults.terminate_connections),
     })
 }
 

@@ -115,6 +115,32 @@ impl Config {
                 Some(c) => describe_admitted(c).unwrap_or_default(),
             }
         );
+        let revocation = &self.revocation;
+        let _ = writeln!(
+            s,
+            "revoke:  {}; webhooks {}",
+            if revocation.watch_for.is_zero() {
+                "off: a signed channel is never re-checked (revocation.watch_for = \"0s\")"
+                    .to_owned()
+            } else {
+                format!(
+                    "channels signed within {} re-checked every {}; a lost one {} (Pusher API {})",
+                    format_duration(revocation.watch_for),
+                    format_duration(cache.membership_ttl),
+                    if revocation.terminate_connections {
+                        "ends the person's connections"
+                    } else {
+                        "is only logged (terminate_connections = false)"
+                    },
+                    pusher.api_url()
+                )
+            },
+            if self.webhooks.is_some() {
+                "on at POST /github/webhook"
+            } else {
+                "off (no [webhooks]): changes are seen by the sweep"
+            }
+        );
         let rules = self.rules.rules();
         if rules.is_empty() {
             let _ = writeln!(s, "rules:   none: every channel will be denied");
