@@ -302,36 +302,45 @@ pub(crate) fn orgs_page(
 
 /// The person's teams, one page.
 pub(crate) fn teams_page(st: &St, user: &UserRecord, params: &Params) -> Listing {
-    let api = st.api_url();
     let items: Vec<Value> = person_of(st, user)
         .map_or(&[][..], |p| &p.teams)
         .iter()
         .map(|(org, slug)| {
-            let org_id = derived_id("org", org);
-            let id = derived_id("team", &format!("{org}/{slug}"));
-            json!({
-                "id": id,
-                "node_id": STANDARD.encode(format!("04:Team{id}")),
-                "url": format!("{api}/organizations/{org_id}/team/{id}"),
-                "html_url": format!("{}/orgs/{org}/teams/{slug}", st.base_url),
-                "name": team_name(slug),
-                "slug": slug,
-                "description": null,
-                "privacy": "closed",
-                "notification_setting": "notifications_enabled",
-                "permission": "pull",
-                "members_url": format!("{api}/organizations/{org_id}/team/{id}/members{{/member}}"),
-                "repositories_url": format!("{api}/organizations/{org_id}/team/{id}/repos"),
-                "parent": null,
-                "members_count": st.db.team_size(org, slug),
-                "repos_count": 0,
-                "created_at": "2020-01-01T00:00:00Z",
-                "updated_at": "2020-01-01T00:00:00Z",
-                "organization": org_json(st, org),
-            })
+            let mut team = team_json(st, org, slug);
+            if let Value::Object(map) = &mut team {
+                map.insert("members_count".into(), st.db.team_size(org, slug).into());
+                map.insert("repos_count".into(), 0.into());
+                map.insert("created_at".into(), "2020-01-01T00:00:00Z".into());
+                map.insert("updated_at".into(), "2020-01-01T00:00:00Z".into());
+                map.insert("organization".into(), org_json(st, org));
+            }
+            team
         })
         .collect();
     paginate(st, items, "/user/teams", params)
+}
+
+/// Team `slug` of `org` as GitHub describes a team inside other objects
+/// (webhooks; the API's team lists add counts, dates and the organization).
+pub(crate) fn team_json(st: &St, org: &str, slug: &str) -> Value {
+    let api = st.api_url();
+    let org_id = derived_id("org", org);
+    let id = derived_id("team", &format!("{org}/{slug}"));
+    json!({
+        "id": id,
+        "node_id": STANDARD.encode(format!("04:Team{id}")),
+        "url": format!("{api}/organizations/{org_id}/team/{id}"),
+        "html_url": format!("{}/orgs/{org}/teams/{slug}", st.base_url),
+        "name": team_name(slug),
+        "slug": slug,
+        "description": null,
+        "privacy": "closed",
+        "notification_setting": "notifications_enabled",
+        "permission": "pull",
+        "members_url": format!("{api}/organizations/{org_id}/team/{id}/members{{/member}}"),
+        "repositories_url": format!("{api}/organizations/{org_id}/team/{id}/repos"),
+        "parent": null,
+    })
 }
 
 /// One page of `items` and its `Link` header, GitHub style.

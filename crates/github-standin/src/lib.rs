@@ -26,6 +26,8 @@
 //! | `GET /api/v3/user/memberships/orgs` | their organization memberships, `state=active\|pending` filter, paginated |
 //! | `GET /api/v3/user/teams` | their teams, paginated |
 //! | anything else under `/api/v3` | `404 {"message":"Not Found",...}` |
+//! | `GET /admin` | not GitHub's: a demo and test page listing every person's memberships, with forms to change them and the last webhook deliveries |
+//! | `POST /admin` | its forms (`action`, `login`, `org`, `slug`): makes the change through [`GithubStandIn::announce`], then `303` back to the page |
 //!
 //! API requests are handled in this order: the outage switch
 //! ([`GithubStandIn::set_down`]), then the delay ([`GithubStandIn::set_delay`],
@@ -34,12 +36,26 @@
 //! normal answer (or `304` when `If-None-Match` matches its `ETag`).
 //!
 //! Switches and membership changes take effect on the next request. Every
-//! request is counted per [`Endpoint`] (see [`GithubStandIn::calls`]).
+//! request is counted per [`Endpoint`] (see [`GithubStandIn::calls`]). The
+//! admin page is not GitHub's, so the switches leave it alone and it is not
+//! counted.
+//!
+//! # Webhooks
+//!
+//! Membership changes come in two kinds. The switches
+//! ([`GithubStandIn::set_org_state`], [`GithubStandIn::add_to_team`], ...)
+//! are silent: they model changes GitHub makes without telling anyone.
+//! [`GithubStandIn::announce`] makes a [`Change`] and, once a target is set
+//! with [`GithubStandIn::set_webhook`], POSTs the webhook GitHub sends for
+//! it (`organization`, `membership` or `github_app_authorization`), signed
+//! with `X-Hub-Signature-256` ([`signature_256`]). The ids in payloads are
+//! the ones the API answers with: [`UserRecord::id`], [`org_id`] and
+//! [`team_id`].
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use askama::Template;
@@ -97,6 +113,9 @@ struct Inner {
     client_id: String,
     client_secret: String,
     state: Mutex<St>,
+    /// The HTTP client of webhook deliveries, made on first use (or why it
+    /// could not be).
+    webhook_client: OnceLock<Result<reqwest::Client, String>>,
 }
 
 /// An authorization code waiting to be exchanged.
@@ -148,6 +167,12 @@ struct Db {
     people: HashMap<String, Person>,
     /// How many team memberships each team has, by lowercase (org, slug).
     team_sizes: HashMap<(String, String), usize>,
+    /// Every organization that has had a member, by lowercase name, with
+    /// the first spelling seen (the admin page offers them all).
+    known_orgs: BTreeMap<String, String>,
+    /// Every team that has had a member, by lowercase (org, slug), with the
+    /// first spelling seen.
+    known_teams: BTreeMap<(String, String), (String, String)>,
 }
 
 /// One person's part of the [`Db`].
@@ -178,6 +203,8 @@ impl Db {
             users: Vec::with_capacity(users.len()),
             people: HashMap::with_capacity(users.len()),
             team_sizes: HashMap::new(),
+            known_orgs: BTreeMap::new(),
+            known_teams: BTreeMap::new(),
         };
         for user in users {
             let at = db.users.len();
@@ -185,15 +212,30 @@ impl Db {
             db.users.push(user);
         }
         for m in orgs {
+            db.know(&m.org, None);
             db.person(&m.login).orgs.push((m.org, m.state));
         }
         for t in teams {
+            db.know(&t.org, Some(&t.slug));
             *db.team_sizes
                 .entry((t.org.to_ascii_lowercase(), t.slug.to_ascii_lowercase()))
                 .or_default() += 1;
             db.person(&t.login).teams.push((t.org, t.slug));
         }
         db
+    }
+
+    /// Remembers organization `org` and, with `slug`, its team `slug`.
+    fn know(&mut self, org: &str, slug: Option<&str>) {
+        let org_key = org.to_ascii_lowercase();
+        if let Some(slug) = slug {
+            self.known_teams
+                .entry((org_key.clone(), slug.to_ascii_lowercase()))
+                .or_insert_with(|| (org.to_owned(), slug.to_owned()));
+        }
+        self.known_orgs
+            .entry(org_key)
+            .or_insert_with(|| org.to_owned());
     }
 
     fn person(&mut self, login: &str) -> &mut Person {
@@ -222,6 +264,7 @@ impl Db {
     fn set_org(&mut self, login: &str, org: &str, state: Option<MembershipState>) {
         match state {
             Some(state) => {
+                self.know(org, None);
                 let orgs = &mut self.person(login).orgs;
                 match orgs.iter_mut().find(|(o, _)| o.eq_ignore_ascii_case(org)) {
                     Some(m) => m.1 = state,
@@ -242,6 +285,7 @@ impl Db {
     }
 
     fn add_team(&mut self, login: &str, org: &str, slug: &str) {
+        self.know(org, Some(slug));
         let teams = &mut self
             .people
             .entry(login.to_ascii_lowercase())
@@ -322,6 +366,10 @@ struct St {
     not_modified: HashMap<Endpoint, u64>,
     /// The budget of requests without a valid token.
     anonymous: Budget,
+    /// Where [`GithubStandIn::announce`] sends webhooks.
+    webhook: Option<WebhookTarget>,
+    /// The last deliveries, oldest first.
+    deliveries: VecDeque<Delivery>,
 }
 
 impl St {
@@ -475,7 +523,10 @@ impl GithubStandIn {
                     calls: HashMap::new(),
                     not_modified: HashMap::new(),
                     anonymous: Budget::default(),
+                    webhook: None,
+                    deliveries: VecDeque::new(),
                 }),
+                webhook_client: OnceLock::new(),
             }),
         }
     }
@@ -597,11 +648,7 @@ impl GithubStandIn {
     /// Revokes every token issued to `login` so far: they now get
     /// `401 Bad credentials`. Tokens issued later (after a new login) work.
     pub fn revoke_tokens(&self, login: &str) {
-        // Tokens remember the count when they were issued; a new count
-        // leaves them behind.
-        if let Some(person) = self.lock().db.people.get_mut(&login.to_ascii_lowercase()) {
-            person.revocations += 1;
-        }
+        webhook::revoke(&mut self.lock(), login);
     }
 
     /// While on, every route answers `503` (API: JSON
@@ -729,16 +776,19 @@ impl GithubStandIn {
     // -- OAuth web flow ------------------------------------------------------
 }
 
+mod admin;
 mod api;
 mod oauth;
 mod pages;
 mod routes;
 mod util;
+mod webhook;
 mod world;
 
 use pages::*;
 use routes::*;
 use util::*;
+pub use webhook::{Change, Delivery, WebhookTarget, org_id, signature_256, team_id};
 pub use world::{Endpoint, MembershipState, OrgMembership, TeamMembership, UserRecord, World};
 
 #[cfg(test)]

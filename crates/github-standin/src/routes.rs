@@ -1,6 +1,7 @@
 //! The stand-in's routes and their handlers.
 
 use super::*;
+use crate::admin::{admin_get, admin_post};
 
 /// The stand-in's routes, before the state is given.
 pub(crate) fn routes() -> Router<GithubStandIn> {
@@ -10,6 +11,7 @@ pub(crate) fn routes() -> Router<GithubStandIn> {
             get(authorize_get).post(authorize_post),
         )
         .route("/login/oauth/access_token", post(access_token))
+        .route("/admin", get(admin_get).post(admin_post))
         .route("/api/v3/user", get(api_user))
         .route("/api/v3/user/memberships/orgs", get(api_orgs))
         .route("/api/v3/user/teams", get(api_teams))
