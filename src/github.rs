@@ -108,6 +108,13 @@ pub struct PagedList<T> {
     pub not_modified: u32,
 }
 
+impl<T> PagedList<T> {
+    /// Every item of every page, borrowed.
+    pub fn items_iter(&self) -> impl Iterator<Item = &T> {
+        self.pages.iter().flat_map(|p| p.items.iter())
+    }
+}
+
 impl<T: Clone> PagedList<T> {
     /// Every item of every page.
     pub fn items(&self) -> Vec<T> {
@@ -123,9 +130,14 @@ impl<T: Clone> PagedList<T> {
     }
 }
 
-#[derive(Deserialize)]
-struct OrgRef {
-    login: String,
+/// An organisation as list items name it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OrgRef {
+    /// Its login (name).
+    pub login: String,
+    /// Its numeric id, which webhooks use; 0 if GitHub left it out.
+    #[serde(default)]
+    pub id: u64,
 }
 
 /// An item of `GET /user/memberships/orgs`.
@@ -133,9 +145,9 @@ struct OrgRef {
 pub struct OrgMembershipItem {
     /// Whether the membership counts yet.
     pub state: OrgState,
-    #[serde(rename = "organization", deserialize_with = "org_login")]
-    /// The organisation's login.
-    pub org: String,
+    /// The organisation.
+    #[serde(rename = "organization")]
+    pub org: OrgRef,
 }
 
 /// The state of an org membership, as GitHub names it.
@@ -154,15 +166,14 @@ pub enum OrgState {
 /// An item of `GET /user/teams`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct TeamItem {
+    /// The team's numeric id, which webhooks use; 0 if GitHub left it out.
+    #[serde(default)]
+    pub id: u64,
     /// The team's slug.
     pub slug: String,
-    #[serde(rename = "organization", deserialize_with = "org_login")]
-    /// The login of the team's organisation.
-    pub org: String,
-}
-
-fn org_login<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    OrgRef::deserialize(d).map(|o| o.login)
+    /// The team's organisation.
+    #[serde(rename = "organization")]
+    pub org: OrgRef,
 }
 
 /// A client for one GitHub instance.
@@ -512,7 +523,7 @@ mod tests {
             br#"[{"url":"u","state":"active","role":"member","organization":{"login":"acme","id":1}}]"#,
         )
         .unwrap();
-        assert_eq!(orgs[0].org, "acme");
+        assert_eq!((orgs[0].org.login.as_str(), orgs[0].org.id), ("acme", 1));
         assert_eq!(orgs[0].state, OrgState::Active);
         let odd: Vec<OrgMembershipItem> =
             parse(br#"[{"state":"suspended","organization":{"login":"x"}}]"#).unwrap();
@@ -521,8 +532,12 @@ mod tests {
             parse(br#"[{"id":1,"name":"Secret Agents","slug":"secret-agents","organization":{"login":"acme"}}]"#)
                 .unwrap();
         assert_eq!(
-            (teams[0].org.as_str(), teams[0].slug.as_str()),
-            ("acme", "secret-agents")
+            (
+                teams[0].org.login.as_str(),
+                teams[0].slug.as_str(),
+                teams[0].id
+            ),
+            ("acme", "secret-agents", 1)
         );
         assert!(matches!(
             parse::<Vec<TeamItem>>(b"[{\"slug\":"),

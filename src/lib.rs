@@ -17,6 +17,9 @@
 //! - [`github`]: the GitHub REST client (user, org memberships, teams).
 //! - [`clock`]: the clock of every TTL, which tests move instead of waiting.
 //! - [`membership`]: a person's active orgs and teams, cached briefly, re-read with ETags.
+//! - [`pusher_api`]: Pusher's HTTP API, signed: ending a person's connections.
+//! - [`revocation`]: live grants: what was signed, re-checked on webhooks,
+//!   on a sweep and on rule changes; lost ones end the connections.
 //! - [`session`]: the session store chosen by configuration, and what a session holds.
 //! - [`web`]: the HTTP face: state, extractors, errors, handlers, router,
 //!   the bounded server. Everything above it is free of HTTP.
@@ -34,6 +37,8 @@ pub mod demo;
 pub mod excerpt;
 pub mod github;
 pub mod membership;
+pub mod pusher_api;
+pub mod revocation;
 pub mod rules;
 pub mod secret;
 pub mod session;

@@ -98,6 +98,20 @@ pub struct Memberships {
     keys: Keys,
     policy: Policy,
     clock: Clock,
+    /// Told the id of each person whose membership a read found changed
+    /// (or whose token GitHub refused), for live revocation.
+    changes: Option<tokio::sync::mpsc::Sender<MembershipChange>>,
+}
+
+/// How a read treats the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A fresh entry answers; a stale one is re-read.
+    Cached,
+    /// At login: re-read whatever the cache holds; `/user` was just read.
+    Login,
+    /// A re-check (a webhook, the sweep): re-read everything now.
+    Recheck,
 }
 
 impl Memberships {
@@ -117,7 +131,16 @@ impl Memberships {
                 stale_grace: config.stale_grace,
             },
             clock,
+            changes: None,
         }
+    }
+
+    /// Tells `changes` the id of every person whose re-read membership
+    /// differs from what the cache held, or whose token GitHub refused. A
+    /// full channel drops the news: the revocation sweep finds it anyway.
+    pub fn notify_changes(mut self, changes: tokio::sync::mpsc::Sender<MembershipChange>) -> Self {
+        self.changes = Some(changes);
+        self
     }
 
     /// The person's membership: from the cache while fresh, else re-read.
@@ -141,7 +164,79 @@ impl Memberships {
             user: user.clone(),
             etag: None,
         };
-        self.read(&seen, &token, false).await
+        self.read(&seen, &token, Mode::Cached).await
+    }
+
+    /// Re-reads the person's membership from GitHub now, however fresh the
+    /// cached one (conditional requests: unchanged answers are free).
+    pub async fn recheck(
+        &self,
+        user: &GithubUser,
+        token: &SealedToken,
+    ) -> Result<Arc<Membership>, MembershipError> {
+        let Ok(token) = self.keys.open_token(token) else {
+            return Err(MembershipError::Revoked);
+        };
+        let seen = UserRead {
+            user: user.clone(),
+            etag: None,
+        };
+        self.read(&seen, &token, Mode::Recheck).await
+    }
+
+    /// The cached membership of person `id`, fresh or not, without asking GitHub.
+    pub async fn peek(&self, id: u64) -> Option<Arc<Membership>> {
+        self.cache.get(&id).await.and_then(|s| s.membership.clone())
+    }
+
+    /// Marks person `id`'s entry stale, so their next request re-reads it
+    /// (keeping its ETags, so an unchanged answer is still free).
+    pub async fn expire(&self, id: u64) {
+        let long_ago = self.clock.now() - self.policy.ttl - self.policy.stale_grace;
+        self.cache
+            .entry(id)
+            .and_compute_with(|current| async move {
+                match current.map(|e| e.into_value()) {
+                    Some(slot) => match &slot.membership {
+                        Some(m) if m.confirmed_at > long_ago => {
+                            let mut stale = Membership::clone(m);
+                            stale.confirmed_at = long_ago;
+                            Op::Put(Arc::new(Slot {
+                                membership: Some(Arc::new(stale)),
+                                retry_not_before: slot.retry_not_before,
+                            }))
+                        }
+                        _ => Op::Nop,
+                    },
+                    None => Op::Nop,
+                }
+            })
+            .await;
+    }
+
+    /// Ids of the people whose cached membership lists the organisation or
+    /// team with this numeric id (for renames and deletions).
+    pub fn people_in(&self, group: Group) -> Vec<u64> {
+        self.cache
+            .iter()
+            .filter(|(_, slot)| {
+                slot.membership.as_ref().is_some_and(|m| match group {
+                    Group::Org(id) => m.orgs.items_iter().any(|o| o.org.id == id),
+                    Group::Team(id) => m.teams.items_iter().any(|t| t.id == id),
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// People in the cache now.
+    pub fn len(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Re-reads the person's membership now (at login), whatever the cache
@@ -151,7 +246,7 @@ impl Memberships {
         user: &UserRead,
         token: &Secret<String>,
     ) -> Result<Arc<Membership>, MembershipError> {
-        self.read(user, token, true).await
+        self.read(user, token, Mode::Login).await
     }
 
     /// Reads under the person's key lock, so concurrent callers share one read.
@@ -159,7 +254,7 @@ impl Memberships {
         &self,
         user: &UserRead,
         token: &Secret<String>,
-        force: bool,
+        mode: Mode,
     ) -> Result<Arc<Membership>, MembershipError> {
         let user_id = user.user.id;
         let started = self.clock.now();
@@ -170,7 +265,7 @@ impl Memberships {
                 let slot = current.map(|e| e.into_value()).unwrap_or_default();
                 let outcome = &mut outcome;
                 async move {
-                    let (op, result) = self.next(slot, user, token, force, started).await;
+                    let (op, result) = self.next(slot, user, token, mode, started).await;
                     *outcome = result;
                     op
                 }
@@ -185,10 +280,11 @@ impl Memberships {
         slot: Arc<Slot>,
         user: &UserRead,
         token: &Secret<String>,
-        force: bool,
+        mode: Mode,
         started: Instant,
     ) -> (Op<Arc<Slot>>, Result<Arc<Membership>, MembershipError>) {
         let now = self.clock.now();
+        let force = mode != Mode::Cached;
         if let Before::Answer(answer) = self.policy.before_read(&slot, now, started, force) {
             return (Op::Nop, answer);
         }
@@ -198,7 +294,7 @@ impl Memberships {
         let last_user = previous.map(|m| &m.user);
         let (read_user, orgs, teams) = tokio::join!(
             async {
-                if force {
+                if mode == Mode::Login {
                     Ok(user.clone())
                 } else {
                     self.github.user_read(token, last_user).await
@@ -218,11 +314,15 @@ impl Memberships {
                     "GitHub token answered for another user id"
                 );
                 let _ = (orgs, teams);
+                self.changed(user.user.id, true);
                 (Op::Remove, Err(MembershipError::Revoked))
             }
             Ok((read_user, orgs, teams)) => {
                 let membership =
                     Arc::new(Membership::new(read_user, orgs, teams, self.clock.now()));
+                if previous.is_some_and(|p| p.person != membership.person) {
+                    self.changed(user.user.id, false);
+                }
                 let slot = Slot {
                     membership: Some(membership.clone()),
                     retry_not_before: None,
@@ -230,7 +330,10 @@ impl Memberships {
                 (Op::Put(Arc::new(slot)), Ok(membership))
             }
             // The entry goes with the token: the next read starts afresh.
-            Err(GithubError::Unauthorized) => (Op::Remove, Err(MembershipError::Revoked)),
+            Err(GithubError::Unauthorized) => {
+                self.changed(user.user.id, true);
+                (Op::Remove, Err(MembershipError::Revoked))
+            }
             Err(e) => {
                 let (kept, answer) =
                     self.policy
@@ -241,6 +344,34 @@ impl Memberships {
             }
         }
     }
+}
+
+impl Memberships {
+    /// Passes on the news that person `id`'s access may have changed.
+    fn changed(&self, id: u64, revoked: bool) {
+        if let Some(changes) = &self.changes {
+            // Full: the sweep re-checks everyone watched within the TTL.
+            let _ = changes.try_send(MembershipChange { id, revoked });
+        }
+    }
+}
+
+/// News that a person's access may have changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MembershipChange {
+    /// Their GitHub id.
+    pub id: u64,
+    /// GitHub refused their token: they have lost everything.
+    pub revoked: bool,
+}
+
+/// An organisation or team, by the numeric id webhooks name it with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// An organisation.
+    Org(u64),
+    /// A team.
+    Team(u64),
 }
 
 impl Membership {
@@ -270,15 +401,15 @@ impl Membership {
         let active_orgs = orgs
             .items()
             .into_iter()
-            .filter(|m| m.state == OrgState::Active && named("org", &m.org))
-            .map(|m| m.org)
+            .filter(|m| m.state == OrgState::Active && named("org", &m.org.login))
+            .map(|m| m.org.login)
             .collect();
         let teams_of_person = teams
             .items()
             .iter()
-            .filter(|t| named("org", &t.org) && named("team", &t.slug))
+            .filter(|t| named("org", &t.org.login) && named("team", &t.slug))
             .map(|t| TeamRef {
-                org: t.org.clone(),
+                org: t.org.login.clone(),
                 slug: t.slug.clone(),
             })
             .collect();
@@ -324,7 +455,7 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::github::CachedPage;
+    use crate::github::{CachedPage, OrgRef};
 
     fn page<T>(items: Vec<T>) -> PagedList<T> {
         PagedList {
@@ -345,25 +476,42 @@ mod tests {
         let orgs = page(vec![
             OrgMembershipItem {
                 state: OrgState::Active,
-                org: "acme".into(),
+                org: OrgRef {
+                    login: "acme".into(),
+                    id: 7,
+                },
             },
             OrgMembershipItem {
                 state: OrgState::Pending,
-                org: "initech".into(),
+                org: OrgRef {
+                    login: "initech".into(),
+                    id: 7,
+                },
             },
             OrgMembershipItem {
                 state: OrgState::Active,
-                org: "evil.org".into(),
+                org: OrgRef {
+                    login: "evil.org".into(),
+                    id: 8,
+                },
             },
         ]);
         let teams = page(vec![
             TeamItem {
+                id: 9,
                 slug: "ops".into(),
-                org: "acme".into(),
+                org: OrgRef {
+                    login: "acme".into(),
+                    id: 7,
+                },
             },
             TeamItem {
+                id: 9,
                 slug: "ops.evil".into(),
-                org: "acme".into(),
+                org: OrgRef {
+                    login: "acme".into(),
+                    id: 7,
+                },
             },
         ]);
         let mut m = Membership::confirmed_at_for_test(Instant::now());

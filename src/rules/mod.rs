@@ -22,7 +22,7 @@ pub use pattern::{Binding, Pattern, PatternError, Placeholder};
 
 /// A person as the rules see them: who they are and what they are an
 /// *active* member of. Pending invitations must not be put here.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Person {
     /// The numeric GitHub user id; unlike the login it is never reassigned.
     pub id: u64,

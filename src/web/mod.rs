@@ -13,6 +13,7 @@
 //! - [`auth`]: GitHub login (OAuth web flow), logout and `/auth/me`.
 //! - [`pusher`]: `/pusher/auth` and `/pusher/user-auth`.
 //! - [`pages`]: the home page, assets, liveness.
+//! - [`webhook`]: `POST /github/webhook`, GitHub's deliveries.
 //! - [`router`]: every route and the layers around them.
 //! - [`serve`]: the bounded accept loop, start-up and graceful shutdown.
 
@@ -26,6 +27,7 @@ pub mod pusher;
 pub mod router;
 pub mod serve;
 pub mod state;
+pub mod webhook;
 
 pub use error::{ApiError, PageError};
 pub use extract::{Caller, ClientAddr};

@@ -30,9 +30,11 @@ use super::extract::{Caller, caller_with, client_addr_of, current_identity};
 use super::limits::Key;
 use super::state::AppState;
 use crate::channel::{ChannelKind, ChannelName, InputError, MAX_USER_INFO_BYTES, SocketId};
+use crate::crypto::SealedToken;
 use crate::excerpt::Excerpt;
 use crate::github::GithubUser;
 use crate::membership::Membership;
+use crate::revocation::Grant;
 use crate::rules::{Decision, Denial};
 use crate::signing::{ChannelAuth, PresenceMember, SignError, UserData};
 
@@ -301,7 +303,7 @@ async fn who(
     state: &AppState,
     session: &Session,
     addr: IpAddr,
-) -> Result<Arc<Membership>, ApiError> {
+) -> Result<(Arc<Membership>, SealedToken), ApiError> {
     let identity = current_identity(state, session)
         .await
         .map_err(ApiError::session)?;
@@ -331,8 +333,8 @@ async fn who(
         )),
         Caller::Person {
             membership: Ok(membership),
-            ..
-        } => Ok(membership),
+            identity,
+        } => Ok((membership, identity.token)),
         Caller::Person {
             identity,
             membership: Err(why),
@@ -393,6 +395,9 @@ fn json_len(c: char) -> usize {
 struct Signing<'a> {
     state: &'a AppState,
     membership: &'a Membership,
+    /// The session's sealed token, remembered with each grant so the
+    /// revocation sweep can re-read the person.
+    token: &'a SealedToken,
     socket_id: &'a SocketId,
     member: OnceCell<Result<PresenceMember, InputError>>,
 }
@@ -432,6 +437,11 @@ impl Signing<'_> {
                 {
                     Ok(auth) => {
                         tracing::debug!(%login, %channel, reason = %decision, "allowed");
+                        self.state.revocation.signed(
+                            self.membership,
+                            self.token,
+                            Grant::Channel(channel.as_str()),
+                        );
                         Ok(auth)
                     }
                     Err(e @ SignError::NoMasterKey(_)) => Err(ApiError::new(
@@ -464,10 +474,11 @@ pub async fn channel_auth(
 ) -> Result<Response, ApiError> {
     let (headers, body, addr) = accept(&state, request).await?;
     let request = parse_request(&headers, &body)?;
-    let membership = who(&state, &session, addr).await?;
+    let (membership, token) = who(&state, &session, addr).await?;
     let signing = Signing {
         state: &state,
         membership: &membership,
+        token: &token,
         socket_id: &request.socket_id,
         member: OnceCell::new(),
     };
@@ -502,7 +513,7 @@ pub async fn user_auth(
         Format::Form => socket_id(only(&form_fields(&body), "socket_id")?)?,
         Format::Json => socket_id(JsonBody::parse(&body)?.socket_id.as_deref())?,
     };
-    let membership = who(&state, &session, addr).await?;
+    let (membership, token) = who(&state, &session, addr).await?;
     // Sign-in is authorization too: a GitHub account alone is not enough.
     let person = &membership.person;
     let admitted = state
@@ -527,7 +538,9 @@ pub async fn user_auth(
     let user = membership.user();
     let data = UserData::new(&user.id.to_string(), Some(&user_info(user)))
         .map_err(|e| ApiError::internal(format!("user data of {}: {e}", user.login)))?;
-    Ok(Json(state.signer.authenticate_user(&socket_id, &data)).into_response())
+    let answer = state.signer.authenticate_user(&socket_id, &data);
+    state.revocation.signed(&membership, &token, Grant::SignIn);
+    Ok(Json(answer).into_response())
 }
 
 #[cfg(test)]

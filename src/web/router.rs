@@ -12,7 +12,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::state::AppState;
-use super::{auth, pages, pusher};
+use super::{auth, pages, pusher, webhook};
 use crate::session::Store;
 
 /// Every route of the gateway, with sessions, for the given store.
@@ -20,6 +20,11 @@ pub fn router(state: AppState, store: Store) -> Router {
     let https = state.config.server.is_https();
     let sessions = store.layer(&state.config.session, https);
     let hsts = https.then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+    let webhooks = if state.config.webhooks.is_some() {
+        Router::new().route("/github/webhook", post(webhook::receive))
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/", get(pages::home))
         .route("/healthz", get(pages::healthz))
@@ -35,6 +40,7 @@ pub fn router(state: AppState, store: Store) -> Router {
                 .route("/pusher/user-auth", post(pusher::user_auth).options(empty))
                 .route_layer(middleware::from_fn_with_state(state.clone(), pusher::cors)),
         )
+        .merge(webhooks)
         .fallback(pages::not_found)
         .layer(middleware::map_response(no_store))
         .layer(sessions)

@@ -22,7 +22,8 @@ use tower::ServiceExt as _;
 use super::router::router;
 use super::state::{AppState, StartError};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, SessionStore};
+use crate::revocation;
 use crate::session::Store;
 
 /// Builds the whole application from a configuration, opening the session
@@ -35,6 +36,13 @@ pub async fn build_app(config: Config) -> Result<Router, StartError> {
 pub async fn build_app_with(config: Config, clock: Clock) -> Result<Router, StartError> {
     let store = Store::open(&config.session.store, clock.clone()).await?;
     let state = AppState::new(config, clock)?;
+    if let (SessionStore::Redis(url), true) =
+        (&state.config.session.store, state.revocation.is_on())
+    {
+        revocation::bus::join(url, &state.revocation)
+            .await
+            .map_err(StartError::Bus)?;
+    }
     let sweep = state.clone();
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(60));

@@ -8,11 +8,14 @@ use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
 
 use super::limits::{Limiter, QuietLog};
+use super::webhook::SeenDeliveries;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::Keys;
 use crate::github::GithubClient;
 use crate::membership::Memberships;
+use crate::pusher_api::PusherApi;
+use crate::revocation::{Access, Revocation, Settings};
 use crate::session::StoreError;
 use crate::signing::Signer;
 
@@ -40,6 +43,8 @@ pub struct Shared {
     pub signer: Signer,
     /// People's current memberships, cached briefly.
     pub memberships: Memberships,
+    /// What was signed, watched until `revocation.watch_for` passes.
+    pub revocation: Revocation,
     /// The clock of TTLs, grace, back-off and `session.max_age`.
     pub clock: Clock,
     /// Seals tokens in stored sessions and the login cookie.
@@ -54,6 +59,8 @@ pub struct Shared {
     pub auth_limit: Limiter,
     /// Refusals, logged once a minute however often they repeat.
     pub quiet: QuietLog,
+    /// Webhook deliveries already handled.
+    pub deliveries: SeenDeliveries,
 }
 
 impl std::ops::Deref for AppState {
@@ -75,6 +82,9 @@ pub enum StartError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The other instances cannot be reached over Redis pub/sub.
+    #[error("cannot share revocations with the other instances: {0}")]
+    Bus(String),
     /// Binding or serving failed.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -117,14 +127,33 @@ impl AppState {
             config.pusher.encryption_master_key.clone(),
         );
         let keys = Keys::new(config.session.encryption_key.as_ref());
+        let (changes, changed) = tokio::sync::mpsc::channel(1024);
         let memberships =
-            Memberships::new(github.clone(), keys.clone(), &config.cache, clock.clone());
+            Memberships::new(github.clone(), keys.clone(), &config.cache, clock.clone())
+                .notify_changes(changes);
+        let revocation = Revocation::new(
+            Settings {
+                watch_for: config.revocation.watch_for,
+                terminate: config.revocation.terminate_connections,
+                ttl: config.cache.membership_ttl,
+                max_people: usize::try_from(config.cache.max_entries).unwrap_or(usize::MAX),
+            },
+            Access {
+                rules: config.rules.clone(),
+                signin: config.signin.clone(),
+            },
+            memberships.clone(),
+            PusherApi::new(&config.pusher)?,
+            clock.clone(),
+        );
+        revocation.start(changed);
         let session_cookie_name = config.session.cookie_name(config.server.is_https());
         Ok(Self(Arc::new(Shared {
             github,
             oauth,
             signer,
             memberships,
+            revocation,
             keys,
             clock,
             spent_states: SpentStates::default(),
@@ -132,6 +161,7 @@ impl AppState {
             login_limit: Limiter::per_minute(config.limits.login_per_minute),
             auth_limit: Limiter::per_minute(config.limits.auth_per_minute),
             quiet: QuietLog::default(),
+            deliveries: SeenDeliveries::default(),
             config,
         })))
     }

@@ -1,0 +1,201 @@
+//! Several instances behind one Redis: a change one instance sees (a
+//! webhook, a read that found a membership changed) is published on the
+//! Redis channel [`CHANNEL`], and every other instance re-checks the people
+//! it affects among those whose grants it holds.
+//!
+//! A message names people or groups only by GitHub id, never a token, and
+//! is only a hint: each instance re-reads the membership from GitHub before
+//! ending anything, so a forged message can cost a few free conditional
+//! requests but never takes access away (or grants it).
+
+use std::time::Duration;
+
+use chacha20poly1305::aead::OsRng;
+use chacha20poly1305::aead::rand_core::RngCore;
+use fred::clients::SubscriberClient;
+use fred::prelude::{
+    Client, ClientLike, Config as RedisConfig, EventInterface, PubsubInterface, ReconnectPolicy,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::{Cause, Revocation};
+use crate::config::redact_url;
+use crate::membership::Group;
+use crate::secret::Secret;
+
+/// The Redis pub/sub channel the instances share.
+pub const CHANNEL: &str = "channelgate:revocation";
+/// Changes waiting to be published; past this they are dropped (each
+/// instance's own sweep still finds them within the TTL).
+const QUEUE: usize = 4096;
+
+/// What changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// One person, by GitHub id.
+    Person(u64),
+    /// Everyone in an organisation or team (renamed or deleted).
+    Group(Group),
+}
+
+/// A message on [`CHANNEL`].
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+struct Wire {
+    /// The instance that published it (each ignores its own).
+    from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    person: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    org: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    team: Option<u64>,
+}
+
+impl Wire {
+    fn of(from: &str, change: Change) -> Self {
+        let mut wire = Self {
+            from: from.to_owned(),
+            person: None,
+            org: None,
+            team: None,
+        };
+        match change {
+            Change::Person(id) => wire.person = Some(id),
+            Change::Group(Group::Org(id)) => wire.org = Some(id),
+            Change::Group(Group::Team(id)) => wire.team = Some(id),
+        }
+        wire
+    }
+
+    fn change(&self) -> Option<Change> {
+        match (self.person, self.org, self.team) {
+            (Some(id), None, None) => Some(Change::Person(id)),
+            (None, Some(id), None) => Some(Change::Group(Group::Org(id))),
+            (None, None, Some(id)) => Some(Change::Group(Group::Team(id))),
+            _ => None,
+        }
+    }
+}
+
+/// Publishes changes without waiting for Redis.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    queue: mpsc::Sender<Change>,
+}
+
+impl Publisher {
+    /// Queues `change` for the other instances.
+    pub fn publish(&self, change: Change) {
+        if self.queue.try_send(change).is_err() {
+            tracing::warn!(
+                ?change,
+                "too many changes waiting for Redis; the other instances' sweeps will find this one"
+            );
+        }
+    }
+}
+
+/// Connects to Redis at `url`, subscribes `revocation` to the other
+/// instances' changes, and has it publish its own.
+pub async fn join(url: &Secret<String>, revocation: &Revocation) -> Result<(), String> {
+    let shown = redact_url(url.expose());
+    let err = |e: String| format!("Redis {shown}: {}", e.replace(url.expose(), &shown));
+    let config = RedisConfig::from_url(url.expose()).map_err(|e| err(e.to_string()))?;
+    let reconnect = || ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
+    let publisher = Client::new(config.clone(), None, None, Some(reconnect()));
+    let subscriber = SubscriberClient::new(config, None, None, Some(reconnect()));
+    for client in [publisher.clone().into(), subscriber.to_client()] {
+        let client: Client = client;
+        client.connect();
+        tokio::time::timeout(Duration::from_secs(5), client.wait_for_connect())
+            .await
+            .map_err(|_| err("no answer within 5s".into()))?
+            .map_err(|e| err(e.to_string()))?;
+    }
+    // Subscribed again by itself after every reconnect.
+    subscriber.manage_subscriptions();
+    subscriber
+        .subscribe(CHANNEL)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+
+    let me = instance_id();
+    let mut messages = subscriber.message_rx();
+    let listener = revocation.clone();
+    let own = me.clone();
+    tokio::spawn(async move {
+        // Keeps the subscriber (and its connection) alive with the task.
+        let _subscriber = subscriber;
+        loop {
+            let message = match messages.recv().await {
+                Ok(m) => m,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "fell behind on Redis pub/sub messages; the sweep will find those changes"
+                    );
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            let Some(text) = message.value.as_str() else {
+                continue;
+            };
+            match serde_json::from_str::<Wire>(&text) {
+                Ok(wire) if wire.from == own => {}
+                Ok(wire) => match wire.change() {
+                    Some(change) => {
+                        tracing::debug!(?change, from = %wire.from, "change from another instance");
+                        let revocation = listener.clone();
+                        tokio::spawn(async move { revocation.apply(change, Cause::Peer).await });
+                    }
+                    None => tracing::warn!("ignoring a malformed message on {CHANNEL}"),
+                },
+                Err(_) => tracing::warn!("ignoring a malformed message on {CHANNEL}"),
+            }
+        }
+    });
+
+    let (queue, mut changes) = mpsc::channel(QUEUE);
+    tokio::spawn(async move {
+        while let Some(change) = changes.recv().await {
+            let text = serde_json::to_string(&Wire::of(&me, change)).expect("plain JSON");
+            if let Err(e) = publisher.publish::<i64, _, _>(CHANNEL, text).await {
+                tracing::warn!(error = %e, ?change, "could not publish a change to the other instances");
+            }
+        }
+    });
+    revocation.publish_to(Publisher { queue });
+    tracing::info!(redis = %shown, channel = CHANNEL, "sharing revocations with the other instances");
+    Ok(())
+}
+
+/// A random name for this instance.
+fn instance_id() -> String {
+    let mut bytes = [0u8; 8];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_odd_ones_are_refused() {
+        for change in [
+            Change::Person(1001),
+            Change::Group(Group::Org(7)),
+            Change::Group(Group::Team(9)),
+        ] {
+            let text = serde_json::to_string(&Wire::of("a", change)).unwrap();
+            let wire: Wire = serde_json::from_str(&text).unwrap();
+            assert_eq!(wire.change(), Some(change), "{text}");
+        }
+        let two: Wire = serde_json::from_str(r#"{"from":"b","person":1,"org":2}"#).unwrap();
+        assert_eq!(two.change(), None);
+        let none: Wire = serde_json::from_str(r#"{"from":"b"}"#).unwrap();
+        assert_eq!(none.change(), None);
+    }
+}

@@ -1,0 +1,603 @@
+//! Access taken back live.
+//!
+//! A Pusher signature is checked once, when a client subscribes; the
+//! connection then stays subscribed for as long as it is open. So the
+//! gateway remembers, per person (GitHub id), what it signed within
+//! `revocation.watch_for` (the *grants*), and re-evaluates those grants
+//! whenever it learns the person's membership may have changed:
+//!
+//! - a request's membership read finds it changed (or the token revoked);
+//! - a GitHub webhook names the person, or an org or team they are in
+//!   (the webhook is only a hint: the membership is re-read from GitHub);
+//! - the sweep, which re-reads every watched person once per
+//!   `cache.membership_ttl` even when they make no request;
+//! - the rules change ([`Revocation::set_access`]);
+//! - another instance says so over Redis (see [`bus`]).
+//!
+//! When a grant is no longer allowed, the person's Pusher connections are
+//! ended through Pusher's HTTP API and the grants signed before the call are
+//! forgotten; the client must authorize again, which now fails for what was
+//! lost. A membership that cannot be read (GitHub down) ends nothing: the
+//! next sweep tries again.
+//!
+//! Bounds: at most [`MAX_CHANNELS_PER_PERSON`] channels are remembered per
+//! person; past that the person is marked *overflowed*, and then any change
+//! of their membership at all ends their connections (what they hold beyond
+//! the cap is unknown, so every change counts). At most `cache.max_entries`
+//! people are watched; past that the one who was signed for longest ago is
+//! forgotten, with a warning.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::Instant;
+
+pub mod bus;
+
+use crate::clock::Clock;
+use crate::crypto::SealedToken;
+use crate::github::GithubUser;
+use crate::membership::{Membership, MembershipChange, MembershipError, Memberships};
+use crate::pusher_api::PusherApi;
+use crate::rules::{Conditions, Person, RuleSet};
+
+/// Most channels remembered per person; see the module's notes.
+pub const MAX_CHANNELS_PER_PERSON: usize = 256;
+/// How often the sweep looks for people due a re-read.
+pub const SWEEP_TICK: Duration = Duration::from_secs(1);
+/// Most re-reads in flight at once, from the sweep or a webhook.
+const MAX_READS_IN_FLIGHT: usize = 16;
+/// How long the reason a person's access ended is kept for their page.
+const ENDED_KEPT_FOR: Duration = Duration::from_secs(3600);
+
+/// What the rules are, as grants are re-evaluated against them.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// `[[rules]]`.
+    pub rules: RuleSet,
+    /// `[signin]`.
+    pub signin: Option<Conditions>,
+}
+
+/// Something signed for a person.
+#[derive(Debug, Clone, Copy)]
+pub enum Grant<'a> {
+    /// A channel subscription.
+    Channel(&'a str),
+    /// User authentication (`pusher.signin()`).
+    SignIn,
+}
+
+/// Why grants are being re-evaluated, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// A webhook delivery.
+    Webhook {
+        /// `X-GitHub-Delivery`.
+        delivery: String,
+        /// `X-GitHub-Event`, with the action.
+        event: String,
+    },
+    /// The sweep's periodic re-read.
+    Sweep,
+    /// A request's membership read found a change.
+    Request,
+    /// The rules changed.
+    Rules,
+    /// Another instance saw a change.
+    Peer,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Webhook { delivery, event } => write!(f, "webhook {event} (delivery {delivery})"),
+            Self::Sweep => f.write_str("the sweep's re-read"),
+            Self::Request => f.write_str("a re-read on request"),
+            Self::Rules => f.write_str("a change of the rules"),
+            Self::Peer => f.write_str("a change another instance saw"),
+        }
+    }
+}
+
+/// What a person lost, and why, as their page may show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Ended {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// What was lost: channel names, and `pusher.signin()` as `"sign-in"`.
+    pub lost: Vec<String>,
+    /// Why, in words for the person.
+    pub reason: String,
+}
+
+/// One person's grants.
+struct Watched {
+    user: GithubUser,
+    token: SealedToken,
+    /// Channel name → when last signed.
+    channels: HashMap<String, Instant>,
+    /// When `pusher.signin()` was last signed.
+    signed_in: Option<Instant>,
+    /// Set past [`MAX_CHANNELS_PER_PERSON`]: the membership's fingerprint then.
+    overflow: Option<u64>,
+    /// When the sweep re-reads them next.
+    next_check: Instant,
+    /// The latest signing.
+    last_signed: Instant,
+    /// A terminate call is in flight.
+    ending: bool,
+}
+
+impl Watched {
+    fn grant_count(&self) -> usize {
+        self.channels.len() + usize::from(self.signed_in.is_some())
+    }
+}
+
+/// What [`Revocation::snapshot`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    /// People watched.
+    pub people: usize,
+    /// Grants remembered.
+    pub grants: usize,
+}
+
+/// The live-grant registry, its sweep, and the terminate calls. Cheap to clone.
+#[derive(Clone)]
+pub struct Revocation(Arc<Inner>);
+
+struct Inner {
+    watch_for: Duration,
+    ttl: Duration,
+    terminate: bool,
+    max_people: usize,
+    registry: Mutex<HashMap<u64, Watched>>,
+    access: RwLock<Arc<Access>>,
+    memberships: Memberships,
+    pusher: PusherApi,
+    clock: Clock,
+    reads: Semaphore,
+    ended: moka::sync::Cache<u64, Arc<Ended>>,
+    bus: RwLock<Option<bus::Publisher>>,
+}
+
+/// The settings of a [`Revocation`].
+pub struct Settings {
+    /// `revocation.watch_for`; zero turns revocation off.
+    pub watch_for: Duration,
+    /// `revocation.terminate_connections`.
+    pub terminate: bool,
+    /// `cache.membership_ttl`: how often the sweep re-reads a person.
+    pub ttl: Duration,
+    /// Most people watched (`cache.max_entries`).
+    pub max_people: usize,
+}
+
+impl Revocation {
+    /// A registry with nothing remembered yet; call [`Revocation::start`]
+    /// to run its sweep.
+    pub fn new(
+        settings: Settings,
+        access: Access,
+        memberships: Memberships,
+        pusher: PusherApi,
+        clock: Clock,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            watch_for: settings.watch_for,
+            ttl: settings.ttl,
+            terminate: settings.terminate,
+            max_people: settings.max_people.max(1),
+            registry: Mutex::new(HashMap::new()),
+            access: RwLock::new(Arc::new(access)),
+            memberships,
+            pusher,
+            clock,
+            reads: Semaphore::new(MAX_READS_IN_FLIGHT),
+            ended: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ENDED_KEPT_FOR)
+                .build(),
+            bus: RwLock::new(None),
+        }))
+    }
+
+    /// Whether grants are remembered at all (`watch_for` above zero).
+    pub fn is_on(&self) -> bool {
+        !self.0.watch_for.is_zero()
+    }
+
+    /// Runs the sweep, and re-evaluates the people whose membership reads
+    /// report a change on `changes`, until the runtime stops.
+    pub fn start(&self, mut changes: mpsc::Receiver<MembershipChange>) {
+        if !self.is_on() {
+            return;
+        }
+        let sweeper = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                sweeper.sweep_once();
+            }
+        });
+        let listener = self.clone();
+        tokio::spawn(async move {
+            while let Some(change) = changes.recv().await {
+                listener.membership_changed(change).await;
+            }
+        });
+    }
+
+    /// Publishes the changes this instance sees to the other instances.
+    pub fn publish_to(&self, publisher: bus::Publisher) {
+        *self.0.bus.write().expect("bus lock") = Some(publisher);
+    }
+
+    /// Remembers that `grant` was signed for `user` (whose sealed token is
+    /// `token`). Called after every signature; cheap.
+    pub fn signed(&self, membership: &Membership, token: &SealedToken, grant: Grant<'_>) {
+        if !self.is_on() {
+            return;
+        }
+        let user = membership.user();
+        let now = self.0.clock.now();
+        let mut registry = self.0.registry.lock().expect("registry lock");
+        if !registry.contains_key(&user.id) && registry.len() >= self.0.max_people {
+            evict_oldest(&mut registry);
+        }
+        let ttl = self.0.ttl;
+        let watched = registry.entry(user.id).or_insert_with(|| Watched {
+            user: user.clone(),
+            token: token.clone(),
+            channels: HashMap::new(),
+            signed_in: None,
+            overflow: None,
+            next_check: now + spread(user.id, ttl),
+            last_signed: now,
+            ending: false,
+        });
+        if watched.token != *token {
+            // The newest login's token is the one that still works.
+            watched.token = token.clone();
+        }
+        if watched.user.login != user.login {
+            watched.user = user.clone();
+        }
+        watched.last_signed = now;
+        match grant {
+            Grant::SignIn => watched.signed_in = Some(now),
+            Grant::Channel(channel) => {
+                if let Some(at) = watched.channels.get_mut(channel) {
+                    *at = now;
+                } else if watched.channels.len() < MAX_CHANNELS_PER_PERSON {
+                    watched.channels.insert(channel.to_owned(), now);
+                } else if watched.overflow.is_none() {
+                    tracing::warn!(
+                        login = %user.login,
+                        id = user.id,
+                        "more than {MAX_CHANNELS_PER_PERSON} channels signed within revocation.watch_for: any change of their membership will now end all their connections"
+                    );
+                    watched.overflow = Some(fingerprint(&membership.person));
+                }
+            }
+        }
+    }
+
+    /// How many people and grants are remembered.
+    pub fn snapshot(&self) -> Snapshot {
+        let registry = self.0.registry.lock().expect("registry lock");
+        Snapshot {
+            people: registry.len(),
+            grants: registry.values().map(Watched::grant_count).sum(),
+        }
+    }
+
+    /// Whether person `id` has grants remembered.
+    pub fn is_watched(&self, id: u64) -> bool {
+        self.0
+            .registry
+            .lock()
+            .expect("registry lock")
+            .contains_key(&id)
+    }
+
+    /// What person `id` last lost, within the last hour.
+    pub fn ended(&self, id: u64) -> Option<Arc<Ended>> {
+        self.0.ended.get(&id)
+    }
+
+    /// Replaces the rules and re-evaluates every watched person against
+    /// their current membership.
+    pub async fn set_access(&self, access: Access) {
+        *self.0.access.write().expect("access lock") = Arc::new(access);
+        let ids: Vec<u64> = self
+            .0
+            .registry
+            .lock()
+            .expect("registry lock")
+            .keys()
+            .copied()
+            .collect();
+        for id in ids {
+            match self.0.memberships.peek(id).await {
+                Some(m) => self.evaluate(id, Ok(m), &Cause::Rules).await,
+                None => self.recheck(id, Cause::Rules).await,
+            }
+        }
+    }
+
+    /// Re-reads person `id`'s membership now and re-evaluates their grants;
+    /// for a person with none, marks their cached membership stale so their
+    /// next request re-reads it.
+    pub async fn recheck(&self, id: u64, cause: Cause) {
+        let target = {
+            let registry = self.0.registry.lock().expect("registry lock");
+            registry.get(&id).map(|w| (w.user.clone(), w.token.clone()))
+        };
+        let Some((user, token)) = target else {
+            self.0.memberships.expire(id).await;
+            return;
+        };
+        let read = {
+            let _permit = self.0.reads.acquire().await;
+            self.0.memberships.recheck(&user, &token).await
+        };
+        self.evaluate(id, read, &cause).await;
+    }
+
+    /// Applies news of a change (a webhook's, or a peer's): re-checks the
+    /// person, or everyone cached who is in the organisation or team. Unless
+    /// it came from a peer, the other instances are told too. Returns how
+    /// many people were re-checked.
+    pub async fn apply(&self, change: bus::Change, cause: Cause) -> usize {
+        if cause != Cause::Peer {
+            self.publish(change);
+        }
+        let ids = match change {
+            bus::Change::Person(id) => vec![id],
+            bus::Change::Group(group) => self.0.memberships.people_in(group),
+        };
+        let n = ids.len();
+        let checks = ids.into_iter().map(|id| self.recheck(id, cause.clone()));
+        futures_util::future::join_all(checks).await;
+        n
+    }
+
+    fn publish(&self, change: bus::Change) {
+        if let Some(bus) = self.0.bus.read().expect("bus lock").as_ref() {
+            bus.publish(change);
+        }
+    }
+
+    /// A request's membership read found a change.
+    async fn membership_changed(&self, change: MembershipChange) {
+        // Another instance may watch them even if this one does not.
+        self.publish(bus::Change::Person(change.id));
+        if !self.is_watched(change.id) {
+            return;
+        }
+        let read = if change.revoked {
+            Err(MembershipError::Revoked)
+        } else {
+            match self.0.memberships.peek(change.id).await {
+                Some(m) => Ok(m),
+                None => return,
+            }
+        };
+        self.evaluate(change.id, read, &Cause::Request).await;
+    }
+
+    /// One pass of the sweep: forgets grants older than `watch_for`, and
+    /// starts a re-read of each person due one.
+    pub fn sweep_once(&self) {
+        let now = self.0.clock.now();
+        let watch_for = self.0.watch_for;
+        let mut due = Vec::new();
+        {
+            let mut registry = self.0.registry.lock().expect("registry lock");
+            registry.retain(|_, w| {
+                w.channels
+                    .retain(|_, at| now.saturating_duration_since(*at) < watch_for);
+                if w.signed_in
+                    .is_some_and(|at| now.saturating_duration_since(at) >= watch_for)
+                {
+                    w.signed_in = None;
+                }
+                w.grant_count() > 0 || w.ending
+            });
+            for (id, w) in registry.iter_mut() {
+                if w.next_check <= now && !w.ending {
+                    w.next_check = now + self.0.ttl;
+                    due.push(*id);
+                }
+            }
+        }
+        for id in due {
+            let this = self.clone();
+            tokio::spawn(async move { this.recheck(id, Cause::Sweep).await });
+        }
+    }
+
+    /// Re-evaluates person `id`'s grants against `read`, and ends their
+    /// connections if any is lost.
+    async fn evaluate(
+        &self,
+        id: u64,
+        read: Result<Arc<Membership>, MembershipError>,
+        cause: &Cause,
+    ) {
+        let access = self.0.access.read().expect("access lock").clone();
+        let started = self.0.clock.now();
+        let (login, lost, reason) = {
+            let mut registry = self.0.registry.lock().expect("registry lock");
+            let Some(watched) = registry.get_mut(&id) else {
+                return;
+            };
+            let (lost, reason) = match &read {
+                Err(MembershipError::Unavailable(why)) => {
+                    tracing::debug!(login = %watched.user.login, %why, "membership unknown; grants kept until it can be read");
+                    return;
+                }
+                Err(MembershipError::Revoked) => (
+                    all_grants(watched),
+                    "GitHub no longer accepts your login (the token was revoked)".to_owned(),
+                ),
+                Ok(m) => {
+                    watched.user = m.user().clone();
+                    lost_grants(watched, &m.person, &access)
+                }
+            };
+            if lost.is_empty() || watched.ending {
+                return;
+            }
+            watched.ending = self.0.terminate;
+            (watched.user.login.clone(), lost, reason)
+        };
+        self.0.ended.insert(
+            id,
+            Arc::new(Ended {
+                at: self.0.clock.unix_now(),
+                lost: lost.clone(),
+                reason: reason.clone(),
+            }),
+        );
+        if !self.0.terminate {
+            tracing::info!(%login, id, lost = ?lost, %reason, %cause, "access lost; connections left open (revocation.terminate_connections = false)");
+            self.forget(id, &lost, started);
+            return;
+        }
+        tracing::info!(%login, id, lost = ?lost, %reason, %cause, "access lost; ending their Pusher connections");
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result = this.0.pusher.terminate_connections(id).await;
+            match &result {
+                Ok(()) => tracing::info!(%login, id, "Pusher connections ended"),
+                Err(e) => {
+                    tracing::error!(%login, id, error = %e, "could not end Pusher connections; the next re-check tries again")
+                }
+            }
+            this.ended_call(id, started, result.is_ok());
+        });
+    }
+
+    /// After a terminate call: forget what it ended, or let a later
+    /// evaluation try again.
+    fn ended_call(&self, id: u64, started: Instant, ok: bool) {
+        let mut registry = self.0.registry.lock().expect("registry lock");
+        let Some(watched) = registry.get_mut(&id) else {
+            return;
+        };
+        watched.ending = false;
+        if ok {
+            // Every connection is gone; what was signed since may be live.
+            watched.channels.retain(|_, at| *at > started);
+            watched.signed_in = watched.signed_in.filter(|at| *at > started);
+            watched.overflow = None;
+            if watched.grant_count() == 0 {
+                registry.remove(&id);
+            }
+        } else {
+            // Due again soon rather than a whole TTL later.
+            watched.next_check = self.0.clock.now() + SWEEP_TICK * 5;
+        }
+    }
+
+    /// Forgets the grants in `lost` signed before `started`.
+    fn forget(&self, id: u64, lost: &[String], started: Instant) {
+        let mut registry = self.0.registry.lock().expect("registry lock");
+        if let Some(watched) = registry.get_mut(&id) {
+            for name in lost {
+                if name == SIGN_IN {
+                    watched.signed_in = watched.signed_in.filter(|at| *at > started);
+                } else if watched.channels.get(name).is_some_and(|at| *at <= started) {
+                    watched.channels.remove(name);
+                }
+            }
+            watched.overflow = None;
+            if watched.grant_count() == 0 {
+                registry.remove(&id);
+            }
+        }
+    }
+}
+
+/// How a lost `pusher.signin()` is named.
+const SIGN_IN: &str = "sign-in";
+
+/// Every grant, as lost.
+fn all_grants(watched: &Watched) -> Vec<String> {
+    let mut lost: Vec<String> = watched.channels.keys().cloned().collect();
+    lost.sort();
+    if watched.signed_in.is_some() {
+        lost.push(SIGN_IN.to_owned());
+    }
+    lost
+}
+
+/// The grants `person` no longer has under `access`, and why.
+fn lost_grants(watched: &Watched, person: &Person, access: &Access) -> (Vec<String>, String) {
+    let mut lost = Vec::new();
+    let mut reasons = Vec::new();
+    let mut names: Vec<&String> = watched.channels.keys().collect();
+    names.sort();
+    for channel in names {
+        let decision = access.rules.decide(person, channel);
+        if !decision.is_allowed() {
+            reasons.push(format!("{channel}: {}", decision.for_the_person()));
+            lost.push(channel.clone());
+        }
+    }
+    if watched.signed_in.is_some() && !access.signin.as_ref().is_some_and(|c| c.admit(person)) {
+        reasons.push("sign-in: you no longer meet [signin]".to_owned());
+        lost.push(SIGN_IN.to_owned());
+    }
+    if lost.is_empty()
+        && let Some(before) = watched.overflow
+        && before != fingerprint(person)
+    {
+        return (
+            all_grants(watched),
+            format!(
+                "your memberships changed while you held more than {MAX_CHANNELS_PER_PERSON} channels, so all were ended"
+            ),
+        );
+    }
+    (lost, reasons.join("; "))
+}
+
+/// A hash of what the rules see of a person.
+pub fn fingerprint(person: &Person) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    person.hash(&mut h);
+    h.finish()
+}
+
+/// Spreads people's first re-read over one TTL by their id, so a crowd that
+/// logged in together is not re-read together.
+fn spread(id: u64, ttl: Duration) -> Duration {
+    let fraction = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64;
+    ttl.mul_f64(fraction)
+}
+
+/// Forgets the person signed for longest ago, to make room.
+fn evict_oldest(registry: &mut HashMap<u64, Watched>) {
+    if let Some((&id, w)) = registry
+        .iter()
+        .filter(|(_, w)| !w.ending)
+        .min_by_key(|(_, w)| w.last_signed)
+    {
+        tracing::warn!(login = %w.user.login, id, "watching as many people as cache.max_entries allows: forgetting the grants of the one signed for longest ago");
+        registry.remove(&id);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,394 @@
+//! `POST /github/webhook`: GitHub's deliveries, when `[webhooks]` is set.
+//!
+//! The order is the contract: the body is read up to [`MAX_BODY_BYTES`]
+//! (413 past it), its `X-Hub-Signature-256` is checked in constant time
+//! over the raw bytes before anything is parsed (401 when missing or
+//! wrong), then the delivery id (a delivery seen before answers 200 and
+//! does nothing), then the event. A delivery only *names* people or groups
+//! by numeric id; what they may join is always re-read from GitHub, so even
+//! a replayed or reordered delivery can only cause a re-read.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::error::ApiError;
+use super::state::AppState;
+use crate::excerpt::Excerpt;
+use crate::membership::Group;
+use crate::revocation::Cause;
+use crate::revocation::bus::Change;
+
+/// Largest delivery accepted. Membership events are a few KB; GitHub caps
+/// payloads at 25 MB, but none this gateway uses comes near 1 MiB.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Deliveries remembered, to answer a repeat without acting twice.
+const DELIVERIES_KEPT: u64 = 100_000;
+/// How long a delivery id is remembered: GitHub redelivers within 3 days.
+const DELIVERIES_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(3 * 86_400);
+
+/// Delivery ids already handled.
+#[derive(Clone)]
+pub struct SeenDeliveries(moka::sync::Cache<String, ()>);
+
+impl Default for SeenDeliveries {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(DELIVERIES_KEPT)
+                .time_to_live(DELIVERIES_KEPT_FOR)
+                .build(),
+        )
+    }
+}
+
+impl SeenDeliveries {
+    /// Records `id`; false when it was already there.
+    fn first_time(&self, id: &str) -> bool {
+        self.0.entry(id.to_owned()).or_insert(()).is_fresh()
+    }
+}
+
+/// What a delivery asks of the gateway.
+#[derive(Debug, PartialEq, Eq)]
+enum Action {
+    /// Re-check a person or group.
+    Recheck(Change),
+    /// GitHub's hello when the hook is made.
+    Pong,
+    /// An event or action that changes no access.
+    Ignore,
+}
+
+/// `POST /github/webhook`.
+pub async fn receive(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let Some(webhooks) = &state.config.webhooks else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such route"));
+    };
+    let (parts, body) = request.into_parts();
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the delivery is over {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| too_large())?;
+    if !signed(&parts.headers, &body, webhooks.secret.expose().as_bytes()) {
+        state.quiet.info(
+            "refused a webhook delivery without a valid X-Hub-Signature-256",
+            "check that [webhooks] secret is the one GitHub has".to_owned(),
+        );
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "X-Hub-Signature-256 is missing or does not match the body",
+        ));
+    }
+    let headers = &parts.headers;
+    let delivery = header(headers, "x-github-delivery")
+        .filter(|d| is_delivery_id(d))
+        .ok_or_else(|| ApiError::bad_request("X-GitHub-Delivery is missing or not a delivery id"))?
+        .to_owned();
+    let event = header(headers, "x-github-event")
+        .filter(|e| {
+            !e.is_empty() && e.len() <= 64 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+        .ok_or_else(|| ApiError::bad_request("X-GitHub-Event is missing or not an event name"))?
+        .to_owned();
+    let parsed: Value = serde_json::from_slice(&body).map_err(|e| {
+        tracing::info!(%delivery, %event, outcome = "malformed", "webhook delivery: {e}");
+        ApiError::bad_request(format!("the delivery's JSON cannot be read: {e}"))
+    })?;
+    let action_name = parsed
+        .get("action")
+        .and_then(Value::as_str)
+        .map(|a| Excerpt::of(a).to_string())
+        .unwrap_or_default();
+    let action = match what_to_do(&event, &parsed) {
+        Ok(action) => action,
+        Err(problem) => {
+            tracing::info!(%delivery, %event, action = %action_name, outcome = "malformed", "webhook delivery: {problem}");
+            return Err(ApiError::bad_request(problem));
+        }
+    };
+    if !state.deliveries.first_time(&delivery) {
+        tracing::info!(%delivery, %event, action = %action_name, outcome = "duplicate", "webhook delivery");
+        return Ok(answer(
+            StatusCode::OK,
+            &delivery,
+            "duplicate: already handled",
+        ));
+    }
+    let outcome = match action {
+        Action::Pong => "pong".to_owned(),
+        Action::Ignore => "ignored: it changes no access".to_owned(),
+        Action::Recheck(change) => {
+            let revocation = state.revocation.clone();
+            let cause = Cause::Webhook {
+                delivery: delivery.clone(),
+                event: format!("{event}.{action_name}"),
+            };
+            tokio::spawn(async move { revocation.apply(change, cause).await });
+            match change {
+                Change::Person(id) => format!("re-checking person {id}"),
+                Change::Group(Group::Org(id)) => format!("re-checking everyone in org {id}"),
+                Change::Group(Group::Team(id)) => format!("re-checking everyone in team {id}"),
+            }
+        }
+    };
+    tracing::info!(%delivery, %event, action = %action_name, %outcome, "webhook delivery");
+    let status = if matches!(action, Action::Recheck(_)) {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(answer(status, &delivery, &outcome))
+}
+
+fn answer(status: StatusCode, delivery: &str, outcome: &str) -> Response {
+    (
+        status,
+        Json(json!({ "delivery": delivery, "outcome": outcome })),
+    )
+        .into_response()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// GitHub's delivery ids are GUIDs; anything of that alphabet and size will do.
+fn is_delivery_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Whether `X-Hub-Signature-256` is `sha256=` and the hex HMAC-SHA256 of
+/// `body` under `secret`, compared in constant time.
+fn signed(headers: &HeaderMap, body: &Bytes, secret: &[u8]) -> bool {
+    let Some(hex) = header(headers, "x-hub-signature-256").and_then(|v| v.strip_prefix("sha256="))
+    else {
+        return false;
+    };
+    let Some(given) = decode_hex(hex) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(body);
+    mac.verify_slice(&given).is_ok()
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() != 64 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// What a signed delivery of `event` asks, or why it is malformed.
+fn what_to_do(event: &str, body: &Value) -> Result<Action, String> {
+    let action = body.get("action").and_then(Value::as_str);
+    let id_at = |path: &[&str]| -> Result<u64, String> {
+        let mut v = body;
+        for key in path {
+            v = v
+                .get(key)
+                .ok_or_else(|| format!("{event}.{} is missing", path.join(".")))?;
+        }
+        v.as_u64()
+            .ok_or_else(|| format!("{event}.{} is not a numeric id", path.join(".")))
+    };
+    let person = |path: &[&str]| id_at(path).map(|id| Action::Recheck(Change::Person(id)));
+    let group = |path: &[&str], g: fn(u64) -> Group| {
+        id_at(path).map(|id| Action::Recheck(Change::Group(g(id))))
+    };
+    if !body.is_object() {
+        return Err("the delivery is not a JSON object".into());
+    }
+    match (event, action) {
+        ("ping", _) => Ok(Action::Pong),
+        ("organization", Some("member_added" | "member_removed")) => {
+            person(&["membership", "user", "id"])
+        }
+        ("organization", Some("renamed" | "deleted")) => group(&["organization", "id"], Group::Org),
+        ("membership", Some("added" | "removed")) => {
+            match body.get("scope").and_then(Value::as_str) {
+                Some("team") => person(&["member", "id"]),
+                Some(_) => Ok(Action::Ignore),
+                None => Err("membership.scope is missing".into()),
+            }
+        }
+        ("team", Some("deleted")) => group(&["team", "id"], Group::Team),
+        ("team", Some("edited")) => {
+            let changes = body.get("changes");
+            let renamed =
+                changes.is_some_and(|c| c.get("slug").is_some() || c.get("name").is_some());
+            if renamed {
+                group(&["team", "id"], Group::Team)
+            } else {
+                Ok(Action::Ignore)
+            }
+        }
+        ("github_app_authorization", Some("revoked")) => person(&["sender", "id"]),
+        ("organization" | "membership" | "team" | "github_app_authorization", None) => {
+            Err(format!("{event} without an action"))
+        }
+        _ => Ok(Action::Ignore),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn githubs_documented_signature_verifies() {
+        // https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-hub-signature-256",
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+                .parse()
+                .unwrap(),
+        );
+        let secret = b"It's a Secret to Everybody";
+        assert!(signed(
+            &headers,
+            &Bytes::from_static(b"Hello, World!"),
+            secret
+        ));
+        assert!(!signed(
+            &headers,
+            &Bytes::from_static(b"Hello, World?"),
+            secret
+        ));
+        assert!(!signed(
+            &headers,
+            &Bytes::from_static(b"Hello, World!"),
+            b"another"
+        ));
+        for bad in [
+            "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            "sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            "sha256=757107ea",
+            "sha256=zz7107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            "sha256=é57107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e1",
+        ] {
+            headers.insert("x-hub-signature-256", bad.parse().unwrap());
+            assert!(
+                !signed(&headers, &Bytes::from_static(b"Hello, World!"), secret),
+                "{bad}"
+            );
+        }
+    }
+
+    fn todo(event: &str, body: &str) -> Result<Action, String> {
+        what_to_do(event, &serde_json::from_str(body).unwrap())
+    }
+
+    #[test]
+    fn events_name_people_and_groups_by_numeric_id() {
+        let person = |id| Ok(Action::Recheck(Change::Person(id)));
+        assert_eq!(
+            todo(
+                "organization",
+                r#"{"action":"member_removed","membership":{"user":{"id":7,"login":"x"}}}"#
+            ),
+            person(7)
+        );
+        assert_eq!(
+            todo(
+                "membership",
+                r#"{"action":"removed","scope":"team","member":{"id":8},"team":{"id":3,"name":"gone","deleted":true}}"#
+            ),
+            person(8)
+        );
+        assert_eq!(
+            todo(
+                "github_app_authorization",
+                r#"{"action":"revoked","sender":{"id":9}}"#
+            ),
+            person(9)
+        );
+        assert_eq!(
+            todo(
+                "organization",
+                r#"{"action":"renamed","organization":{"id":5},"changes":{"login":{"from":"old"}}}"#
+            ),
+            Ok(Action::Recheck(Change::Group(Group::Org(5))))
+        );
+        assert_eq!(
+            todo(
+                "team",
+                r#"{"action":"edited","team":{"id":6},"changes":{"name":{"from":"Old"}}}"#
+            ),
+            Ok(Action::Recheck(Change::Group(Group::Team(6))))
+        );
+        assert_eq!(
+            todo(
+                "team",
+                r#"{"action":"edited","team":{"id":6},"changes":{"description":{"from":""}}}"#
+            ),
+            Ok(Action::Ignore)
+        );
+        assert_eq!(
+            todo("ping", r#"{"zen":"Keep it logically awesome."}"#),
+            Ok(Action::Pong)
+        );
+        assert_eq!(todo("push", r#"{"ref":"main"}"#), Ok(Action::Ignore));
+        assert_eq!(
+            todo("organization", r#"{"action":"member_invited"}"#),
+            Ok(Action::Ignore)
+        );
+    }
+
+    #[test]
+    fn a_signed_but_malformed_event_names_what_is_wrong() {
+        let problem = todo(
+            "organization",
+            r#"{"action":"member_removed","membership":{"user":{"login":"x"}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            problem.contains("membership.user.id is missing"),
+            "{problem}"
+        );
+        let problem = todo(
+            "organization",
+            r#"{"action":"member_removed","membership":{"user":{"id":"7"}}}"#,
+        )
+        .unwrap_err();
+        assert!(problem.contains("not a numeric id"), "{problem}");
+        assert!(todo("membership", r#"{"action":"added"}"#).is_err());
+        assert!(todo("team", r#"{"team":{"id":1}}"#).is_err());
+        assert!(todo("organization", "[1,2]").is_err());
+    }
+
+    #[test]
+    fn delivery_ids_are_guid_like() {
+        assert!(is_delivery_id("72d3162e-cc78-11e3-81ab-4c9367dc0958"));
+        assert!(!is_delivery_id(""));
+        assert!(!is_delivery_id("a b"));
+        assert!(!is_delivery_id(&"a".repeat(65)));
+    }
+}
