@@ -343,9 +343,11 @@ impl Revocation {
             registry.get(&id).map(|w| (w.user.clone(), w.token.clone()))
         };
         let Some((user, token)) = target else {
+            tracing::debug!(id, %cause, "not watched here: their cached membership is marked stale");
             self.0.memberships.expire(id).await;
             return;
         };
+        tracing::debug!(login = %user.login, id, %cause, "re-reading their membership");
         let read = {
             let _permit = self.0.reads.acquire().await;
             self.0.memberships.recheck(&user, &token).await

@@ -13,6 +13,7 @@
 //! renewed before the identity is stored (no fixation); and the redirect
 //! goes only to a same-origin path.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -38,6 +39,7 @@ use super::state::{AppState, LOGIN_TIMEOUT};
 use crate::crypto::Purpose;
 use crate::excerpt::Excerpt;
 use crate::github::{GithubError, GithubUser};
+use crate::revocation::Ended;
 use crate::secret::Secret;
 use crate::session::{Identity, inactivity, keep_alive};
 
@@ -342,11 +344,15 @@ pub struct Me {
     /// Why the memberships are missing, if they are.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub membership_error: Option<String>,
+    /// What access the gateway last took back live, and why (within the
+    /// last hour), so a page whose connection was ended can say so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Arc<Ended>>,
 }
 
 /// `GET /auth/me`: the caller's identity and memberships as JSON, 401 when
 /// logged out (or when GitHub revoked the token).
-pub async fn me(caller: Caller) -> Result<Json<Me>, ApiError> {
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
     let Caller::Person {
         identity,
         membership,
@@ -370,6 +376,7 @@ pub async fn me(caller: Caller) -> Result<Json<Me>, ApiError> {
         avatar_url,
     } = user;
     Ok(Json(Me {
+        ended: state.revocation.ended(id),
         id,
         login,
         name,

@@ -120,7 +120,13 @@ pub async fn receive(
     let action_name = parsed
         .get("action")
         .and_then(Value::as_str)
-        .map(|a| Excerpt::of(a).to_string())
+        .map(|a| {
+            if a.len() <= 64 && a.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                a.to_owned()
+            } else {
+                Excerpt::of(a).to_string()
+            }
+        })
         .unwrap_or_default();
     let action = match what_to_do(&event, &parsed) {
         Ok(action) => action,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use channelgate::clock::Clock;
 use channelgate::config::{
-    Config, GithubConfig, LimitsConfig, PusherConfig, ServerConfig, SessionStore,
+    Config, GithubConfig, LimitsConfig, PusherConfig, ServerConfig, SessionStore, WebhooksConfig,
 };
 use channelgate::rules::{Conditions, Pattern, Rule, RuleSet, TeamRef};
 use channelgate::secret::Secret;
@@ -20,11 +20,15 @@ use reqwest::header::LOCATION;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+pub use crate::pusher_standin::PusherStandIn;
+
 pub const CLIENT_ID: &str = "Iv1.test-client";
 pub const CLIENT_SECRET: &str = "test-client-secret";
 pub const PUSHER_KEY: &str = "278d425bdf160c739803";
 pub const PUSHER_SECRET: &str = "7ad3773142a6692b25b8";
 pub const MASTER_KEY_BASE64: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// `[webhooks] secret` of the tests' gateways that take webhooks.
+pub const WEBHOOK_SECRET: &str = "webhook-secret-of-the-tests-0123";
 /// The session encryption key of every test gateway, so that gateways
 /// sharing a SQLite or Redis store read each other's sessions.
 pub const SESSION_KEY_BASE64: &str = "c2Vzc2lvbi1rZXktb2YtdGhlLXRlc3RzLTMyLWJ5dGVz";
@@ -108,6 +112,8 @@ pub fn config(listen: SocketAddr, public_url: &str, github: &GithubStandIn) -> C
 pub struct TestApp {
     pub gateway: Gateway,
     pub github: GithubStandIn,
+    /// Where the gateway's Pusher HTTP API calls go.
+    pub pusher: PusherStandIn,
     pub url: String,
     /// The clock of the gateway's TTLs and `session.max_age`.
     pub clock: Clock,
@@ -120,6 +126,7 @@ pub struct TestApp {
 pub struct TestAppBuilder {
     world: Option<World>,
     github: Option<GithubStandIn>,
+    pusher: Option<PusherStandIn>,
     scheme: &'static str,
     edits: Vec<ConfigEdit>,
 }
@@ -173,6 +180,7 @@ impl TestApp {
         TestAppBuilder {
             world: None,
             github: None,
+            pusher: None,
             scheme: "http",
             edits: Vec::new(),
         }
@@ -201,6 +209,21 @@ impl TestAppBuilder {
     pub fn with_github(mut self, github: GithubStandIn) -> Self {
         self.github = Some(github);
         self
+    }
+
+    /// Shares a Pusher API stand-in (several gateways, one Pusher app).
+    pub fn with_pusher(mut self, pusher: PusherStandIn) -> Self {
+        self.pusher = Some(pusher);
+        self
+    }
+
+    /// Turns on `POST /github/webhook` with [`WEBHOOK_SECRET`].
+    pub fn with_webhooks(self) -> Self {
+        self.with_config(|c| {
+            c.webhooks = Some(WebhooksConfig {
+                secret: Secret::new(WEBHOOK_SECRET.to_owned()),
+            });
+        })
     }
 
     /// `public_url` over https (the test still connects over http).
@@ -233,7 +256,13 @@ impl TestAppBuilder {
         let addr = listener.local_addr().unwrap();
         let public_url = format!("{}://{addr}", self.scheme);
         github.register_callback(&format!("{public_url}/auth/callback"));
+        let pusher = match self.pusher {
+            Some(pusher) => pusher,
+            None => PusherStandIn::spawn().await,
+        };
         let mut config = config(addr, &public_url, &github);
+        // Never Pusher's real API: every terminate call goes to the stand-in.
+        config.pusher.api_url = Some(pusher.url.clone());
         for edit in self.edits {
             edit(&mut config);
         }
@@ -245,6 +274,7 @@ impl TestAppBuilder {
         TestApp {
             gateway,
             github,
+            pusher,
             url: format!("http://{addr}"),
             clock,
             membership_ttl,

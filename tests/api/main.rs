@@ -10,4 +10,6 @@ mod interop;
 mod login;
 mod pages;
 mod pusher_auth;
+mod pusher_standin;
+mod revocation;
 mod sessions;

@@ -1,0 +1,427 @@
+//! Access taken back live: what was signed is re-checked when GitHub says
+//! something changed (a webhook), on the sweep, and when a token is
+//! revoked; a lost grant ends the person's connections through Pusher's
+//! HTTP API (here its stand-in, which checks the signature as Pusher does).
+
+use std::time::Duration;
+
+use github_standin::{Change, WebhookTarget, signature_256, team_id};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Browser, TestApp, WEBHOOK_SECRET};
+
+/// Enough for a webhook's re-read and the terminate call on a busy machine;
+/// the interop suite holds the 1 s figure against the real server.
+const SOON: Duration = Duration::from_secs(5);
+
+/// A gateway taking webhooks, with the stand-in sending them to it.
+async fn with_webhooks() -> TestApp {
+    let app = TestApp::new().with_webhooks().spawn().await;
+    app.github.set_webhook(Some(WebhookTarget {
+        url: app.url("/github/webhook"),
+        secret: WEBHOOK_SECRET.to_owned(),
+    }));
+    app
+}
+
+fn change(
+    kind: fn(String, String, String) -> Change,
+    login: &str,
+    org: &str,
+    slug: &str,
+) -> Change {
+    kind(login.into(), org.into(), slug.into())
+}
+
+fn remove_from_team(login: String, org: String, slug: String) -> Change {
+    Change::RemoveFromTeam { login, org, slug }
+}
+
+fn add_to_team(login: String, org: String, slug: String) -> Change {
+    Change::AddToTeam { login, org, slug }
+}
+
+/// Posts a webhook delivery as GitHub would, signed with `secret`.
+async fn deliver(
+    app: &TestApp,
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+    secret: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .post(app.url("/github/webhook"))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .body(body.to_vec());
+    if let Some(secret) = secret {
+        request = request.header(
+            "x-hub-signature-256",
+            signature_256(secret.as_bytes(), body),
+        );
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn removed_from_team(id: u64) -> Vec<u8> {
+    json!({
+        "action": "removed",
+        "scope": "team",
+        "member": { "login": "ada", "id": id },
+        "team": { "id": team_id("initech", "ops"), "slug": "ops", "name": "ops" },
+        "organization": { "login": "initech", "id": 1 },
+        "sender": { "login": "admin", "id": 99 },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_webhook_ends_the_connections_of_a_person_removed_from_a_team() {
+    let app = with_webhooks().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(ada.auth(&app, "private-user-ada").await.0, StatusCode::OK);
+
+    let delivery = app
+        .github
+        .announce(change(remove_from_team, "ada", "initech", "ops"))
+        .await
+        .expect("a delivery");
+    assert_eq!(delivery.status, Some(202), "{delivery:?}");
+    assert!(
+        app.pusher.wait_for_terminate(1, SOON).await,
+        "ada's connections ended"
+    );
+    let call = &app.pusher.calls()[0];
+    assert_eq!((call.app_id.as_str(), call.body.as_str()), ("1234", "{}"));
+    assert!(call.signed, "signed as Pusher checks it");
+
+    // Her client authorizes again: the lost channel is refused, the rest signed.
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(ada.auth(&app, "private-user-ada").await.0, StatusCode::OK);
+    // And the home page's JSON says what ended and why.
+    let me: Value = ada.get(&app.url("/auth/me")).await.json().await.unwrap();
+    assert_eq!(me["ended"]["lost"], json!(["private-ops"]), "{me}");
+    assert!(
+        me["ended"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("private-ops"),
+        "{me}"
+    );
+}
+
+#[tokio::test]
+async fn a_change_that_takes_nothing_away_ends_nothing() {
+    let app = with_webhooks().await;
+    let bo = Browser::logged_in_as(&app, "bo").await;
+    assert_eq!(
+        bo.auth(&app, "private-initech-news").await.0,
+        StatusCode::OK
+    );
+    let delivery = app
+        .github
+        .announce(change(add_to_team, "bo", "initech", "ops"))
+        .await
+        .unwrap();
+    assert_eq!(delivery.status, Some(202));
+    // The re-read happened (bo now gets the team's channel at once, TTL or not)...
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(bo.auth(&app, "private-ops").await.0, StatusCode::OK);
+    // ...and nothing was ended.
+    assert!(app.pusher.calls().is_empty(), "{:?}", app.pusher.calls());
+}
+
+#[tokio::test]
+async fn the_sweep_ends_an_idle_persons_lost_channel_without_a_webhook() {
+    let app = TestApp::new().spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let bo = Browser::logged_in_as(&app, "bo").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(
+        bo.auth(&app, "private-initech-news").await.0,
+        StatusCode::OK
+    );
+    // GitHub tells nobody; ada and bo make no request.
+    app.github.remove_from_team("ada", "initech", "ops");
+    app.github.reset_counters();
+    app.pass_the_ttl();
+    assert!(
+        app.pusher.wait_for_terminate(1, SOON).await,
+        "the sweep found it"
+    );
+    assert!(!app.pusher.terminated().contains(&2), "bo lost nothing");
+    // bo's re-read cost nothing: every answer was a 304.
+    use github_standin::Endpoint;
+    for endpoint in [Endpoint::User, Endpoint::OrgMemberships, Endpoint::Teams] {
+        assert_eq!(
+            app.github.calls(endpoint),
+            app.github.not_modified(endpoint) + u64::from(endpoint == Endpoint::Teams),
+            "{endpoint:?}: only ada's changed team list is a 200"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_token_ends_everything_the_person_held() {
+    let app = with_webhooks().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-user-ada").await.0, StatusCode::OK);
+    assert_eq!(ada.sign_in(&app).await.0, StatusCode::OK);
+    let delivery = app
+        .github
+        .announce(Change::RevokeTokens {
+            login: "ada".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(delivery.event, "github_app_authorization");
+    assert!(app.pusher.wait_for_terminate(1, SOON).await);
+    // The session ended with the token.
+    let me = ada.get(&app.url("/auth/me")).await;
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn terminate_calls_are_retried_after_a_5xx() {
+    let app = with_webhooks().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    app.pusher.fail_next(&[503, 502]);
+    app.github
+        .announce(change(remove_from_team, "ada", "initech", "ops"))
+        .await
+        .unwrap();
+    assert!(app.pusher.wait_for_terminate(1, SOON).await);
+    let statuses: Vec<u16> = app.pusher.calls().iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [503, 502, 200], "two failures, then success");
+}
+
+#[tokio::test]
+async fn with_watch_for_zero_nothing_is_watched_or_ended() {
+    let app = TestApp::new()
+        .with_webhooks()
+        .with_config(|c| c.revocation.watch_for = Duration::ZERO)
+        .spawn()
+        .await;
+    app.github.set_webhook(Some(WebhookTarget {
+        url: app.url("/github/webhook"),
+        secret: WEBHOOK_SECRET.to_owned(),
+    }));
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    app.github
+        .announce(change(remove_from_team, "ada", "initech", "ops"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(app.pusher.calls().is_empty());
+    // The webhook still made the cached membership stale: no signature for
+    // the lost channel, TTL or not.
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn with_terminate_connections_off_nothing_is_called() {
+    let app = TestApp::new()
+        .with_webhooks()
+        .with_config(|c| c.revocation.terminate_connections = false)
+        .spawn()
+        .await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    app.github.remove_from_team("ada", "initech", "ops");
+    let (status, _) = deliver(
+        &app,
+        "membership",
+        "d-1",
+        &removed_from_team(1),
+        Some(WEBHOOK_SECRET),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(app.pusher.calls().is_empty());
+    let me: Value = ada.get(&app.url("/auth/me")).await.json().await.unwrap();
+    assert_eq!(me["ended"]["lost"], json!(["private-ops"]), "{me}");
+}
+
+#[tokio::test]
+async fn webhook_deliveries_that_are_not_genuine_change_nothing() {
+    let app = TestApp::new().with_webhooks().spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    app.github.remove_from_team("ada", "initech", "ops");
+    app.github.reset_counters();
+    let body = removed_from_team(1);
+
+    // Unsigned, or signed with another secret: 401.
+    assert_eq!(
+        deliver(&app, "membership", "d-1", &body, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let forged = deliver(
+        &app,
+        "membership",
+        "d-2",
+        &body,
+        Some("not-the-secret-0123456"),
+    )
+    .await;
+    assert_eq!(forged.0, StatusCode::UNAUTHORIZED);
+    // Signed for another body: 401.
+    let mut request = reqwest::Client::new()
+        .post(app.url("/github/webhook"))
+        .header("x-github-event", "membership")
+        .header("x-github-delivery", "d-3")
+        .header(
+            "x-hub-signature-256",
+            signature_256(WEBHOOK_SECRET.as_bytes(), b"{}"),
+        )
+        .body(body.clone());
+    assert_eq!(
+        request.send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Over the size limit: 413, before any signature work.
+    let huge = vec![b' '; 1024 * 1024 + 1];
+    assert_eq!(
+        deliver(&app, "membership", "d-4", &huge, Some(WEBHOOK_SECRET))
+            .await
+            .0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    // Signed but malformed: 400, naming what is wrong.
+    let (status, answer) = deliver(
+        &app,
+        "membership",
+        "d-5",
+        b"{\"action\":\"removed\",\"scope\":\"team\"}",
+        Some(WEBHOOK_SECRET),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["error"].as_str().unwrap().contains("member"),
+        "{answer}"
+    );
+    assert_eq!(
+        deliver(&app, "membership", "d-6", b"not json", Some(WEBHOOK_SECRET))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    request = reqwest::Client::new()
+        .post(app.url("/github/webhook"))
+        .header("x-github-event", "membership")
+        .header(
+            "x-hub-signature-256",
+            signature_256(WEBHOOK_SECRET.as_bytes(), &body),
+        )
+        .body(body.clone());
+    assert_eq!(
+        request.send().await.unwrap().status(),
+        StatusCode::BAD_REQUEST,
+        "no delivery id"
+    );
+    // An event that changes no access: 2xx, ignored.
+    let (status, answer) = deliver(
+        &app,
+        "push",
+        "d-7",
+        b"{\"ref\":\"main\"}",
+        Some(WEBHOOK_SECRET),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        answer["outcome"].as_str().unwrap().starts_with("ignored"),
+        "{answer}"
+    );
+    assert_eq!(
+        deliver(
+            &app,
+            "ping",
+            "d-8",
+            b"{\"zen\":\"hi\"}",
+            Some(WEBHOOK_SECRET)
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+
+    // None of that read GitHub or ended anything.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    use github_standin::Endpoint;
+    assert_eq!(app.github.calls(Endpoint::Teams), 0);
+    assert!(app.pusher.calls().is_empty());
+
+    // The genuine delivery works once; a replay of its id does nothing.
+    let (status, _) = deliver(&app, "membership", "d-9", &body, Some(WEBHOOK_SECRET)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(app.pusher.wait_for_terminate(1, SOON).await);
+    let reads = app.github.calls(Endpoint::Teams);
+    let (status, answer) = deliver(&app, "membership", "d-9", &body, Some(WEBHOOK_SECRET)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        answer["outcome"].as_str().unwrap().starts_with("duplicate"),
+        "{answer}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.github.calls(Endpoint::Teams),
+        reads,
+        "no second re-read"
+    );
+    assert_eq!(app.pusher.calls().len(), 1);
+}
+
+#[tokio::test]
+async fn without_a_webhooks_section_the_route_does_not_exist() {
+    let app = TestApp::new().spawn().await;
+    let (status, _) = deliver(&app, "ping", "d-1", b"{}", Some(WEBHOOK_SECRET)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (CHANNELGATE_TEST_REDIS); .ci/run runs it"]
+async fn a_webhook_to_one_instance_ends_connections_signed_by_another() {
+    let redis =
+        std::env::var("CHANNELGATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let first = TestApp::new()
+        .with_webhooks()
+        .with_store(&redis)
+        .spawn()
+        .await;
+    let second = TestApp::new()
+        .with_github(first.github.clone())
+        .with_pusher(first.pusher.clone())
+        .with_store(&redis)
+        .spawn()
+        .await;
+    // ada's channel is signed by the second instance only.
+    let ada = Browser::logged_in_as(&second, "ada").await;
+    assert_eq!(ada.auth(&second, "private-ops").await.0, StatusCode::OK);
+    // GitHub tells the first.
+    first.github.set_webhook(Some(WebhookTarget {
+        url: first.url("/github/webhook"),
+        secret: WEBHOOK_SECRET.to_owned(),
+    }));
+    let delivery = first
+        .github
+        .announce(change(remove_from_team, "ada", "initech", "ops"))
+        .await
+        .unwrap();
+    assert_eq!(delivery.status, Some(202));
+    assert!(
+        first.pusher.wait_for_terminate(1, SOON).await,
+        "the second instance heard it over Redis and ended ada's connections"
+    );
+    assert_eq!(first.pusher.terminated(), [1], "exactly once");
+}
