@@ -1,8 +1,18 @@
 // The home page's channel tester: on a click (never on page load, so a link
 // cannot make someone join a presence channel and reveal who they are), asks
 // /pusher/auth exactly as pusher-js would, shows the raw answer, and, when a
-// Pusher server is configured, subscribes for real with pusher-js.
+// Pusher server is configured, subscribes for real with pusher-js, signs in
+// with pusher.signin() (so the gateway can end this connection if the
+// person loses access), and says what ended and why if it does.
 "use strict";
+
+// The page's own connection, ended when its person logs out (their other
+// devices keep theirs: logging out here is not a revocation).
+let connection = null;
+(function () {
+  const logout = document.querySelector('form[action="/auth/logout"]');
+  if (logout) logout.addEventListener("submit", () => connection && connection.disconnect());
+})();
 
 (function () {
   const tester = document.getElementById("try-auth");
@@ -47,6 +57,7 @@ function run(channel) {
     forceTLS: d.tls === "true",
     enabledTransports: ["ws", "wss"],
     channelAuthorization: { endpoint: "/pusher/auth", transport: "ajax" },
+    userAuthentication: { endpoint: "/pusher/user-auth", transport: "ajax" },
   };
   if (d.host) {
     options.wsHost = d.host;
@@ -54,7 +65,13 @@ function run(channel) {
     options.wssPort = Number(d.port);
   }
   const pusher = new Pusher(d.key, options);
-  const status = (text, state) => show("live-status", text, state);
+  connection = pusher;
+  // Signed-in connections are the ones Pusher can end by user id.
+  pusher.signin();
+  let ended = false;
+  const status = (text, state) => {
+    if (!ended) show("live-status", text, state);
+  };
   status("connecting to " + (d.host ? d.host + ":" + d.port : "cluster " + d.cluster) + "…", "connecting");
   pusher.connection.bind("state_change", (s) => {
     if (s.current === "unavailable" || s.current === "failed") {
@@ -63,7 +80,14 @@ function run(channel) {
   });
   pusher.connection.bind("error", (e) => {
     const code = e && e.error && e.error.data && e.error.data.code;
-    if (code) status("the Pusher server refused: " + code + " " + (e.error.data.message || ""), "refused");
+    if (code === 4009) {
+      // The gateway ended this connection: a grant was taken back.
+      status("the connection was ended by the gateway; asking why…", "ended");
+      ended = true;
+      explainEnd(channel);
+    } else if (code) {
+      status("the Pusher server refused: " + code + " " + (e.error.data.message || ""), "refused");
+    }
   });
   const sub = pusher.subscribe(channel);
   sub.bind("pusher:subscription_succeeded", (members) => {
@@ -78,4 +102,25 @@ function run(channel) {
   sub.bind("pusher:subscription_error", (e) => {
     status("subscription refused (HTTP " + (e && e.status) + ")", "denied");
   });
+}
+
+// Says which access ended and why, from /auth/me.
+function explainEnd(channel) {
+  const el = document.getElementById("live-status");
+  fetch("/auth/me", { credentials: "same-origin" })
+    .then(async (r) => {
+      if (r.status === 401) {
+        el.textContent = "Your access ended: you are no longer logged in (GitHub no longer accepts your login). Log in again.";
+        return;
+      }
+      const me = await r.json();
+      const e = me.ended;
+      if (e && e.lost && e.lost.length) {
+        el.textContent = "Your access ended: " + e.lost.join(", ") + " (" + e.reason + "). " +
+          "The connection was closed; reload to subscribe to what you still may.";
+      } else {
+        el.textContent = "The gateway ended this connection (" + channel + "); reload to subscribe again.";
+      }
+    })
+    .catch(() => { el.textContent = "The gateway ended this connection; reload to subscribe again."; });
 }

@@ -82,6 +82,30 @@ try {
   await check("presence-org-acme", "200", "subscribed");
   await check("private-user-grace", "403", "denied");
 
+  // Access taken back live: subscribed (and signed in) to the team's channel,
+  // ada is taken out of the team on the stand-in's admin page, which sends
+  // the gateway a signed webhook; the server ends her page's connection and
+  // the page says which access ended and why.
+  await page.goto(`${url}/?channel=private-supersecretchat`);
+  await page.locator("#try-run").click();
+  await page.waitForFunction(() => document.querySelector("#live-status").dataset.state === "subscribed");
+  const admin = await context.newPage();
+  await admin.goto(`${url}/_github/admin`);
+  await admin
+    .getByRole("row")
+    .filter({ hasText: "Ada Lovelace" })
+    .getByRole("button", { name: "Remove from team acme/secret-agents" })
+    .click();
+  await admin.waitForURL(/done=/);
+  const status = page.locator("#live-status");
+  await page.waitForFunction(
+    () => /Your access ended: private-supersecretchat/.test(document.querySelector("#live-status").textContent),
+  );
+  const why = await status.textContent();
+  if ((await status.getAttribute("data-state")) !== "ended") fail(`live state after the change: ${why}`);
+  console.log(`browser: after the admin page took ada out of acme/secret-agents, the page says: ${why}`);
+  await admin.close();
+
   if (screenshot) {
     await page.goto(`${url}/?channel=presence-org-acme`);
     await page.locator("#try-run").click();

@@ -23,11 +23,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use url::Url;
 
-use crate::config::{Config, GithubConfig, HostPort, PusherConfig, ServerConfig};
+use crate::config::{Config, GithubConfig, HostPort, PusherConfig, ServerConfig, WebhooksConfig};
 use crate::rules::{Conditions, Pattern, Rule, RuleSet, TeamRef};
 use crate::secret::Secret;
 use crate::web::{ConnectionLimits, Gateway, StartError, build_app};
-use github_standin::{GithubStandIn, MembershipState, UserRecord, World};
+use github_standin::{GithubStandIn, MembershipState, UserRecord, WebhookTarget, World};
 
 /// Where the stand-in is mounted.
 pub const GITHUB_PATH: &str = "/_github";
@@ -44,6 +44,8 @@ pub const PUSHER_KEY: &str = "channelgate-demo-key";
 pub const PUSHER_SECRET: &str = "channelgate-demo-secret";
 /// The demo master key for encrypted channels (32 bytes, public).
 pub const MASTER_KEY_BASE64: &str = "Y2hhbm5lbGdhdGUtZGVtby1tYXN0ZXIta2V5LTAwMzI=";
+/// The secret the stand-in signs the demo's webhooks with (public: loopback only).
+pub const WEBHOOK_SECRET: &str = "channelgate-demo-webhook-secret";
 /// Where the demo expects a Pusher-protocol server by default.
 pub const DEFAULT_PUSHER_HOST: &str = "127.0.0.1:6001";
 
@@ -257,6 +259,10 @@ pub fn config(listen: SocketAddr, public_url: &Url, pusher_host: &HostPort) -> C
         ..Conditions::default()
     });
     config.rules = rules();
+    // The admin page's changes arrive as GitHub's webhooks would.
+    config.webhooks = Some(WebhooksConfig {
+        secret: Secret::new(WEBHOOK_SECRET.to_owned()),
+    });
     config
 }
 
@@ -293,6 +299,16 @@ pub struct Demo {
 
 /// Binds `listen` (loopback only) and starts the demo there.
 pub async fn start(listen: SocketAddr, pusher_host: &HostPort) -> Result<Demo, DemoError> {
+    start_with(listen, pusher_host, |_| {}).await
+}
+
+/// [`start`] with the demo's configuration edited first (tests shorten
+/// its TTL or turn its webhooks off).
+pub async fn start_with(
+    listen: SocketAddr,
+    pusher_host: &HostPort,
+    edit: impl FnOnce(&mut Config),
+) -> Result<Demo, DemoError> {
     if !listen.ip().is_loopback() {
         return Err(DemoError::NotLoopback(listen));
     }
@@ -310,8 +326,13 @@ pub async fn start(listen: SocketAddr, pusher_host: &HostPort) -> Result<Demo, D
     let github = GithubStandIn::new(world(&url), CLIENT_ID, CLIENT_SECRET);
     github.set_base_url(&format!("{url}{GITHUB_PATH}"));
     github.register_callback(&format!("{url}/auth/callback"));
+    github.set_webhook(Some(WebhookTarget {
+        url: format!("{url}/github/webhook"),
+        secret: WEBHOOK_SECRET.to_owned(),
+    }));
     let public_url = Url::parse(&url).expect("http://ADDR is a URL");
-    let config = config(addr, &public_url, pusher_host);
+    let mut config = config(addr, &public_url, pusher_host);
+    edit(&mut config);
     let limits = ConnectionLimits::of(&config.server);
     let app = build_app(config)
         .await?
@@ -398,6 +419,13 @@ pub fn banner(url: &str, pusher_host: &HostPort) -> String {
          SOCKUDO_DEFAULT_APP_SECRET={PUSHER_SECRET} SOCKUDO_DEFAULT_APP_ENABLE_USER_AUTHENTICATION=true \
          HOST=127.0.0.1 PORT={} sockudo",
         pusher_host.port.unwrap_or(80)
+    );
+    let _ = writeln!(
+        s,
+        "\nTake access away live: subscribe as ada to private-supersecretchat on the home page, then at \
+         {url}{GITHUB_PATH}/admin remove ada from acme/secret-agents. The change reaches the gateway as a signed \
+         webhook, and the gateway ends her Pusher connection (through the server above); her page says what \
+         ended and why."
     );
     let _ = writeln!(s, "\nEach decision is logged below. Ctrl-C stops the demo.");
     s

@@ -544,22 +544,20 @@ fn all_grants(watched: &Watched) -> Vec<String> {
     lost
 }
 
-/// The grants `person` no longer has under `access`, and why.
+/// The grants `person` no longer has under `access`, and why (each reason
+/// prefixed by its grant when more than one is lost).
 fn lost_grants(watched: &Watched, person: &Person, access: &Access) -> (Vec<String>, String) {
-    let mut lost = Vec::new();
-    let mut reasons = Vec::new();
+    let mut lost: Vec<(String, String)> = Vec::new();
     let mut names: Vec<&String> = watched.channels.keys().collect();
     names.sort();
     for channel in names {
         let decision = access.rules.decide(person, channel);
         if !decision.is_allowed() {
-            reasons.push(format!("{channel}: {}", decision.for_the_person()));
-            lost.push(channel.clone());
+            lost.push((channel.clone(), decision.for_the_person()));
         }
     }
     if watched.signed_in.is_some() && !access.signin.as_ref().is_some_and(|c| c.admit(person)) {
-        reasons.push("sign-in: you no longer meet [signin]".to_owned());
-        lost.push(SIGN_IN.to_owned());
+        lost.push((SIGN_IN.to_owned(), "you no longer meet [signin]".to_owned()));
     }
     if lost.is_empty()
         && let Some(before) = watched.overflow
@@ -572,7 +570,15 @@ fn lost_grants(watched: &Watched, person: &Person, access: &Access) -> (Vec<Stri
             ),
         );
     }
-    (lost, reasons.join("; "))
+    let reason = match lost.as_slice() {
+        [(_, why)] => why.clone(),
+        many => many
+            .iter()
+            .map(|(grant, why)| format!("{grant}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    (lost.into_iter().map(|(grant, _)| grant).collect(), reason)
 }
 
 /// A hash of what the rules see of a person.

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use channelgate::demo;
 use github_standin::{MembershipState, UserRecord, World};
@@ -226,4 +227,66 @@ async fn a_real_browser_logs_in_and_its_page_subscribes() {
         args = vec!["--screenshot".to_owned(), path];
     }
     node_async("browser.mjs", args, vec![("DEMO_URL", demo.url.clone())]).await;
+}
+
+/// Runs `revocation.mjs` against `demo`: ada (in acme/secret-agents) and
+/// grace subscribe; ada is taken out of the team on the stand-in's admin
+/// page; her connection must end within `deadline`, grace's must stay.
+async fn revocation_through_sockudo(demo: &demo::Demo, sockudo: &str, deadline: Duration) {
+    let ada = Browser::new()
+        .login_at(&demo.url, &demo.github, "ada")
+        .await;
+    let grace = Browser::new()
+        .login_at(&demo.url, &demo.github, "grace")
+        .await;
+    let mut env = demo_pusher_env(sockudo);
+    env.extend([
+        ("GATEWAY_URL", demo.url.clone()),
+        (
+            "ADMIN_URL",
+            format!("{}{}/admin", demo.url, demo::GITHUB_PATH),
+        ),
+        (
+            "CHANGE",
+            "action=remove-team&login=ada&org=acme&slug=secret-agents".into(),
+        ),
+        ("COOKIE_LOSER", format!("channelgate={ada}")),
+        ("LOGIN_LOSER", "ada".into()),
+        ("COOKIE_KEEPER", format!("channelgate={grace}")),
+        ("LOGIN_KEEPER", "grace".into()),
+        ("LOST", "private-supersecretchat".into()),
+        ("KEPT", "presence-org-acme".into()),
+        ("DEADLINE_MS", deadline.as_millis().to_string()),
+    ]);
+    node_async("revocation.mjs", vec![], env).await;
+}
+
+#[tokio::test]
+#[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO) and interop/node_modules; .ci/run runs it"]
+async fn a_webhook_disconnects_pusher_js_within_a_second() {
+    let sockudo = sockudo_host();
+    let demo = demo::start("127.0.0.1:0".parse().unwrap(), &sockudo.parse().unwrap())
+        .await
+        .unwrap();
+    revocation_through_sockudo(&demo, &sockudo, Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO) and interop/node_modules; .ci/run runs it"]
+async fn without_webhooks_the_sweep_disconnects_pusher_js_within_the_ttl() {
+    const TTL: Duration = Duration::from_secs(3);
+    let sockudo = sockudo_host();
+    let demo = demo::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        &sockudo.parse().unwrap(),
+        |c| {
+            c.webhooks = None;
+            c.cache.membership_ttl = TTL;
+        },
+    )
+    .await
+    .unwrap();
+    // GitHub tells nobody: the admin page's change is silent.
+    demo.github.set_webhook(None);
+    revocation_through_sockudo(&demo, &sockudo, TTL + Duration::from_secs(3)).await;
 }
