@@ -29,6 +29,7 @@ const CLIENT_ID: &str = "Iv1.bench";
 const CLIENT_SECRET: &str = "bench-client-secret";
 const PUSHER_KEY: &str = "bench-key";
 const ORG: &str = "acme";
+const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
 
 /// How long each timed load runs, after a short warm-up.
 fn load_seconds() -> f64 {
@@ -43,7 +44,7 @@ fn quick() -> bool {
 }
 
 /// `BENCH_ONLY=warm,memory` runs only those phases (warm, cold, steady,
-/// memory), for profiling; RESULTS.md is written only by a full run.
+/// memory, revocation), for profiling; RESULTS.md is written only by a full run.
 fn enabled(phase: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|p| p == phase))
 }
@@ -119,8 +120,36 @@ fn standin(people: usize) {
                 async { "registered" }
             }
         };
+        // Pusher's HTTP API, as far as the revocation phase needs it: when
+        // each person's connections were ended (Unix microseconds).
+        let ended: Arc<std::sync::Mutex<Vec<(u64, u128)>>> = Arc::default();
+        let terminate = {
+            let ended = ended.clone();
+            move |axum::extract::Path((_app, user)): axum::extract::Path<(String, u64)>| {
+                ended.lock().unwrap().push((user, unix_micros()));
+                async { "{\"ok\":true}" }
+            }
+        };
+        let terminated = move || {
+            let list = ended.lock().unwrap().clone();
+            async move { axum::Json(list) }
+        };
+        // A change GitHub makes without telling anyone.
+        let leave_team = {
+            let github = github.clone();
+            move |login: String| {
+                github.remove_from_team(&login, ORG, "secret-agents");
+                async { "removed" }
+            }
+        };
         let app = github
             .router()
+            .route(
+                "/apps/{app}/users/{user}/terminate_connections",
+                axum::routing::post(terminate),
+            )
+            .route("/_bench/terminated", axum::routing::get(terminated))
+            .route("/_bench/leave-team", axum::routing::post(leave_team))
             .route("/_bench/counters", axum::routing::get(counters))
             .route("/_bench/reset", axum::routing::post(reset))
             .route("/_bench/callback", axum::routing::post(register));
@@ -128,6 +157,13 @@ fn standin(people: usize) {
         std::io::stdout().flush().unwrap();
         axum::serve(listener, app).await.unwrap();
     });
+}
+
+fn unix_micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
 }
 
 // ---- processes -------------------------------------------------------------
@@ -156,6 +192,21 @@ impl Proc {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap();
         kb * 1024
+    }
+
+    /// CPU time used so far (user + system), from /proc.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name, which is in parentheses.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // USER_HZ is 100 on Linux.
+        Duration::from_millis(ticks * 10)
     }
 }
 
@@ -201,6 +252,8 @@ listen = "{addr}"
 app_id = "1"
 key = "{PUSHER_KEY}"
 secret = "bench-secret"
+# The stand-in answers Pusher's terminate_connections too.
+api_url = "{github}"
 [github]
 client_id = "{CLIENT_ID}"
 client_secret = "{CLIENT_SECRET}"
@@ -209,6 +262,8 @@ api_url = "{github}/api/v3"
 [session]
 store = "{session_store}"
 encryption_key_base64 = "YmVuY2gtc2Vzc2lvbi1rZXktb2YtMzItYnl0ZXMtLS0="
+[webhooks]
+secret = "{WEBHOOK_SECRET}"
 [limits]
 # Counted on every request, as in production, but never reached here.
 login_per_minute = 1000000000
@@ -223,6 +278,9 @@ channel = "presence-org-{{org}}"
 [[rules]]
 channel = "private-{ORG}-*"
 orgs = ["{ORG}"]
+[[rules]]
+channel = "private-secret"
+teams = ["{ORG}/secret-agents"]
 "#
     );
     let path = dir.join(format!("gateway-{}.toml", addr.port()));
@@ -714,6 +772,12 @@ async fn orchestrate() {
         drop(gateway);
     }
 
+    // 6: live revocation: the sweep's cost with nothing changing, a
+    // grant's memory, and the time from a webhook to the terminate call.
+    if enabled("revocation") {
+        revocation_phase(&mut report, &dir, &github).await;
+    }
+
     let header = format!(
         "# Benchmark results\n\nProduced by `cargo bench --bench gateway` on a machine with {cores} cores, in {:.0} s.\n\
          Load generator, GitHub stand-in and gateway (`channelgate serve`, release build) are three processes on loopback sharing those cores.\n",
@@ -726,4 +790,150 @@ async fn orchestrate() {
         println!("written to {}", path.display());
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends one POST per person with `make`'s body, 64 at a time.
+async fn post_each(addr: SocketAddr, cookies: &[String], body: impl Fn(usize) -> String) {
+    let mut tasks = tokio::task::JoinSet::new();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let bodies: Arc<Vec<(String, String)>> = Arc::new(
+        cookies
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), body(i)))
+            .collect(),
+    );
+    for _ in 0..64 {
+        let (next, bodies) = (next.clone(), bodies.clone());
+        tasks.spawn(async move {
+            let mut sender = connect(addr).await;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((cookie, body)) = bodies.get(i).cloned() else {
+                    return;
+                };
+                let make: MakeRequest = Arc::new(move |_| {
+                    (
+                        hyper::Method::POST,
+                        "/pusher/auth".into(),
+                        Some(cookie.clone()),
+                        Some(body.clone()),
+                    )
+                });
+                assert_eq!(send(&mut sender, addr, &make, 0).await, 200, "person {i}");
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
+async fn revocation_phase(report: &mut Report, dir: &Path, github: &str) {
+    let people = if quick() { 1_000 } else { 10_000 };
+    let ttl = if quick() { 3 } else { 10 };
+    let (gateway, addr) = start_gateway(dir, github, "memory", &format!("{ttl}s")).await;
+    let cookies = login_all(addr, 0..people, 64).await;
+    // One grant each, then ten more each, to weigh a grant.
+    post_each(addr, &cookies, |i| {
+        format!("socket_id=1.2&channel_name=private-user-person{i}")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = gateway.rss();
+    post_each(addr, &cookies, |_| {
+        (0..10)
+            .map(|j| format!("channel_name%5B{j}%5D=private-{ORG}-room{j}"))
+            .collect::<Vec<_>>()
+            .join("&")
+            + "&socket_id=1.2"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_grant = gateway.rss().saturating_sub(before) as f64 / (people * 10) as f64;
+
+    // No requests and no changes for one TTL and a bit: only the sweep runs.
+    reset_counters(github).await;
+    let cpu0 = gateway.cpu();
+    let window = ttl as f64 + 2.0;
+    tokio::time::sleep(Duration::from_secs_f64(window)).await;
+    let cpu = gateway.cpu().saturating_sub(cpu0).as_secs_f64() / (window / ttl as f64);
+    let c = counters(github).await;
+    let sum = |suffix: &str| -> u64 {
+        ["user", "orgs", "teams"]
+            .iter()
+            .map(|e| c[format!("{e}{suffix}")].as_u64().unwrap())
+            .sum()
+    };
+    let (total, free) = (sum(""), sum("_304"));
+    let per_ttl = total as f64 / people as f64 / (window / ttl as f64);
+
+    // One change at a time: a person holding the team's channel leaves the
+    // team on GitHub, then GitHub's webhook arrives.
+    let samples = if quick() { 5 } else { 20 };
+    post_each(addr, &cookies[..samples], |_| {
+        "socket_id=1.2&channel_name=private-secret".to_owned()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let mut latencies = Vec::new();
+    for i in 0..samples {
+        let id = 100_000 + i as u64;
+        http.post(format!("{github}/_bench/leave-team"))
+            .body(login_of(i))
+            .send()
+            .await
+            .unwrap();
+        let body = serde_json::json!({
+            "action": "removed", "scope": "team",
+            "member": { "id": id, "login": login_of(i) },
+            "team": { "id": 1, "slug": "secret-agents" },
+        })
+        .to_string();
+        let sent = unix_micros();
+        let answer = http
+            .post(format!("http://{addr}/github/webhook"))
+            .header("x-github-event", "membership")
+            .header("x-github-delivery", format!("bench-{i}"))
+            .header(
+                "x-hub-signature-256",
+                github_standin::signature_256(WEBHOOK_SECRET.as_bytes(), body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 202);
+        let at = loop {
+            let ended: Vec<(u64, u128)> = reqwest::get(format!("{github}/_bench/terminated"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some((_, at)) = ended.iter().find(|(u, _)| *u == id) {
+                break *at;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        latencies.push((at.saturating_sub(sent)) as f64 / 1000.0);
+    }
+    latencies.sort_by(f64::total_cmp);
+    report.line(format!(
+        "\n### Live revocation ({people} people watched, membership_ttl {ttl}s, no requests)\n"
+    ));
+    report.line("| GitHub calls per person per TTL (sweep only) | of which free 304s | gateway CPU per sweep cycle | CPU per person re-read | bytes per remembered grant |");
+    report.line("| ---: | ---: | ---: | ---: | ---: |");
+    report.line(format!(
+        "| {per_ttl:.2} | {:.0}% | {:.0} ms | {:.0} µs | {per_grant:.0} |",
+        100.0 * free as f64 / total.max(1) as f64,
+        cpu * 1000.0,
+        cpu * 1e6 / people as f64,
+    ));
+    report.line(format!(
+        "\nFrom a signed webhook to the terminate call ({samples} people, one at a time): p50 {:.1} ms, max {:.1} ms.",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    ));
+    drop(gateway);
 }

@@ -105,8 +105,7 @@ pub async fn join(url: &Secret<String>, revocation: &Revocation) -> Result<(), S
     let reconnect = || ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
     let publisher = Client::new(config.clone(), None, None, Some(reconnect()));
     let subscriber = SubscriberClient::new(config, None, None, Some(reconnect()));
-    for client in [publisher.clone().into(), subscriber.to_client()] {
-        let client: Client = client;
+    for client in [publisher.clone(), subscriber.to_client()] {
         client.connect();
         tokio::time::timeout(Duration::from_secs(5), client.wait_for_connect())
             .await
