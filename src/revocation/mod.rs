@@ -125,8 +125,11 @@ struct Watched {
     signed_in: Option<Instant>,
     /// Set past [`MAX_CHANNELS_PER_PERSON`]: the membership's fingerprint then.
     overflow: Option<u64>,
-    /// When the sweep re-reads them next.
+    /// When the sweep looks at them next.
     next_check: Instant,
+    /// The first look, at a point of the TTL spread by id, re-reads
+    /// whatever the cache holds; later ones only when nothing else has.
+    rephased: bool,
     /// The latest signing.
     last_signed: Instant,
     /// A terminate call is in flight.
@@ -261,6 +264,7 @@ impl Revocation {
             signed_in: None,
             overflow: None,
             next_check: now + spread(user.id, ttl),
+            rephased: false,
             last_signed: now,
             ending: false,
         });
@@ -418,14 +422,32 @@ impl Revocation {
             for (id, w) in registry.iter_mut() {
                 if w.next_check <= now && !w.ending {
                     w.next_check = now + self.0.ttl;
-                    due.push(*id);
+                    due.push((*id, !w.rephased));
+                    w.rephased = true;
                 }
             }
         }
-        for id in due {
+        for (id, force) in due {
             let this = self.clone();
-            tokio::spawn(async move { this.recheck(id, Cause::Sweep).await });
+            tokio::spawn(async move { this.sweep_check(id, force).await });
         }
+    }
+
+    /// The sweep's look at person `id`: a re-read, unless a request has
+    /// re-read them within the TTL (then the next look is due when that
+    /// read goes stale). So nobody goes longer than a TTL (and a tick)
+    /// unconfirmed, and an active person is not read twice per TTL.
+    async fn sweep_check(&self, id: u64, force: bool) {
+        if !force && let Some(m) = self.0.memberships.peek(id).await {
+            let stale_at = m.confirmed_at + self.0.ttl;
+            if stale_at > self.0.clock.now() {
+                if let Some(w) = self.0.registry.lock().expect("registry lock").get_mut(&id) {
+                    w.next_check = stale_at;
+                }
+                return;
+            }
+        }
+        self.recheck(id, Cause::Sweep).await;
     }
 
     /// Re-evaluates person `id`'s grants against `read`, and ends their

@@ -58,6 +58,7 @@ fn watched(channels: &[&str], signed_in: bool) -> Watched {
         signed_in: signed_in.then_some(now),
         overflow: None,
         next_check: now,
+        rephased: false,
         last_signed: now,
         ending: false,
     }

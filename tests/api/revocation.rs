@@ -168,6 +168,32 @@ async fn the_sweep_ends_an_idle_persons_lost_channel_without_a_webhook() {
 }
 
 #[tokio::test]
+async fn the_sweep_does_not_re_read_someone_their_own_requests_keep_fresh() {
+    use github_standin::Endpoint;
+    let app = TestApp::new().spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    // The sweep's first look, at a point of the TTL spread by id, re-reads.
+    app.pass_the_ttl();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        app.github.calls(Endpoint::Teams),
+        2,
+        "login, then the sweep"
+    );
+    // A TTL later ada asks first: her request re-reads, the sweep does not.
+    app.pass_the_ttl();
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(app.github.calls(Endpoint::Teams), 3);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(app.github.calls(Endpoint::Teams), 3, "one read per TTL");
+    // Left idle, she is re-read by the sweep again.
+    app.pass_the_ttl();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(app.github.calls(Endpoint::Teams), 4);
+}
+
+#[tokio::test]
 async fn a_revoked_token_ends_everything_the_person_held() {
     let app = with_webhooks().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
