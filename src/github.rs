@@ -14,6 +14,7 @@ use reqwest::header::{ACCEPT, ETAG, HeaderMap, IF_NONE_MATCH, LINK, USER_AGENT};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Metrics;
 use crate::secret::Secret;
 
 /// GitHub's REST API version we speak.
@@ -181,6 +182,7 @@ pub struct TeamItem {
 pub struct GithubClient {
     http: reqwest::Client,
     api_url: String,
+    metrics: Option<Metrics>,
 }
 
 /// The answer to one GET.
@@ -201,7 +203,22 @@ impl GithubClient {
         Ok(Self {
             http: http_client(timeout)?,
             api_url: api_url.trim_end_matches('/').to_owned(),
+            metrics: None,
         })
+    }
+
+    /// The same client, counting its calls in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Counts a call made elsewhere with this client's HTTP client (the
+    /// OAuth token exchange).
+    pub fn count(&self, endpoint: &'static str, status: Option<u16>) {
+        if let Some(m) = &self.metrics {
+            m.github(endpoint, status, None);
+        }
     }
 
     /// The HTTP client, shared with the OAuth token exchange.
@@ -223,7 +240,7 @@ impl GithubClient {
     ) -> Result<UserRead, GithubError> {
         let url = format!("{}/user", self.api_url);
         let etag = previous.and_then(|p| p.etag.as_deref());
-        match self.get(token, &url, etag).await? {
+        match self.get(token, "user", &url, etag).await? {
             Got::Body { bytes, headers } => Ok(UserRead {
                 user: parse(&bytes)?,
                 etag: header(&headers, ETAG),
@@ -245,7 +262,7 @@ impl GithubClient {
             "{}/user/memberships/orgs?state=active&per_page={PER_PAGE}",
             self.api_url
         );
-        self.list(token, first, previous).await
+        self.list(token, "orgs", first, previous).await
     }
 
     /// `GET /user/teams`, every page. Pass the previous read to make the
@@ -256,7 +273,7 @@ impl GithubClient {
         previous: Option<&PagedList<TeamItem>>,
     ) -> Result<PagedList<TeamItem>, GithubError> {
         let first = format!("{}/user/teams?per_page={PER_PAGE}", self.api_url);
-        self.list(token, first, previous).await
+        self.list(token, "teams", first, previous).await
     }
 
     /// Reads a paginated list from `first`, following `Link: rel="next"`
@@ -265,6 +282,7 @@ impl GithubClient {
     async fn list<T: DeserializeOwned + Clone>(
         &self,
         token: &Secret<String>,
+        endpoint: &'static str,
         first: String,
         previous: Option<&PagedList<T>>,
     ) -> Result<PagedList<T>, GithubError> {
@@ -288,7 +306,7 @@ impl GithubClient {
             let cached = previous.and_then(|prev| prev.pages.iter().find(|p| p.url == current));
             let etag = cached.and_then(|p| p.etag.as_deref());
             list.requests += 1;
-            let page = match self.get(token, &current, etag).await? {
+            let page = match self.get(token, endpoint, &current, etag).await? {
                 Got::NotModified => {
                     let cached = cached.ok_or_else(|| {
                         GithubError::Malformed("304 for a page never read".into())
@@ -320,6 +338,7 @@ impl GithubClient {
     async fn get(
         &self,
         token: &Secret<String>,
+        endpoint: &'static str,
         url: &str,
         etag: Option<&str>,
     ) -> Result<Got, GithubError> {
@@ -327,9 +346,19 @@ impl GithubClient {
         if let Some(etag) = etag {
             request = request.header(IF_NONE_MATCH, etag);
         }
-        let response = request.send().await.map_err(unavailable)?;
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                self.count(endpoint, None);
+                return Err(unavailable(e));
+            }
+        };
         let status = response.status();
         let headers = response.headers().clone();
+        if let Some(m) = &self.metrics {
+            let remaining = header(&headers, "x-ratelimit-remaining").and_then(|v| v.parse().ok());
+            m.github(endpoint, Some(status.as_u16()), remaining);
+        }
         if status == StatusCode::NOT_MODIFIED {
             return Ok(Got::NotModified);
         }

@@ -17,6 +17,7 @@
 //! - [`github`]: the GitHub REST client (user, org memberships, teams).
 //! - [`clock`]: the clock of every TTL, which tests move instead of waiting.
 //! - [`membership`]: a person's active orgs and teams, cached briefly, re-read with ETags.
+//! - [`metrics`]: what is counted for Prometheus, every label from a fixed set.
 //! - [`pusher_api`]: Pusher's HTTP API, signed: ending a person's connections.
 //! - [`revocation`]: live grants: what was signed, re-checked on webhooks,
 //!   on a sweep and on rule changes; lost ones end the connections.
@@ -37,6 +38,7 @@ pub mod demo;
 pub mod excerpt;
 pub mod github;
 pub mod membership;
+pub mod metrics;
 pub mod pusher_api;
 pub mod revocation;
 pub mod rules;

@@ -111,7 +111,7 @@ pub enum Store {
     /// A SQLite file.
     Sqlite(SqliteSessions),
     /// Redis.
-    Redis(RedisStore<Pool>),
+    Redis(RedisSessions),
 }
 
 /// Why the session store could not be opened.
@@ -186,7 +186,10 @@ impl Store {
                     .await
                     .map_err(|_| err("no answer within 5s".into()))?
                     .map_err(|e| err(e.to_string()))?;
-                Ok(Self::Redis(RedisStore::new(pool)))
+                Ok(Self::Redis(RedisSessions {
+                    store: RedisStore::new(pool.clone()),
+                    pool,
+                }))
             }
         }
     }
@@ -229,6 +232,53 @@ fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The Redis store, and its pool for readiness checks.
+#[derive(Debug, Clone)]
+pub struct RedisSessions {
+    store: RedisStore<Pool>,
+    pool: Pool,
+}
+
+impl Store {
+    /// Whether the store answers within `within`: always for memory, a
+    /// query for SQLite, `PING` for Redis. The error names what failed.
+    pub async fn ready(&self, within: Duration) -> Result<(), String> {
+        let check = async {
+            match self {
+                Self::Memory(_) => Ok(()),
+                Self::Sqlite(s) => sqlx_query("select 1")
+                    .execute(&s.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("the SQLite session store: {e}")),
+                Self::Redis(s) => s
+                    .pool
+                    .ping::<String>(None)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("the Redis session store: {e}")),
+            }
+        };
+        match tokio::time::timeout(within, check).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "the {} session store did not answer within {}s",
+                self.kind(),
+                within.as_secs_f32()
+            )),
+        }
+    }
+
+    /// `memory`, `sqlite` or `redis`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Memory(_) => "memory",
+            Self::Sqlite(_) => "sqlite",
+            Self::Redis(_) => "redis",
+        }
+    }
+}
+
 /// The SQLite store, with saving narrowed to updates (see [`Store`]).
 #[derive(Debug, Clone)]
 pub struct SqliteSessions {
@@ -269,7 +319,7 @@ impl SessionStore for Store {
         match self {
             Self::Memory(s) => s.create(record).await,
             Self::Sqlite(s) => s.store.create(record).await,
-            Self::Redis(s) => s.create(record).await,
+            Self::Redis(s) => s.store.create(record).await,
         }
     }
 
@@ -278,7 +328,7 @@ impl SessionStore for Store {
             Self::Memory(s) => s.save(record).await,
             Self::Sqlite(s) => s.update(record).await,
             // SET ... XX: only a key that exists is written.
-            Self::Redis(s) => s.save(record).await,
+            Self::Redis(s) => s.store.save(record).await,
         }
     }
 
@@ -286,7 +336,7 @@ impl SessionStore for Store {
         match self {
             Self::Memory(s) => s.load(id).await,
             Self::Sqlite(s) => s.store.load(id).await,
-            Self::Redis(s) => s.load(id).await,
+            Self::Redis(s) => s.store.load(id).await,
         }
     }
 
@@ -294,7 +344,7 @@ impl SessionStore for Store {
         match self {
             Self::Memory(s) => s.delete(id).await,
             Self::Sqlite(s) => s.store.delete(id).await,
-            Self::Redis(s) => s.delete(id).await,
+            Self::Redis(s) => s.store.delete(id).await,
         }
     }
 }

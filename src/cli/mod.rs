@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, ENV_CONFIG_PATH};
+use crate::config::{Config, ENV_CONFIG_PATH, LogFormat};
 
 mod check_config;
 #[cfg(feature = "demo")]
@@ -64,15 +64,29 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Log lines to stderr; `RUST_LOG` overrides `default` (such as `info`).
+/// Text log lines to stderr; `RUST_LOG` overrides `default` (such as `info`).
 pub fn init_logging(default: &str) {
+    init_logging_as(LogFormat::Text, default);
+}
+
+/// Log lines to stderr in `format`; `RUST_LOG`, when set, overrides `level`.
+/// JSON lines carry each request's `request_id` in their `span`.
+pub fn init_logging_as(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// `--config`, else `$CHANNELGATE_CONFIG`, else `./config.toml`.

@@ -1,4 +1,5 @@
-//! `channelgate serve`: the gateway at `server.listen` until SIGINT or SIGTERM.
+//! `channelgate serve`: the gateway at `server.listen` until SIGINT or
+//! SIGTERM; `SIGHUP` reloads the configuration file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,10 +7,15 @@ use std::process::ExitCode;
 use crate::web as server;
 
 pub fn run(config: Option<PathBuf>) -> ExitCode {
-    let Some(config) = super::load(config) else {
+    let path = super::config_path(config);
+    let Some(config) = super::load(Some(path.clone())) else {
         return ExitCode::FAILURE;
     };
-    // Denials are logged at info, each allow at debug.
-    super::init_logging("info");
-    super::on_runtime(|| async { server::serve(config).await.map_err(|e| e.to_string()) })
+    // Each decision is logged at info; `[log]` chooses the format.
+    super::init_logging_as(config.log.format, &config.log.level);
+    super::on_runtime(|| async {
+        server::serve(config, Some(path))
+            .await
+            .map_err(|e| e.to_string())
+    })
 }

@@ -71,6 +71,8 @@ pub struct Config {
     /// `[revocation]`: how long signed channels are watched, and whether
     /// losing one ends the person's Pusher connections.
     pub revocation: RevocationConfig,
+    /// `[log]`: the log's format and level.
+    pub log: LogConfig,
     /// `[[rules]]`, in file order.
     pub rules: RuleSet,
 }
@@ -93,6 +95,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Peers whose `X-Forwarded-For` names the client (reverse proxies).
     pub trusted_proxies: Vec<IpNet>,
+    /// Where Prometheus metrics are served (`GET /metrics`); `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
     /// `public_url`, parsed once.
     public: Url,
     /// The origin of `public_url`, computed once.
@@ -303,6 +307,33 @@ pub struct WebhooksConfig {
     pub secret: Secret<String>,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
 /// `[revocation]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RevocationConfig {
@@ -376,6 +407,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             trusted_proxies: Vec::new(),
+            metrics_listen: None,
             public: public_url.clone(),
             origin: public_url.origin().ascii_serialization(),
         }
@@ -426,6 +458,7 @@ impl Config {
             signin: None,
             webhooks: None,
             revocation: RevocationConfig::default(),
+            log: LogConfig::default(),
             rules: RuleSet::default(),
         }
     }
@@ -671,6 +704,7 @@ header_timeout = "5s"
 request_timeout = "1m"
 max_connections = 500
 trusted_proxies = ["10.0.0.0/8", "::1", "192.168.1.7"]
+metrics_listen = "127.0.0.1:9090"
 [pusher]
 app_id = "1"
 key = "k"
@@ -707,6 +741,9 @@ secret = "0123456789abcdef0123"
 [revocation]
 watch_for = "2h"
 terminate_connections = false
+[log]
+format = "json"
+level = "debug"
 [[rules]]
 channel = "private-x"
 users = ["a"]
@@ -757,6 +794,17 @@ everyone = true
         );
         assert_eq!(c.pusher.api_url(), "http://pusher-api.internal:8081");
         assert_eq!(
+            c.server.metrics_listen,
+            Some("127.0.0.1:9090".parse().unwrap())
+        );
+        assert_eq!(
+            c.log,
+            LogConfig {
+                format: LogFormat::Json,
+                level: "debug".into()
+            }
+        );
+        assert_eq!(
             c.webhooks.as_ref().map(|w| w.secret.expose().as_str()),
             Some("0123456789abcdef0123")
         );
@@ -787,6 +835,27 @@ everyone = true
         ));
         assert_eq!(p.key, "pusher.api_url");
         assert!(p.message.contains("must not have a path"), "{}", p.message);
+    }
+
+    #[test]
+    fn log_and_metrics_settings_are_checked() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.log, LogConfig::default());
+        assert_eq!(c.server.metrics_listen, None);
+        let bad = problems(&format!(
+            "[server]\nlisten = \"127.0.0.1:8080\"\nmetrics_listen = \"127.0.0.1:8080\"\n{MINIMAL}\n[log]\nformat = \"xml\"\nlevel = \"loud\"\n"
+        ));
+        let keys: Vec<&str> = bad.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["server.metrics_listen", "log.format", "log.level"],
+            "{bad:?}"
+        );
+        assert!(
+            bad[0].message.contains("public listener"),
+            "{}",
+            bad[0].message
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub(super) struct RawServer {
     pub(super) request_timeout: Option<S<String>>,
     pub(super) max_connections: Option<S<i64>>,
     pub(super) trusted_proxies: Option<Vec<S<String>>>,
+    pub(super) metrics_listen: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -93,6 +94,12 @@ pub(super) struct RawRule {
 }
 
 #[derive(Deserialize, Default)]
+pub(super) struct RawLog {
+    pub(super) format: Option<S<String>>,
+    pub(super) level: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
 pub(super) struct RawWebhooks {
     pub(super) secret: Option<S<String>>,
 }
@@ -114,6 +121,7 @@ impl RawServer {
         "request_timeout",
         "max_connections",
         "trusted_proxies",
+        "metrics_listen",
     ];
 }
 impl RawPusher {
@@ -146,6 +154,9 @@ impl RawLimits {
 }
 impl RawSignin {
     pub(super) const FIELDS: &[&str] = &["users", "orgs", "teams", "everyone"];
+}
+impl RawLog {
+    pub(super) const FIELDS: &[&str] = &["format", "level"];
 }
 impl RawWebhooks {
     pub(super) const FIELDS: &[&str] = &["secret"];

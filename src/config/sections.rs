@@ -13,8 +13,8 @@ use toml::de::{DeTable, DeValue};
 use url::Url;
 
 use super::raw::{
-    Env, Problems, RawCache, RawGithub, RawLimits, RawPusher, RawRevocation, RawRule, RawServer,
-    RawSession, RawSignin, RawWebhooks, S,
+    Env, Problems, RawCache, RawGithub, RawLimits, RawLog, RawPusher, RawRevocation, RawRule,
+    RawServer, RawSession, RawSignin, RawWebhooks, S,
 };
 use super::*;
 use crate::rules::{Pattern, Rule, TeamRef, is_github_name};
@@ -30,6 +30,7 @@ pub(super) fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Op
         "signin",
         "webhooks",
         "revocation",
+        "log",
         "rules",
     ];
     p.unknown_keys("", doc, TOP);
@@ -53,6 +54,7 @@ pub(super) fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Op
             .map(Some),
     };
     let revocation = p.section("revocation", get("revocation"), RawRevocation::FIELDS);
+    let log = p.section("log", get("log"), RawLog::FIELDS);
     let server = server.and_then(|raw| build_server(p, raw));
     let pusher = pusher.and_then(|raw| build_pusher(p, raw, env));
     let github = github.and_then(|raw| build_github(p, raw, env));
@@ -62,6 +64,7 @@ pub(super) fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Op
     let signin = signin.and_then(|raw| build_signin(p, raw));
     let webhooks = webhooks.and_then(|raw| build_webhooks(p, raw, env));
     let revocation = revocation.and_then(|raw| build_revocation(p, raw));
+    let log = log.and_then(|raw| build_log(p, raw));
     let rules = build_rules(p, get("rules"));
     Some(Config {
         server: server?,
@@ -73,6 +76,7 @@ pub(super) fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Op
         signin: signin?,
         webhooks: webhooks?,
         revocation: revocation?,
+        log: log?,
         rules: rules?,
     })
 }
@@ -281,6 +285,35 @@ fn build_server(p: &mut Problems<'_>, raw: RawServer) -> Option<ServerConfig> {
             }
         }
     }
+    let metrics_listen = match &raw.metrics_listen {
+        None => Some(None),
+        Some(v) => v
+            .get_ref()
+            .parse::<SocketAddr>()
+            .map_err(|_| {
+                p.at(
+                    "server.metrics_listen",
+                    v,
+                    format!(
+                        "{:?} is not an address and port, such as \"127.0.0.1:9090\"",
+                        v.get_ref()
+                    ),
+                );
+            })
+            .ok()
+            .map(Some),
+    };
+    if let (Some(Some(metrics)), Some(listen), Some(v)) =
+        (metrics_listen, listen, &raw.metrics_listen)
+        && metrics == listen
+    {
+        p.at(
+            "server.metrics_listen",
+            v,
+            "must differ from server.listen: metrics are never served on the public listener",
+        );
+        return None;
+    }
     // Checked by http_url above, so it parses.
     let public = Url::parse(&public_url?).ok()?;
     let mut server = ServerConfig::new(listen?, &public);
@@ -289,6 +322,7 @@ fn build_server(p: &mut Problems<'_>, raw: RawServer) -> Option<ServerConfig> {
     server.request_timeout = request_timeout?;
     server.max_connections = max_connections? as usize;
     server.trusted_proxies = trusted_proxies?;
+    server.metrics_listen = metrics_listen?;
     Some(server)
 }
 
@@ -770,6 +804,47 @@ fn build_webhooks(
         return None;
     }
     Some(Some(WebhooksConfig { secret }))
+}
+
+fn build_log(p: &mut Problems<'_>, raw: RawLog) -> Option<LogConfig> {
+    let format = match &raw.format {
+        None => Some(LogFormat::Text),
+        Some(v) => match v.get_ref().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            other => {
+                p.at(
+                    "log.format",
+                    v,
+                    format!("{other:?} is not \"text\" or \"json\""),
+                );
+                None
+            }
+        },
+    };
+    let level = match raw.level {
+        None => Some(LogConfig::default().level),
+        Some(v) => {
+            let level = v.get_ref().to_ascii_lowercase();
+            if ["error", "warn", "info", "debug", "trace"].contains(&level.as_str()) {
+                Some(level)
+            } else {
+                p.at(
+                    "log.level",
+                    &v,
+                    format!(
+                        "{:?} is not one of error, warn, info, debug, trace (RUST_LOG takes finer filters)",
+                        v.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    };
+    Some(LogConfig {
+        format: format?,
+        level: level?,
+    })
 }
 
 fn build_revocation(p: &mut Problems<'_>, raw: RawRevocation) -> Option<RevocationConfig> {

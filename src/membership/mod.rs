@@ -96,7 +96,8 @@ pub struct Memberships {
     cache: Cache<u64, Arc<Slot>, IdHasher>,
     github: GithubClient,
     keys: Keys,
-    policy: Policy,
+    /// Shared by every clone, swapped by a reload.
+    policy: Arc<arc_swap::ArcSwap<Policy>>,
     clock: Clock,
     /// Told the id of each person whose membership a read found changed
     /// (or whose token GitHub refused), for live revocation.
@@ -126,13 +127,26 @@ impl Memberships {
                 .build_with_hasher(IdHasher),
             github,
             keys,
-            policy: Policy {
+            policy: Arc::new(arc_swap::ArcSwap::from_pointee(Policy {
                 ttl: config.membership_ttl,
                 stale_grace: config.stale_grace,
-            },
+            })),
             clock,
             changes: None,
         }
+    }
+
+    /// `cache.membership_ttl` and `cache.stale_grace` now.
+    pub fn policy(&self) -> Policy {
+        **self.policy.load()
+    }
+
+    /// Takes a reloaded `[cache]`'s TTL and grace (its size needs a restart).
+    pub fn set_policy(&self, config: &CacheConfig) {
+        self.policy.store(Arc::new(Policy {
+            ttl: config.membership_ttl,
+            stale_grace: config.stale_grace,
+        }));
     }
 
     /// Tells `changes` the id of every person whose re-read membership
@@ -152,7 +166,7 @@ impl Memberships {
     ) -> Result<Arc<Membership>, MembershipError> {
         if let Some(slot) = self.cache.get(&user.id).await
             && let Some(m) = &slot.membership
-            && self.policy.is_fresh(m.confirmed_at, self.clock.now())
+            && self.policy().is_fresh(m.confirmed_at, self.clock.now())
         {
             return Ok(m.clone());
         }
@@ -192,7 +206,8 @@ impl Memberships {
     /// Marks person `id`'s entry stale, so their next request re-reads it
     /// (keeping its ETags, so an unchanged answer is still free).
     pub async fn expire(&self, id: u64) {
-        let long_ago = self.clock.now() - self.policy.ttl - self.policy.stale_grace;
+        let policy = self.policy();
+        let long_ago = self.clock.now() - policy.ttl - policy.stale_grace;
         self.cache
             .entry(id)
             .and_compute_with(|current| async move {
@@ -285,7 +300,7 @@ impl Memberships {
     ) -> (Op<Arc<Slot>>, Result<Arc<Membership>, MembershipError>) {
         let now = self.clock.now();
         let force = mode != Mode::Cached;
-        if let Before::Answer(answer) = self.policy.before_read(&slot, now, started, force) {
+        if let Before::Answer(answer) = self.policy().before_read(&slot, now, started, force) {
             return (Op::Nop, answer);
         }
         let previous = slot.membership.as_deref();
@@ -336,7 +351,7 @@ impl Memberships {
             }
             Err(e) => {
                 let (kept, answer) =
-                    self.policy
+                    self.policy()
                         .after_failure(&slot, &e, self.clock.now(), SystemTime::now());
                 let retry_in = kept.retry_not_before.map(|t| t - now);
                 tracing::warn!(login = %user.user.login, error = %e, ?retry_in, "GitHub membership read failed");

@@ -42,6 +42,7 @@ use crate::clock::Clock;
 use crate::crypto::SealedToken;
 use crate::github::GithubUser;
 use crate::membership::{Membership, MembershipChange, MembershipError, Memberships};
+use crate::metrics::Metrics;
 use crate::pusher_api::PusherApi;
 use crate::rules::{Conditions, Person, RuleSet};
 
@@ -157,7 +158,8 @@ pub struct Revocation(Arc<Inner>);
 
 struct Inner {
     watch_for: Duration,
-    ttl: Duration,
+    /// `cache.membership_ttl` in milliseconds; a reload may change it.
+    ttl_ms: std::sync::atomic::AtomicU64,
     terminate: bool,
     max_people: usize,
     registry: Mutex<HashMap<u64, Watched>>,
@@ -165,6 +167,7 @@ struct Inner {
     memberships: Memberships,
     pusher: PusherApi,
     clock: Clock,
+    metrics: Metrics,
     reads: Semaphore,
     ended: moka::sync::Cache<u64, Arc<Ended>>,
     bus: RwLock<Option<bus::Publisher>>,
@@ -191,10 +194,13 @@ impl Revocation {
         memberships: Memberships,
         pusher: PusherApi,
         clock: Clock,
+        metrics: Metrics,
     ) -> Self {
         Self(Arc::new(Inner {
             watch_for: settings.watch_for,
-            ttl: settings.ttl,
+            ttl_ms: std::sync::atomic::AtomicU64::new(
+                u64::try_from(settings.ttl.as_millis()).unwrap_or(u64::MAX),
+            ),
             terminate: settings.terminate,
             max_people: settings.max_people.max(1),
             registry: Mutex::new(HashMap::new()),
@@ -202,6 +208,7 @@ impl Revocation {
             memberships,
             pusher,
             clock,
+            metrics,
             reads: Semaphore::new(MAX_READS_IN_FLIGHT),
             ended: moka::sync::Cache::builder()
                 .max_capacity(10_000)
@@ -209,6 +216,19 @@ impl Revocation {
                 .build(),
             bus: RwLock::new(None),
         }))
+    }
+
+    /// How often each watched person is re-read.
+    fn ttl(&self) -> Duration {
+        Duration::from_millis(self.0.ttl_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Takes a reloaded `cache.membership_ttl`.
+    pub fn set_ttl(&self, ttl: Duration) {
+        self.0.ttl_ms.store(
+            u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Whether grants are remembered at all (`watch_for` above zero).
@@ -256,7 +276,7 @@ impl Revocation {
         if !registry.contains_key(&user.id) && registry.len() >= self.0.max_people {
             evict_oldest(&mut registry);
         }
-        let ttl = self.0.ttl;
+        let ttl = self.ttl();
         let watched = registry.entry(user.id).or_insert_with(|| Watched {
             user: user.clone(),
             token: token.clone(),
@@ -406,6 +426,7 @@ impl Revocation {
     pub fn sweep_once(&self) {
         let now = self.0.clock.now();
         let watch_for = self.0.watch_for;
+        let ttl = self.ttl();
         let mut due = Vec::new();
         {
             let mut registry = self.0.registry.lock().expect("registry lock");
@@ -421,7 +442,7 @@ impl Revocation {
             });
             for (id, w) in registry.iter_mut() {
                 if w.next_check <= now && !w.ending {
-                    w.next_check = now + self.0.ttl;
+                    w.next_check = now + ttl;
                     due.push((*id, !w.rephased));
                     w.rephased = true;
                 }
@@ -439,7 +460,7 @@ impl Revocation {
     /// unconfirmed, and an active person is not read twice per TTL.
     async fn sweep_check(&self, id: u64, force: bool) {
         if !force && let Some(m) = self.0.memberships.peek(id).await {
-            let stale_at = m.confirmed_at + self.0.ttl;
+            let stale_at = m.confirmed_at + self.ttl();
             if stale_at > self.0.clock.now() {
                 if let Some(w) = self.0.registry.lock().expect("registry lock").get_mut(&id) {
                     w.next_check = stale_at;
@@ -502,6 +523,7 @@ impl Revocation {
         let this = self.clone();
         tokio::spawn(async move {
             let result = this.0.pusher.terminate_connections(id).await;
+            this.0.metrics.termination(result.is_ok());
             match &result {
                 Ok(()) => tracing::info!(%login, id, "Pusher connections ended"),
                 Err(e) => {

@@ -78,7 +78,7 @@ fn login_cookie(state: &AppState, value: String, max_age: Duration) -> HeaderVal
         .http_only(true)
         // Lax: the browser sends it on the top-level GET back from GitHub.
         .same_site(SameSite::Lax)
-        .secure(state.config.server.is_https())
+        .secure(state.config().server.is_https())
         .path("/")
         .max_age(time::Duration::seconds(
             i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX),
@@ -113,20 +113,20 @@ pub async fn login(
     ClientAddr(addr): ClientAddr,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    if let Err(wait) = state.login_limit.check(Key::addr(addr)) {
+    if let Err(wait) = state.limits().login.check(Key::addr(addr)) {
         state.quiet.info(
             "login refused: over limits.login_per_minute",
             addr.to_string(),
         );
         return ApiError::too_many(wait).into_response();
     }
-    let return_to = safe_return_to(query.return_to.as_deref(), state.config.server.public());
+    let return_to = safe_return_to(query.return_to.as_deref(), state.config().server.public());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = state
         .oauth
         .authorize_url(CsrfToken::new_random)
         .set_pkce_challenge(challenge);
-    for scope in &state.config.github.scopes {
+    for scope in &state.config().github.scopes {
         request = request.add_scope(Scope::new(scope.clone()));
     }
     let (url, csrf) = request.url();
@@ -235,8 +235,16 @@ async fn finish_login(
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
         .request_async(state.github.http())
-        .await
-        .map_err(token_error)?;
+        .await;
+    state.github.count(
+        "access_token",
+        match &token {
+            Ok(_) => Some(200),
+            Err(oauth2::RequestTokenError::ServerResponse(_)) => Some(400),
+            Err(_) => None,
+        },
+    );
+    let token = token.map_err(token_error)?;
     let token = Secret::new(token.access_token().secret().clone());
     let read = state
         .github
@@ -248,14 +256,14 @@ async fn finish_login(
         })?;
     // A new id for the logged-in session: an id fixed before login is now dead.
     session.cycle_id().await.map_err(PageError::session)?;
-    session.set_expiry(Some(inactivity(state.config.session.ttl)));
+    session.set_expiry(Some(inactivity(state.config().session.ttl)));
     tracing::info!(login = %read.user.login, id = read.user.id, "logged in");
     // A login re-reads the membership, so a change on GitHub shows at once.
     match state.memberships.refresh(&read, &token).await {
         Ok(m) => {
             // An org that restricts OAuth apps hides itself from the lists:
             // say so where an admin will look.
-            let missing = state.config.rules.orgs_missing_for(&m.person);
+            let missing = state.config().rules.orgs_missing_for(&m.person);
             if !missing.is_empty() {
                 tracing::info!(
                     login = %read.user.login,
@@ -274,7 +282,7 @@ async fn finish_login(
         logged_in_at: state.clock.unix_now(),
     };
     identity.save(session).await.map_err(PageError::session)?;
-    keep_alive(session, state.config.session.ttl, state.clock.unix_now())
+    keep_alive(session, state.config().session.ttl, state.clock.unix_now())
         .await
         .map_err(PageError::session)?;
     Ok(Redirect::to(&pending.return_to))
@@ -317,7 +325,7 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Redirect, PageError> {
     if let Some(origin) = headers.get(ORIGIN)
-        && origin.as_bytes() != state.config.server.public_origin().as_bytes()
+        && origin.as_bytes() != state.config().server.public_origin().as_bytes()
     {
         return Err(PageError::ForeignOrigin);
     }

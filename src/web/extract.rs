@@ -42,7 +42,7 @@ pub fn client_addr_of(parts: &Parts, state: &AppState) -> IpAddr {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
-    limits::client_addr(peer, &parts.headers, &state.config.server.trusted_proxies)
+    limits::client_addr(peer, &parts.headers, &state.config().server.trusted_proxies)
 }
 
 /// Who is calling, as every logged-in route needs to know it.
@@ -92,7 +92,7 @@ pub async fn current_identity(
         .saturating_sub(identity.logged_in_at)
         .max(0)
         .unsigned_abs();
-    if age >= state.config.session.max_age.as_secs() {
+    if age >= state.config().session.max_age.as_secs() {
         tracing::info!(login = %identity.user.login, "session reached session.max_age; ending it");
         session.flush().await?;
         return Ok(None);
@@ -118,7 +118,7 @@ pub async fn caller_with(
         }
         Err(MembershipError::Unavailable(why)) => Err(why),
     };
-    keep_alive(session, state.config.session.ttl, state.clock.unix_now()).await?;
+    keep_alive(session, state.config().session.ttl, state.clock.unix_now()).await?;
     Ok(Caller::Person {
         identity,
         membership,

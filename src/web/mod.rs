@@ -9,11 +9,13 @@
 //! - [`extract`]: the client's address and the logged-in person ([`Caller`]).
 //! - [`error`]: [`ApiError`] (JSON) and [`PageError`] (HTML), each logged in one place.
 //! - [`html`]: askama pages with the content security policy.
+//! - [`observe`]: request ids, the request span, HTTP metrics.
 //! - [`limits`]: `[limits]`, the client's address behind a proxy, a quiet log.
 //! - [`auth`]: GitHub login (OAuth web flow), logout and `/auth/me`.
 //! - [`pusher`]: `/pusher/auth` and `/pusher/user-auth`.
 //! - [`pages`]: the home page, assets, liveness.
 //! - [`webhook`]: `POST /github/webhook`, GitHub's deliveries.
+//! - [`reload`]: `SIGHUP`: the file read again, the rules swapped live.
 //! - [`router`]: every route and the layers around them.
 //! - [`serve`]: the bounded accept loop, start-up and graceful shutdown.
 
@@ -22,8 +24,10 @@ pub mod error;
 pub mod extract;
 pub mod html;
 pub mod limits;
+pub mod observe;
 pub mod pages;
 pub mod pusher;
+pub mod reload;
 pub mod router;
 pub mod serve;
 pub mod state;

@@ -92,7 +92,7 @@ pub async fn home(
         // The session store is down: a page that says so, not JSON.
         Err(e) => return PageError::Session(e.message().to_owned()).into_response(),
     };
-    let app_name = format!("Pusher app {}", state.config.pusher.app_id);
+    let app_name = format!("Pusher app {}", state.config().pusher.app_id);
     let channel = query.channel.unwrap_or_default();
     let mut page = HomePage {
         user: None,
@@ -103,7 +103,7 @@ pub async fn home(
         grants: Vec::new(),
         channel: &channel,
         tested: None,
-        pusher: PusherView::of(&state.config.pusher),
+        pusher: PusherView::of(&state.config().pusher),
     };
     let Caller::Person {
         identity,
@@ -112,7 +112,7 @@ pub async fn home(
     else {
         return render(StatusCode::OK, &page);
     };
-    let rules = &state.config.rules;
+    let rules = &state.config().rules;
     let tested = |allowed, reason| Tested {
         channel: channel.clone(),
         allowed,
@@ -173,6 +173,26 @@ fn subscribable(channel: &str) -> bool {
 const PUSHER_JS: &str = include_str!("../../assets/vendor/pusher-with-encryption.min.js");
 /// The home page's script.
 const HOME_JS: &str = include_str!("../../assets/home.js");
+
+/// How long the session store may take to answer a readiness check.
+pub const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `GET /readyz`: 200 `{"ready":true}` when the session store answers
+/// within a second, else 503 naming what failed. Checked anew each time,
+/// so it recovers by itself when the store comes back.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ready(READY_WITHIN).await {
+        Ok(()) => axum::Json(serde_json::json!({ "ready": true })).into_response(),
+        Err(why) => {
+            tracing::warn!(%why, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({ "ready": false, "error": why })),
+            )
+                .into_response()
+        }
+    }
+}
 
 /// `GET /assets/pusher.min.js`: pusher-js, served here so pages work offline.
 pub async fn pusher_js() -> Response {

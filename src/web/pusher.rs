@@ -30,6 +30,7 @@ use super::extract::{Caller, caller_with, client_addr_of, current_identity};
 use super::limits::Key;
 use super::state::AppState;
 use crate::channel::{ChannelKind, ChannelName, InputError, MAX_USER_INFO_BYTES, SocketId};
+use crate::config::Config;
 use crate::crypto::SealedToken;
 use crate::excerpt::Excerpt;
 use crate::github::GithubUser;
@@ -228,7 +229,7 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or("");
-    if origin == state.config.server.public_origin() || is_allowed(state, origin) {
+    if origin == state.config().server.public_origin() || is_allowed(state, origin) {
         Ok(())
     } else {
         let shown = Excerpt::of(origin).to_string();
@@ -246,7 +247,7 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 /// Whether `origin` is one of `server.allowed_origins`.
 fn is_allowed(state: &AppState, origin: &str) -> bool {
     state
-        .config
+        .config()
         .server
         .allowed_origins
         .iter()
@@ -310,7 +311,7 @@ async fn who(
     let key = identity
         .as_ref()
         .map_or(Key::addr(addr), |i| Key::Person(i.user.id));
-    if let Err(wait) = state.auth_limit.check(key) {
+    if let Err(wait) = state.limits().auth.check(key) {
         let who = identity
             .as_ref()
             .map_or_else(|| addr.to_string(), |i| i.user.login.clone());
@@ -398,6 +399,11 @@ struct Signing<'a> {
     /// The session's sealed token, remembered with each grant so the
     /// revocation sweep can re-read the person.
     token: &'a SealedToken,
+    /// When the request began, for the decision's log line.
+    started: std::time::Instant,
+    /// The configuration when the request began: a reload meanwhile does
+    /// not change its rules half-way through a batch.
+    config: Arc<Config>,
     socket_id: &'a SocketId,
     member: OnceCell<Result<PresenceMember, InputError>>,
 }
@@ -407,13 +413,44 @@ impl Signing<'_> {
     fn authorize(&self, channel: &ChannelName) -> Result<ChannelAuth, ApiError> {
         let login = &self.membership.person.login;
         let decision = self
-            .state
             .config
             .rules
             .decide_valid(&self.membership.person, channel);
+        let kind = kind_label(channel.kind());
+        let result = self.sign(channel, &decision);
+        let outcome = match &result {
+            Ok(_) => "allow",
+            Err(e) if e.status.is_server_error() => "error",
+            Err(_) => "deny",
+        };
+        self.state.metrics.decision(kind, outcome);
+        if outcome != "deny" {
+            // Denials are logged by `sign`, once a minute per kind however
+            // often repeated; every allow (and error) has its own line.
+            tracing::info!(
+                %login,
+                id = self.membership.person.id,
+                %channel,
+                kind,
+                decision = outcome,
+                reason = %decision,
+                latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+                "authorization"
+            );
+        }
+        result
+    }
+
+    /// Signs `channel` if `decision` allows it.
+    fn sign(
+        &self,
+        channel: &ChannelName,
+        decision: &Decision<'_>,
+    ) -> Result<ChannelAuth, ApiError> {
+        let login = &self.membership.person.login;
         match decision {
             Decision::Deny(Denial::Public(name)) => Err(ApiError::bad_request(
-                SignError::PublicChannel(name).to_string(),
+                SignError::PublicChannel(name.clone()).to_string(),
             )),
             Decision::Deny(_) => {
                 // One line per kind of denial a minute, however often repeated.
@@ -436,7 +473,6 @@ impl Signing<'_> {
                     .authorize_channel(self.socket_id, channel, member)
                 {
                     Ok(auth) => {
-                        tracing::debug!(%login, %channel, reason = %decision, "allowed");
                         self.state.revocation.signed(
                             self.membership,
                             self.token,
@@ -466,12 +502,23 @@ impl Signing<'_> {
     }
 }
 
+/// A channel kind as a metrics label.
+fn kind_label(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Private => "private",
+        ChannelKind::Presence => "presence",
+        ChannelKind::PrivateEncrypted => "encrypted",
+        ChannelKind::Public => "public",
+    }
+}
+
 /// `POST /pusher/auth`: channel authorization, single or batch.
 pub async fn channel_auth(
     State(state): State<AppState>,
     session: Session,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
     let (headers, body, addr) = accept(&state, request).await?;
     let request = parse_request(&headers, &body)?;
     let (membership, token) = who(&state, &session, addr).await?;
@@ -479,6 +526,8 @@ pub async fn channel_auth(
         state: &state,
         membership: &membership,
         token: &token,
+        started,
+        config: state.config().clone(),
         socket_id: &request.socket_id,
         member: OnceCell::new(),
     };
@@ -508,6 +557,7 @@ pub async fn user_auth(
     session: Session,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
     let (headers, body, addr) = accept(&state, request).await?;
     let socket_id = match format_of(&headers)? {
         Format::Form => socket_id(only(&form_fields(&body), "socket_id")?)?,
@@ -517,15 +567,16 @@ pub async fn user_auth(
     // Sign-in is authorization too: a GitHub account alone is not enough.
     let person = &membership.person;
     let admitted = state
-        .config
+        .config()
         .signin
         .as_ref()
         .is_some_and(|conditions| conditions.admit(person));
     if !admitted {
-        let reason = match &state.config.signin {
+        let reason = match &state.config().signin {
             None => "no [signin] section: sign-in is refused to everyone".to_owned(),
             Some(c) => format!("meets none of [signin] ({})", c.describe()),
         };
+        state.metrics.decision("user", "deny");
         state.quiet.info(
             "sign-in denied",
             format!("{} (id {}): {reason}", person.login, person.id),
@@ -539,6 +590,16 @@ pub async fn user_auth(
     let data = UserData::new(&user.id.to_string(), Some(&user_info(user)))
         .map_err(|e| ApiError::internal(format!("user data of {}: {e}", user.login)))?;
     let answer = state.signer.authenticate_user(&socket_id, &data);
+    state.metrics.decision("user", "allow");
+    tracing::info!(
+        login = %person.login,
+        id = person.id,
+        kind = "user",
+        decision = "allow",
+        reason = "meets [signin]",
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "authorization"
+    );
     state.revocation.signed(&membership, &token, Grant::SignIn);
     Ok(Json(answer).into_response())
 }

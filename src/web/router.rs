@@ -12,15 +12,15 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::state::AppState;
-use super::{auth, pages, pusher, webhook};
+use super::{auth, observe, pages, pusher, webhook};
 use crate::session::Store;
 
 /// Every route of the gateway, with sessions, for the given store.
 pub fn router(state: AppState, store: Store) -> Router {
-    let https = state.config.server.is_https();
-    let sessions = store.layer(&state.config.session, https);
+    let https = state.config().server.is_https();
+    let sessions = store.layer(&state.config().session, https);
     let hsts = https.then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
-    let webhooks = if state.config.webhooks.is_some() {
+    let webhooks = if state.config().webhooks.is_some() {
         Router::new().route("/github/webhook", post(webhook::receive))
     } else {
         Router::new()
@@ -28,6 +28,7 @@ pub fn router(state: AppState, store: Store) -> Router {
     Router::new()
         .route("/", get(pages::home))
         .route("/healthz", get(pages::healthz))
+        .route("/readyz", get(pages::readyz))
         .route("/assets/pusher.min.js", get(pages::pusher_js))
         .route("/assets/home.js", get(pages::home_js))
         .route("/auth/login", get(auth::login))
@@ -46,7 +47,7 @@ pub fn router(state: AppState, store: Store) -> Router {
         .layer(sessions)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            state.config.server.request_timeout,
+            state.config().server.request_timeout,
         ))
         .layer(SetResponseHeaderLayer::overriding(
             X_CONTENT_TYPE_OPTIONS,
@@ -61,6 +62,11 @@ pub fn router(state: AppState, store: Store) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             STRICT_TRANSPORT_SECURITY,
             hsts,
+        ))
+        // Outermost: ids, spans and counts cover every answer, 408s included.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
         ))
         .with_state(state)
 }

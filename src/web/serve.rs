@@ -5,11 +5,12 @@
 //! and graceful shutdown.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, State};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -34,10 +35,15 @@ pub async fn build_app(config: Config) -> Result<Router, StartError> {
 
 /// [`build_app`] on a clock the caller can move (tests).
 pub async fn build_app_with(config: Config, clock: Clock) -> Result<Router, StartError> {
+    build(config, clock).await.map(|(app, _)| app)
+}
+
+/// The application and its state.
+async fn build(config: Config, clock: Clock) -> Result<(Router, AppState), StartError> {
     let store = Store::open(&config.session.store, clock.clone()).await?;
-    let state = AppState::new(config, clock)?;
+    let state = AppState::new(config, clock, store.clone())?;
     if let (SessionStore::Redis(url), true) =
-        (&state.config.session.store, state.revocation.is_on())
+        (&state.config().session.store, state.revocation.is_on())
     {
         revocation::bus::join(url, &state.revocation)
             .await
@@ -48,12 +54,56 @@ pub async fn build_app_with(config: Config, clock: Clock) -> Result<Router, Star
         let mut ticks = tokio::time::interval(Duration::from_secs(60));
         loop {
             ticks.tick().await;
-            sweep.login_limit.sweep();
-            sweep.auth_limit.sweep();
+            let limits = sweep.limits();
+            limits.login.sweep();
+            limits.auth.sweep();
             sweep.quiet.flush();
         }
     });
-    Ok(router(state, store))
+    Ok((router(state.clone(), store), state))
+}
+
+/// Serves `GET /metrics` for `state` on `listener`, apart from the public
+/// listener (so the public can never read it), until the runtime stops.
+fn serve_metrics(listener: TcpListener, state: AppState) {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(state): State<AppState>| async move {
+                let text = state
+                    .metrics
+                    .render(state.memberships.len(), state.revocation.snapshot().grants);
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    text,
+                )
+            }),
+        )
+        .with_state(state);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+}
+
+/// Binds `server.metrics_listen`, if set, and serves metrics there.
+async fn start_metrics(state: &AppState) -> Result<Option<SocketAddr>, StartError> {
+    let Some(addr) = state.config().server.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
+    serve_metrics(listener, state.clone());
+    tracing::info!(addr = %bound, "metrics at /metrics");
+    Ok(Some(bound))
 }
 
 /// What bounds the connections of a server.
@@ -132,6 +182,8 @@ pub async fn serve_connections(
 /// A running gateway: its address, and a way to stop it gracefully.
 pub struct Gateway {
     addr: SocketAddr,
+    state: Option<AppState>,
+    metrics_addr: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -155,8 +207,22 @@ impl Gateway {
             source,
         })?;
         let limits = ConnectionLimits::of(&config.server);
-        let app = build_app_with(config, clock).await?;
-        Ok(Self::serve(listener, addr, app, limits))
+        let (app, state) = build(config, clock).await?;
+        let metrics_addr = start_metrics(&state).await?;
+        let mut gateway = Self::serve(listener, addr, app, limits);
+        gateway.state = Some(state);
+        gateway.metrics_addr = metrics_addr;
+        Ok(gateway)
+    }
+
+    /// The gateway's state (`None` for an app served with [`Gateway::serve`]).
+    pub fn state(&self) -> Option<&AppState> {
+        self.state.as_ref()
+    }
+
+    /// Where `GET /metrics` is served, when `server.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Serves any app (the gateway plus extra routes, as the demo does) on
@@ -177,6 +243,8 @@ impl Gateway {
         });
         Self {
             addr,
+            state: None,
+            metrics_addr: None,
             stop: Some(stop),
             task,
         }
@@ -212,19 +280,42 @@ impl Drop for Gateway {
 }
 
 /// Runs the gateway at `server.listen` until SIGINT or SIGTERM, then lets
-/// in-flight requests finish.
-pub async fn serve(config: Config) -> Result<(), StartError> {
+/// in-flight requests finish. `SIGHUP` reads `path` again (see
+/// [`super::reload`]).
+pub async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), StartError> {
     let addr = config.server.listen;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Listen { addr, source })?;
     let public_url = config.server.public_url.clone();
     let limits = ConnectionLimits::of(&config.server);
-    let app = build_app(config).await?;
+    let (app, state) = build(config, Clock::default()).await?;
+    start_metrics(&state).await?;
+    if let Some(path) = path {
+        reload_on_hangup(state, path);
+    }
     tracing::info!(%addr, %public_url, "channelgate listening");
     serve_connections(listener, app, limits, shutdown_signal()).await;
     tracing::info!("channelgate stopped");
     Ok(())
+}
+
+/// Reads `path` again on every `SIGHUP`.
+fn reload_on_hangup(state: AppState, path: PathBuf) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload needs a restart");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!(path = %path.display(), "SIGHUP: reading the configuration again");
+            state.reload_from(&path).await;
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (state, path);
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -10,13 +10,17 @@ use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, Redir
 use super::limits::{Limiter, QuietLog};
 use super::webhook::SeenDeliveries;
 use crate::clock::Clock;
-use crate::config::Config;
+use arc_swap::ArcSwap;
+
+use super::observe::RequestIds;
+use crate::config::{Config, LimitsConfig};
 use crate::crypto::Keys;
 use crate::github::GithubClient;
 use crate::membership::Memberships;
+use crate::metrics::Metrics;
 use crate::pusher_api::PusherApi;
 use crate::revocation::{Access, Revocation, Settings};
-use crate::session::StoreError;
+use crate::session::{Store, StoreError};
 use crate::signing::Signer;
 
 /// How long a login may take between `/auth/login` and `/auth/callback`.
@@ -33,8 +37,10 @@ pub struct AppState(Arc<Shared>);
 
 /// The shared parts of [`AppState`].
 pub struct Shared {
-    /// The validated configuration.
-    pub config: Config,
+    /// The validated configuration; a reload swaps it (see [`AppState::config`]).
+    config: ArcSwap<Config>,
+    /// `[limits]`, swapped by a reload that changes them.
+    limits: ArcSwap<Limits>,
     /// The GitHub REST client.
     pub github: GithubClient,
     /// The OAuth web-flow client.
@@ -45,6 +51,12 @@ pub struct Shared {
     pub memberships: Memberships,
     /// What was signed, watched until `revocation.watch_for` passes.
     pub revocation: Revocation,
+    /// What is counted for Prometheus.
+    pub metrics: Metrics,
+    /// Ids for requests that come without a usable `x-request-id`.
+    pub ids: RequestIds,
+    /// The session store, for readiness checks.
+    pub store: Store,
     /// The clock of TTLs, grace, back-off and `session.max_age`.
     pub clock: Clock,
     /// Seals tokens in stored sessions and the login cookie.
@@ -53,10 +65,7 @@ pub struct Shared {
     pub spent_states: SpentStates,
     /// The session cookie's name as sent (`__Host-` prefixed over https).
     pub session_cookie_name: String,
-    /// `limits.login_per_minute`, per client address.
-    pub login_limit: Limiter,
-    /// `limits.auth_per_minute`, per person (per address when anonymous).
-    pub auth_limit: Limiter,
+
     /// Refusals, logged once a minute however often they repeat.
     pub quiet: QuietLog,
     /// Webhook deliveries already handled.
@@ -97,8 +106,9 @@ pub enum StartError {
 
 impl AppState {
     /// Builds the state from a validated configuration.
-    pub fn new(config: Config, clock: Clock) -> Result<Self, StartError> {
-        let github = GithubClient::new(&config.github.api_url)?;
+    pub fn new(config: Config, clock: Clock, store: Store) -> Result<Self, StartError> {
+        let metrics = Metrics::new();
+        let github = GithubClient::new(&config.github.api_url)?.with_metrics(metrics.clone());
         let url_err = |e: oauth2::url::ParseError| StartError::Url(e.to_string());
         let oauth = BasicClient::new(ClientId::new(config.github.client_id.clone()))
             .set_client_secret(ClientSecret::new(
@@ -145,6 +155,7 @@ impl AppState {
             memberships.clone(),
             PusherApi::new(&config.pusher)?,
             clock.clone(),
+            metrics.clone(),
         );
         revocation.start(changed);
         let session_cookie_name = config.session.cookie_name(config.server.is_https());
@@ -154,16 +165,57 @@ impl AppState {
             signer,
             memberships,
             revocation,
+            metrics,
+            ids: RequestIds::default(),
+            store,
             keys,
             clock,
             spent_states: SpentStates::default(),
             session_cookie_name,
-            login_limit: Limiter::per_minute(config.limits.login_per_minute),
-            auth_limit: Limiter::per_minute(config.limits.auth_per_minute),
+            limits: ArcSwap::from_pointee(Limits::of(&config.limits)),
             quiet: QuietLog::default(),
             deliveries: SeenDeliveries::default(),
-            config,
+            config: ArcSwap::from_pointee(config),
         })))
+    }
+
+    /// The configuration now. A request that loads it once sees one
+    /// consistent set of rules even if a reload swaps them meanwhile.
+    pub fn config(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.0.config.load()
+    }
+
+    /// The rate limits now.
+    pub fn limits(&self) -> arc_swap::Guard<Arc<Limits>> {
+        self.0.limits.load()
+    }
+
+    /// Puts a reloaded configuration in force (see [`super::reload`]).
+    pub(super) fn swap_config(&self, config: Arc<Config>) {
+        self.0.config.store(config);
+    }
+
+    /// Puts reloaded limits in force.
+    pub(super) fn swap_limits(&self, limits: Limits) {
+        self.0.limits.store(Arc::new(limits));
+    }
+}
+
+/// `[limits]` as limiters.
+pub struct Limits {
+    /// `limits.login_per_minute`, per client address.
+    pub login: Limiter,
+    /// `limits.auth_per_minute`, per person (per address when anonymous).
+    pub auth: Limiter,
+}
+
+impl Limits {
+    /// Limiters for `config`.
+    pub fn of(config: &LimitsConfig) -> Self {
+        Self {
+            login: Limiter::per_minute(config.login_per_minute),
+            auth: Limiter::per_minute(config.auth_per_minute),
+        }
     }
 }
 

@@ -71,7 +71,7 @@ pub async fn receive(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let Some(webhooks) = &state.config.webhooks else {
+    let Some(webhooks) = &state.config().webhooks else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such route"));
     };
     let (parts, body) = request.into_parts();
@@ -86,13 +86,17 @@ pub async fn receive(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let count = |event, outcome| state.metrics.webhook(event, outcome);
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        count("unknown", "too_large");
         return Err(too_large());
     }
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| too_large())?;
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        count("unknown", "too_large");
+        return Err(too_large());
+    };
     if !signed(&parts.headers, &body, webhooks.secret.expose().as_bytes()) {
+        count("unknown", "unauthorized");
         state.quiet.info(
             "refused a webhook delivery without a valid X-Hub-Signature-256",
             "check that [webhooks] secret is the one GitHub has".to_owned(),
@@ -103,19 +107,24 @@ pub async fn receive(
         ));
     }
     let headers = &parts.headers;
+    let event_label = event_label(header(headers, "x-github-event").unwrap_or(""));
+    let malformed = |problem: String| {
+        count(event_label, "malformed");
+        ApiError::bad_request(problem)
+    };
     let delivery = header(headers, "x-github-delivery")
         .filter(|d| is_delivery_id(d))
-        .ok_or_else(|| ApiError::bad_request("X-GitHub-Delivery is missing or not a delivery id"))?
+        .ok_or_else(|| malformed("X-GitHub-Delivery is missing or not a delivery id".into()))?
         .to_owned();
     let event = header(headers, "x-github-event")
         .filter(|e| {
             !e.is_empty() && e.len() <= 64 && e.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
         })
-        .ok_or_else(|| ApiError::bad_request("X-GitHub-Event is missing or not an event name"))?
+        .ok_or_else(|| malformed("X-GitHub-Event is missing or not an event name".into()))?
         .to_owned();
     let parsed: Value = serde_json::from_slice(&body).map_err(|e| {
         tracing::info!(%delivery, %event, outcome = "malformed", "webhook delivery: {e}");
-        ApiError::bad_request(format!("the delivery's JSON cannot be read: {e}"))
+        malformed(format!("the delivery's JSON cannot be read: {e}"))
     })?;
     let action_name = parsed
         .get("action")
@@ -132,10 +141,11 @@ pub async fn receive(
         Ok(action) => action,
         Err(problem) => {
             tracing::info!(%delivery, %event, action = %action_name, outcome = "malformed", "webhook delivery: {problem}");
-            return Err(ApiError::bad_request(problem));
+            return Err(malformed(problem));
         }
     };
     if !state.deliveries.first_time(&delivery) {
+        count(event_label, "duplicate");
         tracing::info!(%delivery, %event, action = %action_name, outcome = "duplicate", "webhook delivery");
         return Ok(answer(
             StatusCode::OK,
@@ -161,12 +171,36 @@ pub async fn receive(
         }
     };
     tracing::info!(%delivery, %event, action = %action_name, %outcome, "webhook delivery");
+    count(
+        event_label,
+        match action {
+            Action::Pong => "pong",
+            Action::Ignore => "ignored",
+            Action::Recheck(_) => "accepted",
+        },
+    );
     let status = if matches!(action, Action::Recheck(_)) {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
     Ok(answer(status, &delivery, &outcome))
+}
+
+/// An event name as a metrics label: those the gateway uses, else `other`.
+fn event_label(event: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "ping",
+        "organization",
+        "membership",
+        "team",
+        "github_app_authorization",
+    ];
+    KNOWN
+        .iter()
+        .find(|k| **k == event)
+        .copied()
+        .unwrap_or("other")
 }
 
 fn answer(status: StatusCode, delivery: &str, outcome: &str) -> Response {
