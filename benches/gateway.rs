@@ -243,11 +243,28 @@ async fn start_gateway(
     session_store: &str,
     ttl: &str,
 ) -> (Proc, SocketAddr) {
+    start_gateway_with(dir, github, session_store, ttl, false).await
+}
+
+/// [`start_gateway`], with Prometheus metrics counted and served when `metrics`.
+async fn start_gateway_with(
+    dir: &Path,
+    github: &str,
+    session_store: &str,
+    ttl: &str,
+    metrics: bool,
+) -> (Proc, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let metrics = if metrics {
+        format!("metrics_listen = \"127.0.0.1:{}\"", free_port())
+    } else {
+        String::new()
+    };
     let config = format!(
         r#"
 [server]
 listen = "{addr}"
+{metrics}
 [pusher]
 app_id = "1"
 key = "{PUSHER_KEY}"
@@ -631,6 +648,56 @@ async fn orchestrate() {
             report.line(format!("| {c} | {:.0}% | {p99:.2} |", ratio * 100.0));
         }
         drop(gateway);
+
+        // The same at 64 connections with Prometheus metrics on, against a
+        // gateway without them, alternating, in one run.
+        if enabled("metrics") {
+            let (off, off_addr) = start_gateway(&dir, &github, "memory", "1h").await;
+            let (on, on_addr) = start_gateway_with(&dir, &github, "memory", "1h", true).await;
+            let off_cookies = Arc::new(login_all(off_addr, 0..people, 64).await);
+            let on_cookies = Arc::new(login_all(on_addr, 0..people, 64).await);
+            let private_of = |cookies: Arc<Vec<String>>| {
+                auth_request(cookies, |i| format!("channel_name=private-user-person{i}"))
+            };
+            let mut rounds = Vec::new();
+            for _ in 0..ROUNDS {
+                let h_off = load(off_addr, 64, healthz.clone(), load_seconds()).await;
+                let p_off = load(
+                    off_addr,
+                    64,
+                    private_of(off_cookies.clone()),
+                    load_seconds(),
+                )
+                .await;
+                let h_on = load(on_addr, 64, healthz.clone(), load_seconds()).await;
+                let p_on = load(on_addr, 64, private_of(on_cookies.clone()), load_seconds()).await;
+                rounds.push((
+                    p_off.rate() / h_off.rate(),
+                    p_on.rate() / h_on.rate(),
+                    p_off.rate(),
+                    p_on.rate(),
+                ));
+            }
+            let median = |pick: fn(&(f64, f64, f64, f64)) -> f64| {
+                let mut v: Vec<f64> = rounds.iter().map(pick).collect();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            report.line("\n### Metrics on and off (64 connections, private auth, median of 3 alternating rounds)\n");
+            report.line("| metrics | auth private req/s | auth private / healthz |");
+            report.line("| --- | ---: | ---: |");
+            report.line(format!(
+                "| off | {:.0} | {:.0}% |",
+                median(|r| r.2),
+                median(|r| r.0) * 100.0
+            ));
+            report.line(format!(
+                "| on (`server.metrics_listen`) | {:.0} | {:.0}% |",
+                median(|r| r.3),
+                median(|r| r.1) * 100.0
+            ));
+            drop((off, on));
+        }
     }
 
     // 3: cold start. Sessions survive a restart (SQLite); the new process has

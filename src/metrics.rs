@@ -72,6 +72,9 @@ pub struct OutcomeLabel {
 pub struct Metrics(Arc<Inner>);
 
 struct Inner {
+    /// Off when no `server.metrics_listen` would ever show them: then
+    /// counting is one branch.
+    on: bool,
     registry: Registry,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabel, Histogram, fn() -> Histogram>,
@@ -93,13 +96,13 @@ impl std::fmt::Debug for Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(true)
     }
 }
 
 impl Metrics {
-    /// Every family, registered and at zero.
-    pub fn new() -> Self {
+    /// Every family, registered and at zero; `on` false counts nothing.
+    pub fn new(on: bool) -> Self {
         let mut registry = Registry::with_prefix("channelgate");
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
@@ -165,6 +168,7 @@ impl Metrics {
             config_reloads.clone(),
         );
         Self(Arc::new(Inner {
+            on,
             registry,
             http_requests,
             http_duration,
@@ -181,6 +185,9 @@ impl Metrics {
 
     /// One answered request.
     pub fn http(&self, route: &'static str, status: u16, took: Duration) {
+        if !self.0.on {
+            return;
+        }
         self.0
             .http_requests
             .get_or_create(&HttpLabels {
@@ -196,6 +203,9 @@ impl Metrics {
 
     /// One authorization decision.
     pub fn decision(&self, kind: &'static str, decision: &'static str) {
+        if !self.0.on {
+            return;
+        }
         self.0
             .auth_decisions
             .get_or_create(&DecisionLabels { kind, decision })
@@ -204,6 +214,9 @@ impl Metrics {
 
     /// One call to GitHub; `remaining` is its `x-ratelimit-remaining`.
     pub fn github(&self, endpoint: &'static str, status: Option<u16>, remaining: Option<i64>) {
+        if !self.0.on {
+            return;
+        }
         self.0
             .github_requests
             .get_or_create(&GithubLabels {
@@ -218,6 +231,9 @@ impl Metrics {
 
     /// One webhook delivery.
     pub fn webhook(&self, event: &'static str, outcome: &'static str) {
+        if !self.0.on {
+            return;
+        }
         self.0
             .webhook_deliveries
             .get_or_create(&WebhookLabels { event, outcome })
@@ -226,6 +242,9 @@ impl Metrics {
 
     /// One terminate call, given up or done.
     pub fn termination(&self, ok: bool) {
+        if !self.0.on {
+            return;
+        }
         let outcome = if ok { "ok" } else { "failed" };
         self.0
             .terminations
@@ -235,6 +254,9 @@ impl Metrics {
 
     /// One reload.
     pub fn reload(&self, ok: bool) {
+        if !self.0.on {
+            return;
+        }
         let outcome = if ok { "ok" } else { "failed" };
         self.0
             .config_reloads
@@ -287,7 +309,7 @@ mod tests {
 
     #[test]
     fn every_family_is_exposed_with_its_labels() {
-        let m = Metrics::new();
+        let m = Metrics::new(true);
         m.http("/pusher/auth", 200, Duration::from_millis(2));
         m.decision("private", "allow");
         m.github("teams", Some(304), Some(4999));

@@ -389,3 +389,136 @@ fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
     assert!(log.contains("finishing in-flight requests"), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `channelgate serve` with `[log] format = "json"`: a SIGHUP with a good
+/// file reloads it and names a key that needs a restart; with a broken file
+/// it changes nothing and logs each problem with its key and line; every
+/// line of stderr is JSON, and a request's id is echoed.
+#[test]
+fn sighup_reloads_the_file_and_a_broken_one_changes_nothing() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let dir = std::env::temp_dir().join(format!("channelgate-cli-hup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = std::fs::read_to_string("config.toml")
+        .unwrap()
+        .replace(
+            "listen = \"127.0.0.1:8080\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        )
+        .replace(
+            "public_url = \"http://localhost:8080\"",
+            &format!("public_url = \"http://127.0.0.1:{port}\""),
+        )
+        + "\n[log]\nformat = \"json\"\n";
+    let path = dir.join("hup.toml");
+    std::fs::write(&path, &base).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_channelgate"))
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, log) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let line = log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no line with {what:?} in:\n{}", seen.join("\n")));
+            let json: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+            seen.push(line.clone());
+            if line.contains(what) {
+                return json;
+            }
+        }
+    };
+    wait_for("channelgate listening");
+    let hup = |pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+
+    // A good file, with one rule fewer and a new port (restart needed).
+    let fewer = base
+        .replace(
+            "[[rules]]\nchannel = \"presence-lobby\"\neveryone = true\n",
+            "",
+        )
+        .replace(
+            &format!("listen = \"127.0.0.1:{port}\""),
+            "listen = \"127.0.0.1:1\"",
+        );
+    assert_ne!(fewer, base);
+    std::fs::write(&path, &fewer).unwrap();
+    hup(child.id());
+    let restart = wait_for("takes effect only after a restart");
+    assert_eq!(restart["fields"]["key"], "server.listen", "{restart}");
+    wait_for("configuration reloaded");
+
+    // A broken file: each problem with its key and line; nothing changes.
+    std::fs::write(
+        &path,
+        fewer.replace(
+            "channel = \"private-user-{login}\"",
+            "channel = \"private-user-{nope}\"",
+        ),
+    )
+    .unwrap();
+    hup(child.id());
+    let refused = wait_for("reload refused");
+    let problem = refused["fields"]["problem"].as_str().unwrap();
+    assert!(
+        problem.contains("rules[1].channel") && problem.contains(".toml:"),
+        "{problem}"
+    );
+
+    // Still serving on the old port, with request ids echoed.
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nx-request-id: hup-1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("x-request-id: hup-1"),
+        "{answer}"
+    );
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

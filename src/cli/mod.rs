@@ -70,7 +70,8 @@ pub fn init_logging(default: &str) {
 }
 
 /// Log lines to stderr in `format`; `RUST_LOG`, when set, overrides `level`.
-/// JSON lines carry each request's `request_id` in their `span`.
+/// JSON lines carry each request's `request_id` in their `spans` list
+/// (the `request` span, outermost).
 pub fn init_logging_as(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
@@ -83,8 +84,8 @@ pub fn init_logging_as(format: LogFormat, level: &str) {
             .try_init(),
         LogFormat::Json => builder
             .json()
-            .with_current_span(true)
-            .with_span_list(false)
+            .with_current_span(false)
+            .with_span_list(true)
             .try_init(),
     };
 }

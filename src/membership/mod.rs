@@ -244,9 +244,16 @@ impl Memberships {
             .collect()
     }
 
-    /// People in the cache now.
+    /// People in the cache now (moka counts lazily: this is approximate;
+    /// see [`Memberships::count`]).
     pub fn len(&self) -> u64 {
         self.cache.entry_count()
+    }
+
+    /// People in the cache, counted one by one: exact, and O(n), so for a
+    /// scrape rather than a request.
+    pub fn count(&self) -> u64 {
+        self.cache.iter().count() as u64
     }
 
     /// Whether the cache is empty.

@@ -70,9 +70,10 @@ fn serve_metrics(listener: TcpListener, state: AppState) {
         .route(
             "/metrics",
             axum::routing::get(|State(state): State<AppState>| async move {
-                let text = state
-                    .metrics
-                    .render(state.memberships.len(), state.revocation.snapshot().grants);
+                let text = state.metrics.render(
+                    state.memberships.count(),
+                    state.revocation.snapshot().grants,
+                );
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,

@@ -15,7 +15,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::SessionStore as _;
 
 use crate::helpers::{
-    Browser, TestApp, location, query_param, rule, stored_sessions, token_calls, world,
+    Browser, Captured, TestApp, location, query_param, rule, stored_sessions, token_calls, world,
 };
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -631,20 +631,6 @@ async fn the_demo_answers_only_to_loopback_names() {
 }
 
 // ---- 5. a flood of refusals does not flood the log ----------------------------
-
-/// A log writer the test can read back.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn a_flood_of_identical_denials_is_logged_once_with_a_count() {

@@ -8,6 +8,7 @@ mod hardening;
 mod helpers;
 mod interop;
 mod login;
+mod operations;
 mod pages;
 mod pusher_auth;
 mod pusher_standin;

@@ -727,6 +727,12 @@ impl GithubStandIn {
         self.lock().issued
     }
 
+    /// Every access token issued so far, for tests that check none leaks
+    /// (into a log, a page, a cookie).
+    pub fn issued_token_values(&self) -> Vec<String> {
+        self.lock().tokens.keys().cloned().collect()
+    }
+
     // -- internals ----------------------------------------------------------
 
     fn lock(&self) -> MutexGuard<'_, St> {
