@@ -115,6 +115,19 @@ impl Config {
                 Some(c) => describe_admitted(c).unwrap_or_default(),
             }
         );
+        let _ = writeln!(
+            s,
+            "ops:     metrics {}; logs as {} at {} (RUST_LOG wins); SIGHUP reloads the rules",
+            server.metrics_listen.map_or_else(
+                || "off (no server.metrics_listen)".to_owned(),
+                |a| format!("at http://{a}/metrics")
+            ),
+            match self.log.format {
+                super::LogFormat::Text => "text",
+                super::LogFormat::Json => "JSON",
+            },
+            self.log.level
+        );
         let revocation = &self.revocation;
         let _ = writeln!(
             s,
