@@ -419,7 +419,10 @@ fn sighup_reloads_the_file_and_a_broken_one_changes_nothing() {
             &format!("public_url = \"http://127.0.0.1:{port}\""),
         )
         .replace("format = \"text\"", "format = \"json\"");
-    assert!(base.contains("format = \"json\""), "config.toml has a [log] format to change");
+    assert!(
+        base.contains("format = \"json\""),
+        "config.toml has a [log] format to change"
+    );
     let path = dir.join("hup.toml");
     std::fs::write(&path, &base).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_channelgate"))
