@@ -313,39 +313,71 @@ async fn sweep<S: ExpiredDeletion>(store: S, every: Duration) {
     }
 }
 
+/// How long one store operation may take. Past it the request gets a quick
+/// 503 instead of waiting for a store that went away (Redis restarting, a
+/// locked SQLite file): nothing piles up behind it.
+pub const STORE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `op` within [`STORE_TIMEOUT`], its lateness as a backend error.
+async fn in_time<T>(
+    kind: &str,
+    op: impl Future<Output = session_store::Result<T>>,
+) -> session_store::Result<T> {
+    tokio::time::timeout(STORE_TIMEOUT, op)
+        .await
+        .unwrap_or_else(|_| {
+            Err(session_store::Error::Backend(format!(
+                "the {kind} session store did not answer within {}s",
+                STORE_TIMEOUT.as_secs()
+            )))
+        })
+}
+
 #[async_trait]
 impl SessionStore for Store {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match self {
-            Self::Memory(s) => s.create(record).await,
-            Self::Sqlite(s) => s.store.create(record).await,
-            Self::Redis(s) => s.store.create(record).await,
-        }
+        in_time(self.kind(), async {
+            match self {
+                Self::Memory(s) => s.create(record).await,
+                Self::Sqlite(s) => s.store.create(record).await,
+                Self::Redis(s) => s.store.create(record).await,
+            }
+        })
+        .await
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
-            Self::Memory(s) => s.save(record).await,
-            Self::Sqlite(s) => s.update(record).await,
-            // SET ... XX: only a key that exists is written.
-            Self::Redis(s) => s.store.save(record).await,
-        }
+        in_time(self.kind(), async {
+            match self {
+                Self::Memory(s) => s.save(record).await,
+                Self::Sqlite(s) => s.update(record).await,
+                // SET ... XX: only a key that exists is written.
+                Self::Redis(s) => s.store.save(record).await,
+            }
+        })
+        .await
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            Self::Memory(s) => s.load(id).await,
-            Self::Sqlite(s) => s.store.load(id).await,
-            Self::Redis(s) => s.store.load(id).await,
-        }
+        in_time(self.kind(), async {
+            match self {
+                Self::Memory(s) => s.load(id).await,
+                Self::Sqlite(s) => s.store.load(id).await,
+                Self::Redis(s) => s.store.load(id).await,
+            }
+        })
+        .await
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match self {
-            Self::Memory(s) => s.delete(id).await,
-            Self::Sqlite(s) => s.store.delete(id).await,
-            Self::Redis(s) => s.store.delete(id).await,
-        }
+        in_time(self.kind(), async {
+            match self {
+                Self::Memory(s) => s.delete(id).await,
+                Self::Sqlite(s) => s.store.delete(id).await,
+                Self::Redis(s) => s.store.delete(id).await,
+            }
+        })
+        .await
     }
 }
 

@@ -211,6 +211,8 @@ pub struct GithubConfig {
     pub api_url: String,
     /// OAuth scopes requested at login.
     pub scopes: Vec<String>,
+    /// How long one call to GitHub may take.
+    pub timeout: Duration,
 }
 
 /// Where sessions are kept.
@@ -439,6 +441,7 @@ impl GithubConfig {
             web_url: "https://github.com".to_owned(),
             api_url: "https://api.github.com".to_owned(),
             scopes: vec!["read:org".to_owned()],
+            timeout: Duration::from_secs(10),
         }
     }
 }

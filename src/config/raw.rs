@@ -44,6 +44,7 @@ pub(super) struct RawGithub {
     pub(super) web_url: Option<S<String>>,
     pub(super) api_url: Option<S<String>>,
     pub(super) scopes: Option<Vec<S<String>>>,
+    pub(super) timeout: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -137,8 +138,14 @@ impl RawPusher {
     ];
 }
 impl RawGithub {
-    pub(super) const FIELDS: &[&str] =
-        &["client_id", "client_secret", "web_url", "api_url", "scopes"];
+    pub(super) const FIELDS: &[&str] = &[
+        "client_id",
+        "client_secret",
+        "web_url",
+        "api_url",
+        "scopes",
+        "timeout",
+    ];
 }
 impl RawSession {
     pub(super) const FIELDS: &[&str] = &[

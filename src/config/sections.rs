@@ -463,7 +463,15 @@ fn build_github(p: &mut Problems<'_>, raw: RawGithub, env: Env<'_>) -> Option<Gi
             scopes.push(s.into_inner());
         }
     }
+    let timeout = duration(
+        p,
+        "github.timeout",
+        raw.timeout,
+        defaults.timeout,
+        Duration::from_secs(1),
+    );
     Some(GithubConfig {
+        timeout: timeout?,
         client_id: client_id?.into_inner(),
         client_secret: client_secret??,
         web_url: web_url?,

@@ -154,10 +154,11 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
             secret(&o.github.client_secret, &n.github.client_secret),
         ),
         (
-            "github.web_url, api_url or scopes",
+            "github.web_url, api_url, scopes or timeout",
             o.github.web_url != n.github.web_url
                 || o.github.api_url != n.github.api_url
-                || o.github.scopes != n.github.scopes,
+                || o.github.scopes != n.github.scopes
+                || o.github.timeout != n.github.timeout,
         ),
         ("session.store", o.session.store != n.session.store),
         ("session.ttl", o.session.ttl != n.session.ttl),

@@ -5,12 +5,13 @@ use axum::http::header::{
     CONTENT_TYPE, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use super::error::ApiError;
 use super::state::AppState;
 use super::{auth, observe, pages, pusher, webhook};
 use crate::session::Store;
@@ -45,6 +46,7 @@ pub fn router(state: AppState, store: Store) -> Router {
         .fallback(pages::not_found)
         .layer(middleware::map_response(no_store))
         .layer(sessions)
+        .layer(middleware::map_response(store_failure_is_503))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             state.config().server.request_timeout,
@@ -85,6 +87,23 @@ async fn no_store(mut response: axum::response::Response) -> axum::response::Res
         .headers_mut()
         .entry(axum::http::header::CACHE_CONTROL)
         .or_insert(axum::http::HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The session layer answers a bare 500 when it cannot save a session (the
+/// store is down or slow): say 503, with a reason, as for any store failure.
+/// Every 500 of the gateway's own has a body and a content type.
+async fn store_failure_is_503(response: Response) -> Response {
+    if response.status() == StatusCode::INTERNAL_SERVER_ERROR
+        && !response.headers().contains_key(CONTENT_TYPE)
+    {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the session store is unavailable; try again shortly",
+        )
+        .because("the session could not be saved")
+        .into_response();
+    }
     response
 }
 

@@ -108,7 +108,8 @@ impl AppState {
     /// Builds the state from a validated configuration.
     pub fn new(config: Config, clock: Clock, store: Store) -> Result<Self, StartError> {
         let metrics = Metrics::new(config.server.metrics_listen.is_some());
-        let github = GithubClient::new(&config.github.api_url)?.with_metrics(metrics.clone());
+        let github = GithubClient::with_timeout(&config.github.api_url, config.github.timeout)?
+            .with_metrics(metrics.clone());
         let url_err = |e: oauth2::url::ParseError| StartError::Url(e.to_string());
         let oauth = BasicClient::new(ClientId::new(config.github.client_id.clone()))
             .set_client_secret(ClientSecret::new(

@@ -3,6 +3,7 @@
 //! so the tests link once.
 
 mod demo;
+mod faults;
 mod github_client;
 mod hardening;
 mod helpers;

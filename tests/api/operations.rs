@@ -11,8 +11,8 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    Browser, CLIENT_SECRET, Captured, PUSHER_SECRET, SESSION_KEY_BASE64, TestApp, WEBHOOK_SECRET,
-    rule,
+    Browser, CLIENT_SECRET, Captured, OwnRedis, PUSHER_SECRET, SESSION_KEY_BASE64, TestApp,
+    WEBHOOK_SECRET, rule,
 };
 
 fn metrics_on() -> impl FnOnce(&mut Config) {
@@ -182,57 +182,6 @@ async fn readiness_asks_the_store_and_liveness_asks_nothing() {
     );
     drop(sqlite);
     let _ = std::fs::remove_file(&db);
-}
-
-/// A `redis-server` of this test's own, on a free port, so stopping it
-/// disturbs no other test.
-struct OwnRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server runs (apt-get install redis-server)");
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self {
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[tokio::test]
