@@ -454,7 +454,10 @@ fn header(headers: &HeaderMap, name: impl reqwest::header::AsHeaderName) -> Opti
 /// For a 403 or 429: `Some(reset)` when it is a rate limit (primary, with
 /// `x-ratelimit-remaining: 0`, or secondary, with `retry-after` or a 429),
 /// `None` for an ordinary refusal.
-fn rate_limit_reset(status: StatusCode, headers: &HeaderMap) -> Option<Option<SystemTime>> {
+pub(crate) fn rate_limit_reset(
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Option<Option<SystemTime>> {
     let number = |name: &str| header(headers, name).and_then(|v| v.trim().parse::<u64>().ok());
     // Absurd values must not overflow: a reset that cannot be represented
     // counts as unknown, and callers cap the wait anyway.
@@ -471,7 +474,7 @@ fn rate_limit_reset(status: StatusCode, headers: &HeaderMap) -> Option<Option<Sy
 }
 
 /// The `rel="next"` URL of a `Link` header.
-fn next_link(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn next_link(headers: &HeaderMap) -> Option<String> {
     let link = header(headers, LINK)?;
     link.split(',').find_map(|part| {
         let (target, params) = part.split_once(';')?;

@@ -46,3 +46,6 @@ pub mod secret;
 pub mod session;
 pub mod signing;
 pub mod web;
+
+#[cfg(test)]
+mod hostile;

@@ -46,7 +46,7 @@ use crate::session::{Identity, inactivity, keep_alive};
 /// A login between `/auth/login` and `/auth/callback`, as its sealed
 /// cookie holds it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct PendingLogin {
+pub(crate) struct PendingLogin {
     /// The OAuth `state`, compared with what GitHub sends back.
     state: String,
     /// The PKCE verifier for the code exchange.
@@ -63,6 +63,15 @@ impl std::fmt::Debug for PendingLogin {
             .field("return_to", &self.return_to)
             .field("started_at", &self.started_at)
             .finish_non_exhaustive()
+    }
+}
+
+impl PendingLogin {
+    /// The login a cookie's value holds, if it was sealed by this gateway
+    /// for a login and holds one.
+    pub(crate) fn open(keys: &crate::crypto::Keys, sealed: &str) -> Option<Self> {
+        let json = keys.open(Purpose::LoginState, sealed).ok()?;
+        serde_json::from_slice(&json).ok()
     }
 }
 
@@ -149,7 +158,7 @@ pub async fn login(
 /// each field, read by hand so that no query, however odd, skips the
 /// clearing of the login cookie.
 #[derive(Debug, Default)]
-struct CallbackQuery {
+pub(crate) struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
@@ -157,7 +166,7 @@ struct CallbackQuery {
 }
 
 impl CallbackQuery {
-    fn parse(uri: &Uri) -> Self {
+    pub(crate) fn parse(uri: &Uri) -> Self {
         let mut q = Self::default();
         for (k, v) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
             let slot = match k.as_ref() {
@@ -194,8 +203,7 @@ async fn finish_login(
     query: CallbackQuery,
 ) -> Result<Redirect, PageError> {
     let pending = login_cookie_value(state, headers)
-        .and_then(|sealed| state.keys.open(Purpose::LoginState, &sealed).ok())
-        .and_then(|json| serde_json::from_slice::<PendingLogin>(&json).ok())
+        .and_then(|sealed| PendingLogin::open(&state.keys, &sealed))
         .ok_or(PageError::NoLoginInProgress)?;
     // A state works once, whatever happens next: even a replay of the
     // cookie itself finds it spent.

@@ -47,13 +47,13 @@ pub const MAX_BATCH: usize = 100;
 
 /// What was asked: one socket and one or several channels.
 #[derive(Debug, PartialEq, Eq)]
-struct AuthRequest {
+pub(crate) struct AuthRequest {
     socket_id: SocketId,
     channels: Channels,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Channels {
+pub(crate) enum Channels {
     /// `channel_name`: the answer is the channel's auth itself.
     Single(ChannelName),
     /// `channel_name[N]`: the answer maps each name to its status. Names are
@@ -206,7 +206,7 @@ fn parse_json(body: &[u8]) -> Result<AuthRequest, ApiError> {
     })
 }
 
-fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<AuthRequest, ApiError> {
+pub(crate) fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<AuthRequest, ApiError> {
     let request = match format_of(headers)? {
         Format::Form => parse_form(body)?,
         Format::Json => parse_json(body)?,

@@ -57,7 +57,7 @@ impl SeenDeliveries {
 
 /// What a delivery asks of the gateway.
 #[derive(Debug, PartialEq, Eq)]
-enum Action {
+pub(crate) enum Action {
     /// Re-check a person or group.
     Recheck(Change),
     /// GitHub's hello when the hook is made.
@@ -216,13 +216,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// GitHub's delivery ids are GUIDs; anything of that alphabet and size will do.
-fn is_delivery_id(id: &str) -> bool {
+pub(crate) fn is_delivery_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Whether `X-Hub-Signature-256` is `sha256=` and the hex HMAC-SHA256 of
 /// `body` under `secret`, compared in constant time.
-fn signed(headers: &HeaderMap, body: &Bytes, secret: &[u8]) -> bool {
+pub(crate) fn signed(headers: &HeaderMap, body: &Bytes, secret: &[u8]) -> bool {
     let Some(hex) = header(headers, "x-hub-signature-256").and_then(|v| v.strip_prefix("sha256="))
     else {
         return false;
@@ -246,7 +246,7 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 }
 
 /// What a signed delivery of `event` asks, or why it is malformed.
-fn what_to_do(event: &str, body: &Value) -> Result<Action, String> {
+pub(crate) fn what_to_do(event: &str, body: &Value) -> Result<Action, String> {
     let action = body.get("action").and_then(Value::as_str);
     let id_at = |path: &[&str]| -> Result<u64, String> {
         let mut v = body;
