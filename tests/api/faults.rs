@@ -151,3 +151,101 @@ async fn a_hanging_github_is_asked_once_and_its_failure_shared() {
     assert_eq!(github.calls(Endpoint::Teams), 1);
     github.set_delay(Duration::ZERO);
 }
+
+/// GitHub answers 5xx while entries go stale: within `cache.stale_grace`
+/// the last good answer serves; past it, 503. Never an allow from a failure.
+#[tokio::test]
+async fn github_5xx_serves_stale_answers_within_the_grace_then_503() {
+    let app = TestApp::new()
+        .with_config(|c| {
+            c.cache.membership_ttl = Duration::from_secs(60);
+            c.cache.stale_grace = Duration::from_secs(120);
+        })
+        .spawn()
+        .await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let bo = Browser::logged_in_as(&app, "bo").await;
+    app.github.set_down(true);
+    app.pass_the_ttl();
+    let (mut stale, mut refused) = (0, 0);
+    for _ in 0..10 {
+        match ada.auth(&app, "private-ops").await.0 {
+            StatusCode::OK => stale += 1,
+            StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+            other => panic!("{other} from a stale entry within the grace"),
+        }
+        // bo was never allowed private-ops: a failure does not change that.
+        assert_eq!(bo.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        (stale, refused),
+        (10, 0),
+        "within the grace, the stale answer serves"
+    );
+    // Past TTL + grace: 503, however often asked.
+    app.clock.advance(Duration::from_secs(121));
+    for _ in 0..10 {
+        assert_eq!(
+            ada.auth(&app, "private-ops").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            bo.auth(&app, "private-ops").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    // GitHub back: answers again after the back-off.
+    app.github.set_down(false);
+    app.clock.advance(Duration::from_secs(6));
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+}
+
+/// A crowd of clients that send half their headers: each is closed by
+/// `header_timeout`, and ordinary clients are served meanwhile, within
+/// `max_connections`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_of_slow_clients_is_cut_off_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const SLOW: usize = 300;
+    let app = TestApp::new()
+        .with_config(|c| {
+            c.server.header_timeout = Duration::from_secs(1);
+            c.server.max_connections = SLOW + 50;
+        })
+        .spawn()
+        .await;
+    let addr = app.gateway.addr();
+    let mut slow = Vec::new();
+    for _ in 0..SLOW {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // Ordinary clients meanwhile.
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    for _ in 0..20 {
+        assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    }
+    // Every slow connection is closed by the server.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for mut s in slow {
+        let mut buf = [0u8; 256];
+        let left = deadline.saturating_duration_since(Instant::now());
+        let closed = tokio::time::timeout(left, async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a slow connection outlived header_timeout");
+    }
+    assert_eq!(
+        reqwest::get(app.url("/healthz")).await.unwrap().status(),
+        200
+    );
+}
