@@ -25,6 +25,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
+#[path = "gateway/faults.rs"]
+mod faults;
+
 const CLIENT_ID: &str = "Iv1.bench";
 const CLIENT_SECRET: &str = "bench-client-secret";
 const PUSHER_KEY: &str = "bench-key";
@@ -43,8 +46,8 @@ fn quick() -> bool {
     std::env::var_os("BENCH_QUICK").is_some()
 }
 
-/// `BENCH_ONLY=warm,memory` runs only those phases (warm, cold, steady,
-/// memory, revocation), for profiling; RESULTS.md is written only by a full run.
+/// `BENCH_ONLY=warm,memory` runs only those phases (warm, metrics, cold,
+/// steady, memory, revocation, faults), for profiling; RESULTS.md is written only by a full run.
 fn enabled(phase: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|p| p == phase))
 }
@@ -142,8 +145,25 @@ fn standin(people: usize) {
                 async { "removed" }
             }
         };
+        // GitHub's faults, switched by the faults phase.
+        let delay = {
+            let github = github.clone();
+            move |ms: String| {
+                github.set_delay(Duration::from_millis(ms.trim().parse().unwrap_or(0)));
+                async { "delay set" }
+            }
+        };
+        let down = {
+            let github = github.clone();
+            move |on: String| {
+                github.set_down(on.trim() == "1");
+                async { "down set" }
+            }
+        };
         let app = github
             .router()
+            .route("/_bench/delay", axum::routing::post(delay))
+            .route("/_bench/down", axum::routing::post(down))
             .route(
                 "/apps/{app}/users/{user}/terminate_connections",
                 axum::routing::post(terminate),
@@ -243,27 +263,59 @@ async fn start_gateway(
     session_store: &str,
     ttl: &str,
 ) -> (Proc, SocketAddr) {
-    start_gateway_with(dir, github, session_store, ttl, false).await
+    start_gateway_with(dir, github, session_store, ttl, Tuning::default()).await
 }
 
-/// [`start_gateway`], with Prometheus metrics counted and served when `metrics`.
+/// What a phase changes in the gateway's configuration.
+#[derive(Clone, Copy)]
+struct Tuning {
+    /// Prometheus metrics counted and served.
+    metrics: bool,
+    github_timeout: &'static str,
+    stale_grace: &'static str,
+    header_timeout: &'static str,
+    max_connections: u32,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            metrics: false,
+            github_timeout: "10s",
+            stale_grace: "0s",
+            header_timeout: "10s",
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// [`start_gateway`] with `tuning`.
 async fn start_gateway_with(
     dir: &Path,
     github: &str,
     session_store: &str,
     ttl: &str,
-    metrics: bool,
+    tuning: Tuning,
 ) -> (Proc, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let metrics = if metrics {
+    let metrics = if tuning.metrics {
         format!("metrics_listen = \"127.0.0.1:{}\"", free_port())
     } else {
         String::new()
     };
+    let Tuning {
+        github_timeout,
+        stale_grace,
+        header_timeout,
+        max_connections,
+        ..
+    } = tuning;
     let config = format!(
         r#"
 [server]
 listen = "{addr}"
+header_timeout = "{header_timeout}"
+max_connections = {max_connections}
 {metrics}
 [pusher]
 app_id = "1"
@@ -276,6 +328,7 @@ client_id = "{CLIENT_ID}"
 client_secret = "{CLIENT_SECRET}"
 web_url = "{github}"
 api_url = "{github}/api/v3"
+timeout = "{github_timeout}"
 [session]
 store = "{session_store}"
 encryption_key_base64 = "YmVuY2gtc2Vzc2lvbi1rZXktb2YtMzItYnl0ZXMtLS0="
@@ -287,6 +340,7 @@ login_per_minute = 1000000000
 auth_per_minute = 1000000000
 [cache]
 membership_ttl = "{ttl}"
+stale_grace = "{stale_grace}"
 max_entries = 1000000
 [[rules]]
 channel = "private-user-{{login}}"
@@ -653,7 +707,17 @@ async fn orchestrate() {
         // gateway without them, alternating, in one run.
         if enabled("metrics") {
             let (off, off_addr) = start_gateway(&dir, &github, "memory", "1h").await;
-            let (on, on_addr) = start_gateway_with(&dir, &github, "memory", "1h", true).await;
+            let (on, on_addr) = start_gateway_with(
+                &dir,
+                &github,
+                "memory",
+                "1h",
+                Tuning {
+                    metrics: true,
+                    ..Tuning::default()
+                },
+            )
+            .await;
             let off_cookies = Arc::new(login_all(off_addr, 0..people, 64).await);
             let on_cookies = Arc::new(login_all(on_addr, 0..people, 64).await);
             let private_of = |cookies: Arc<Vec<String>>| {
@@ -837,6 +901,11 @@ async fn orchestrate() {
         let total_per = (previous.1.saturating_sub(base)) as f64 / logged as f64;
         report.line(format!("\nOverall: {total_per:.0} bytes per logged-in session (identity, token and cached membership included)."));
         drop(gateway);
+    }
+
+    // 7: faults, as an operator meets them.
+    if enabled("faults") {
+        faults::faults_phase(&mut report, &dir, &github).await;
     }
 
     // 6: live revocation: the sweep's cost with nothing changing, a

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::html::render;
+use super::limits::QuietLog;
 
 #[derive(Template)]
 #[template(path = "login_error.html")]
@@ -222,6 +223,17 @@ impl From<crate::channel::InputError> for ApiError {
     }
 }
 
+/// 503s logged once a minute per kind, for the whole process.
+fn outages() -> &'static QuietLog {
+    static OUTAGES: std::sync::OnceLock<QuietLog> = std::sync::OnceLock::new();
+    OUTAGES.get_or_init(QuietLog::default)
+}
+
+/// Writes the counts of repeated 503s whose minute has ended.
+pub fn flush_outages() {
+    outages().flush();
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
@@ -229,8 +241,14 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // The one place an API error is logged: a 5xx with its cause.
-        if self.status.is_server_error() {
+        // The one place an API error is logged: a 5xx with its cause. A
+        // 503 is what an outage of GitHub or the store looks like, for
+        // every request at once: the first of a kind each minute is
+        // written, the rest counted. Anything else is a fault of ours.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            let cause = self.cause.clone().unwrap_or_else(|| self.message.clone());
+            outages().warn("answered 503", &self.message, cause);
+        } else if self.status.is_server_error() {
             let cause = self.cause.as_deref().unwrap_or(&self.message);
             tracing::error!(status = self.status.as_u16(), %cause, "answered with a server error");
         }

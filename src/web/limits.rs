@@ -170,8 +170,32 @@ impl QuietLog {
     /// Logs `what` with `detail` at info, unless the same was logged within
     /// the window: then it is only counted. Returns whether it was written.
     pub fn info(&self, what: &'static str, detail: String) -> bool {
+        let key = (what, &detail);
+        self.once(
+            key,
+            what,
+            detail.clone(),
+            || tracing::info!(%detail, "{what}"),
+        )
+    }
+
+    /// Logs `what` with `detail` at warn, unless one with the same `what`
+    /// and `key` was logged within the window: then it is only counted.
+    pub fn warn(&self, what: &'static str, key: &str, detail: String) -> bool {
+        self.once((what, key), what, key.to_owned(), || {
+            tracing::warn!(%detail, "{what}");
+        })
+    }
+
+    fn once(
+        &self,
+        key: impl Hash,
+        what: &'static str,
+        detail: String,
+        write: impl FnOnce(),
+    ) -> bool {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (what, &detail).hash(&mut hasher);
+        key.hash(&mut hasher);
         let entry = self.0.entry(hasher.finish()).or_insert_with(|| {
             Arc::new(Repeats {
                 what,
@@ -180,7 +204,7 @@ impl QuietLog {
             })
         });
         if entry.is_fresh() {
-            tracing::info!(%detail, "{what}");
+            write();
             true
         } else {
             entry.value().count.fetch_add(1, Ordering::Relaxed);
