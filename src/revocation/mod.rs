@@ -455,8 +455,8 @@ impl Revocation {
     }
 
     /// The sweep's look at person `id`: a re-read, unless a request has
-    /// re-read them within the TTL (then the next look is due when that
-    /// read goes stale). So nobody goes longer than a TTL (and a tick)
+    /// re-read them within the TTL (then their grants are checked against
+    /// that read, and the next look is due when it goes stale). So nobody goes longer than a TTL (and a tick)
     /// unconfirmed, and an active person is not read twice per TTL.
     async fn sweep_check(&self, id: u64, force: bool) {
         if !force && let Some(m) = self.0.memberships.peek(id).await {
@@ -465,6 +465,10 @@ impl Revocation {
                 if let Some(w) = self.0.registry.lock().expect("registry lock").get_mut(&id) {
                     w.next_check = stale_at;
                 }
+                // No read, but the grants are checked against that fresh
+                // read: a terminate call that failed is tried again, and news
+                // of a change that found the channel full is not lost.
+                self.evaluate(id, Ok(m), &Cause::Sweep).await;
                 return;
             }
         }

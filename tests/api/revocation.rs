@@ -229,6 +229,33 @@ async fn terminate_calls_are_retried_after_a_5xx() {
 }
 
 #[tokio::test]
+async fn a_refused_terminate_call_is_tried_again_by_the_sweep() {
+    let app = with_webhooks().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    // The sweep's first look, which always re-reads, is behind us.
+    app.pass_the_ttl();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Pusher refuses the first call (a 4xx is not retried at once).
+    app.pusher.fail_next(&[401]);
+    app.github
+        .announce(change(remove_from_team, "ada", "initech", "ops"))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + SOON;
+    while app.pusher.calls().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no terminate call");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Her membership is fresh (just re-read), but the grant is still lost:
+    // the sweep's next look tries again, without waiting for the TTL.
+    app.clock.advance(Duration::from_secs(6));
+    assert!(app.pusher.wait_for_terminate(1, SOON).await, "tried again");
+    let statuses: Vec<u16> = app.pusher.calls().iter().map(|c| c.status).collect();
+    assert_eq!(statuses, [401, 200]);
+}
+
+#[tokio::test]
 async fn with_watch_for_zero_nothing_is_watched_or_ended() {
     let app = TestApp::new()
         .with_webhooks()
