@@ -184,10 +184,13 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ready(READY_WITHIN).await {
         Ok(()) => axum::Json(serde_json::json!({ "ready": true })).into_response(),
         Err(why) => {
+            // The detail (which may quote the store's own words) goes to the
+            // log; the public answer only names the store.
             tracing::warn!(%why, "not ready");
+            let error = format!("the {} session store is not answering", state.store.kind());
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(serde_json::json!({ "ready": false, "error": why })),
+                axum::Json(serde_json::json!({ "ready": false, "error": error })),
             )
                 .into_response()
         }
