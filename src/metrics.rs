@@ -94,12 +94,6 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new(true)
-    }
-}
-
 impl Metrics {
     /// Every family, registered and at zero; `on` false counts nothing.
     pub fn new(on: bool) -> Self {

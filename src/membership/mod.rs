@@ -244,21 +244,10 @@ impl Memberships {
             .collect()
     }
 
-    /// People in the cache now (moka counts lazily: this is approximate;
-    /// see [`Memberships::count`]).
-    pub fn len(&self) -> u64 {
-        self.cache.entry_count()
-    }
-
-    /// People in the cache, counted one by one: exact, and O(n), so for a
-    /// scrape rather than a request.
+    /// People in the cache, counted one by one: exact (moka's own count
+    /// lags behind), and O(n), so for a scrape rather than a request.
     pub fn count(&self) -> u64 {
         self.cache.iter().count() as u64
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Re-reads the person's membership now (at login), whatever the cache

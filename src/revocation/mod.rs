@@ -143,15 +143,6 @@ impl Watched {
     }
 }
 
-/// What [`Revocation::snapshot`] reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Snapshot {
-    /// People watched.
-    pub people: usize,
-    /// Grants remembered.
-    pub grants: usize,
-}
-
 /// The live-grant registry, its sweep, and the terminate calls. Cheap to clone.
 #[derive(Clone)]
 pub struct Revocation(Arc<Inner>);
@@ -315,13 +306,10 @@ impl Revocation {
         }
     }
 
-    /// How many people and grants are remembered.
-    pub fn snapshot(&self) -> Snapshot {
+    /// How many grants are remembered.
+    pub fn grants(&self) -> usize {
         let registry = self.0.registry.lock().expect("registry lock");
-        Snapshot {
-            people: registry.len(),
-            grants: registry.values().map(Watched::grant_count).sum(),
-        }
+        registry.values().map(Watched::grant_count).sum()
     }
 
     /// Whether person `id` has grants remembered.

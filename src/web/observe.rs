@@ -18,10 +18,6 @@ use super::state::AppState;
 /// The request id header, read and echoed.
 pub const REQUEST_ID: &str = "x-request-id";
 
-/// The id of the request being served, for handlers that quote it.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub HeaderValue);
-
 /// Makes request ids: a random prefix per process and a counter, so ids
 /// are unique across instances without a system call per request.
 #[derive(Debug)]
@@ -81,7 +77,7 @@ fn route_label(path: Option<&MatchedPath>) -> &'static str {
 }
 
 /// The middleware.
-pub async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let id = match request.headers().get(REQUEST_ID) {
         Some(given) if usable(given) => given.clone(),
@@ -94,7 +90,6 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
         method = %request.method(),
         route,
     );
-    request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).instrument(span).await;
     state
         .metrics

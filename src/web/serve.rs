@@ -71,10 +71,9 @@ fn serve_metrics(listener: TcpListener, state: AppState) {
         .route(
             "/metrics",
             axum::routing::get(|State(state): State<AppState>| async move {
-                let text = state.metrics.render(
-                    state.memberships.count(),
-                    state.revocation.snapshot().grants,
-                );
+                let text = state
+                    .metrics
+                    .render(state.memberships.count(), state.revocation.grants());
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,
