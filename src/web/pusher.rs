@@ -86,15 +86,18 @@ fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
 
 /// What both endpoints check first: the origin, then the body's size. The
 /// request is taken whole because the `HeaderMap` extractor copies headers.
-/// Also gives the client's address, for the anonymous rate limit.
+/// Also gives the client's address, for the anonymous rate limit, and the
+/// configuration the whole request is answered by (loaded once: a reload
+/// meanwhile does not change the rules half-way through a batch).
 async fn accept(
     state: &AppState,
     request: Request,
-) -> Result<(HeaderMap, Bytes, IpAddr), ApiError> {
+) -> Result<(HeaderMap, Bytes, IpAddr, Arc<Config>), ApiError> {
+    let config = state.config().clone();
     let (parts, body) = request.into_parts();
-    check_origin(state, &parts.headers)?;
+    check_origin(state, &config, &parts.headers)?;
     let addr = client_addr_of(&parts, state);
-    Ok((parts.headers, read_body(body).await?, addr))
+    Ok((parts.headers, read_body(body).await?, addr, config))
 }
 
 /// Reads the body up to [`MAX_BODY_BYTES`].
@@ -223,13 +226,13 @@ pub(crate) fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<AuthRequ
 }
 
 /// Refuses a request whose `Origin` is neither `public_url` nor allowed.
-fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_origin(state: &AppState, config: &Config, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(origin) = headers.get(ORIGIN) else {
         // Not from a browser's cross-origin-capable fetch; the cookie still decides.
         return Ok(());
     };
     let origin = origin.to_str().unwrap_or("");
-    if origin == state.config().server.public_origin() || is_allowed(state, origin) {
+    if origin == config.server.public_origin() || is_allowed(config, origin) {
         Ok(())
     } else {
         let shown = Excerpt::of(origin).to_string();
@@ -245,13 +248,8 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Whether `origin` is one of `server.allowed_origins`.
-fn is_allowed(state: &AppState, origin: &str) -> bool {
-    state
-        .config()
-        .server
-        .allowed_origins
-        .iter()
-        .any(|o| o == origin)
+fn is_allowed(config: &Config, origin: &str) -> bool {
+    config.server.allowed_origins.iter().any(|o| o == origin)
 }
 
 /// CORS for the origins in `server.allowed_origins`: pages there may call
@@ -263,7 +261,7 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
     let allowed = request
         .headers()
         .get(ORIGIN)
-        .filter(|o| o.to_str().is_ok_and(|o| is_allowed(&state, o)))
+        .filter(|o| o.to_str().is_ok_and(|o| is_allowed(&state.config(), o)))
         .cloned();
     let mut response = if request.method() == Method::OPTIONS {
         match &allowed {
@@ -401,8 +399,7 @@ struct Signing<'a> {
     token: &'a SealedToken,
     /// When the request began, for the decision's log line.
     started: std::time::Instant,
-    /// The configuration when the request began: a reload meanwhile does
-    /// not change its rules half-way through a batch.
+    /// The configuration the request is answered by (see [`accept`]).
     config: Arc<Config>,
     socket_id: &'a SocketId,
     member: OnceCell<Result<PresenceMember, InputError>>,
@@ -519,7 +516,7 @@ pub async fn channel_auth(
     request: Request,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let (headers, body, addr) = accept(&state, request).await?;
+    let (headers, body, addr, config) = accept(&state, request).await?;
     let request = parse_request(&headers, &body)?;
     let (membership, token) = who(&state, &session, addr).await?;
     let signing = Signing {
@@ -527,7 +524,7 @@ pub async fn channel_auth(
         membership: &membership,
         token: &token,
         started,
-        config: state.config().clone(),
+        config,
         socket_id: &request.socket_id,
         member: OnceCell::new(),
     };
@@ -558,7 +555,7 @@ pub async fn user_auth(
     request: Request,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let (headers, body, addr) = accept(&state, request).await?;
+    let (headers, body, addr, config) = accept(&state, request).await?;
     let socket_id = match format_of(&headers)? {
         Format::Form => socket_id(only(&form_fields(&body), "socket_id")?)?,
         Format::Json => socket_id(JsonBody::parse(&body)?.socket_id.as_deref())?,
@@ -566,13 +563,12 @@ pub async fn user_auth(
     let (membership, token) = who(&state, &session, addr).await?;
     // Sign-in is authorization too: a GitHub account alone is not enough.
     let person = &membership.person;
-    let admitted = state
-        .config()
+    let admitted = config
         .signin
         .as_ref()
         .is_some_and(|conditions| conditions.admit(person));
     if !admitted {
-        let reason = match &state.config().signin {
+        let reason = match &config.signin {
             None => "no [signin] section: sign-in is refused to everyone".to_owned(),
             Some(c) => format!("meets none of [signin] ({})", c.describe()),
         };
