@@ -315,22 +315,28 @@ fn bad_command_line_values_exit_2_with_a_message_never_a_panic() {
     }
 }
 
+/// `channelgate serve` on the repository's `config.toml`, moved to a free
+/// port and edited by `edit`, written to a file of its own in `dir`; stderr
+/// piped. Returns the child, its port, and the config file.
 #[cfg(unix)]
-#[test]
-fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-    use std::time::{Duration, Instant};
-
-    let dir = std::env::temp_dir().join(format!("channelgate-cli-term-{}", std::process::id()));
+fn serve_repo_config(
+    name: &str,
+    edit: impl Fn(String) -> String,
+) -> (
+    std::process::Child,
+    u16,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    let dir = std::env::temp_dir().join(format!("channelgate-cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let base = std::fs::read_to_string("config.toml").unwrap();
-    let text = base
+    let text = std::fs::read_to_string("config.toml")
+        .unwrap()
         .replace(
             "listen = \"127.0.0.1:8080\"",
             &format!("listen = \"127.0.0.1:{port}\""),
@@ -339,14 +345,26 @@ fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
             "public_url = \"http://localhost:8080\"",
             &format!("public_url = \"http://127.0.0.1:{port}\""),
         );
-    let path = dir.join("term.toml");
-    std::fs::write(&path, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_channelgate"))
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, edit(text)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_channelgate"))
         .args(["serve", "--config", path.to_str().unwrap()])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    (child, port, path, dir)
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_lets_a_request_in_flight_finish_then_exits_cleanly() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    let (mut child, port, _, dir) = serve_repo_config("term", |text| text);
     let started = Instant::now();
     let mut stream = loop {
         match TcpStream::connect(("127.0.0.1", port)) {
@@ -401,37 +419,12 @@ fn sighup_reloads_the_file_and_a_broken_one_changes_nothing() {
     use std::sync::mpsc;
     use std::time::{Duration, Instant};
 
-    let dir = std::env::temp_dir().join(format!("channelgate-cli-hup-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = std::fs::read_to_string("config.toml")
-        .unwrap()
-        .replace(
-            "listen = \"127.0.0.1:8080\"",
-            &format!("listen = \"127.0.0.1:{port}\""),
-        )
-        .replace(
-            "public_url = \"http://localhost:8080\"",
-            &format!("public_url = \"http://127.0.0.1:{port}\""),
-        )
-        .replace("format = \"text\"", "format = \"json\"");
-    assert!(
-        base.contains("format = \"json\""),
-        "config.toml has a [log] format to change"
-    );
-    let path = dir.join("hup.toml");
-    std::fs::write(&path, &base).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_channelgate"))
-        .args(["serve", "--config", path.to_str().unwrap()])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, port, path, dir) = serve_repo_config("hup", |text| {
+        let json = text.replace("format = \"text\"", "format = \"json\"");
+        assert_ne!(json, text, "config.toml has a [log] format to change");
+        json
+    });
+    let base = std::fs::read_to_string(&path).unwrap();
     let (lines, log) = mpsc::channel::<String>();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{Browser, Captured, OwnRedis, SOCKET, TestApp, stand_in};
+use crate::helpers::{Browser, OwnRedis, SOCKET, TestApp, capture_info_logs, stand_in};
 
 /// Redis goes away for a few seconds while people keep asking: every
 /// request is answered (503 while the store is gone, never a 500 or a
@@ -156,15 +156,7 @@ async fn a_hanging_github_is_asked_once_and_its_failure_shared() {
 /// the last good answer serves; past it, 503. Never an allow from a failure.
 #[tokio::test]
 async fn github_5xx_serves_stale_answers_within_the_grace_then_503() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // This test's runtime has one thread: the gateway logs through it.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_info_logs();
     let app = TestApp::new()
         .with_config(|c| {
             c.cache.membership_ttl = Duration::from_secs(60);

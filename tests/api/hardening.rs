@@ -15,7 +15,8 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::SessionStore as _;
 
 use crate::helpers::{
-    Browser, Captured, TestApp, location, query_param, rule, stored_sessions, token_calls, world,
+    Browser, TestApp, capture_info_logs, location, query_param, rule, stored_sessions, token_calls,
+    world,
 };
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -634,15 +635,7 @@ async fn the_demo_answers_only_to_loopback_names() {
 
 #[tokio::test]
 async fn a_flood_of_identical_denials_is_logged_once_with_a_count() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // This test's runtime has one thread: the gateway logs through it.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_info_logs();
     let app = TestApp::new().spawn().await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     for _ in 0..200 {

@@ -217,7 +217,8 @@ impl TestAppBuilder {
         self
     }
 
-    /// Turns on `POST /github/webhook` with [`WEBHOOK_SECRET`].
+    /// Turns on `POST /github/webhook` with [`WEBHOOK_SECRET`], and has the
+    /// stand-in send its announced changes there.
     pub fn with_webhooks(self) -> Self {
         self.with_config(|c| {
             c.webhooks = Some(WebhooksConfig {
@@ -268,9 +269,17 @@ impl TestAppBuilder {
         }
         let clock = Clock::default();
         let membership_ttl = config.cache.membership_ttl;
+        let takes_webhooks = config.webhooks.is_some();
         let gateway = Gateway::start_with(config, listener, clock.clone())
             .await
             .expect("gateway starts");
+        if takes_webhooks {
+            // GitHub's deliveries come here, as an org webhook would send them.
+            github.set_webhook(Some(github_standin::WebhookTarget {
+                url: format!("http://{addr}/github/webhook"),
+                secret: WEBHOOK_SECRET.to_owned(),
+            }));
+        }
         TestApp {
             gateway,
             github,
@@ -443,6 +452,20 @@ impl std::io::Write for Captured {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// Captures this thread's log at info, as text, until the guard drops.
+/// A `#[tokio::test]` runtime has one thread, so the gateway it starts logs
+/// through it.
+pub fn capture_info_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
 }
 
 impl Captured {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use channelgate::config::Config;
 use channelgate::web::reload::Reloaded;
-use github_standin::{Change, WebhookTarget};
+use github_standin::Change;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -42,10 +42,6 @@ async fn every_metric_family_counts_real_traffic() {
         .with_config(metrics_on())
         .spawn()
         .await;
-    app.github.set_webhook(Some(WebhookTarget {
-        url: app.url("/github/webhook"),
-        secret: WEBHOOK_SECRET.to_owned(),
-    }));
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     assert_eq!(
@@ -274,10 +270,6 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
     // This test's runtime has one thread: the gateway logs through it.
     let _guard = tracing::subscriber::set_default(subscriber);
     let app = TestApp::new().with_webhooks().spawn().await;
-    app.github.set_webhook(Some(WebhookTarget {
-        url: app.url("/github/webhook"),
-        secret: WEBHOOK_SECRET.to_owned(),
-    }));
     let ada = Browser::new();
     let callback = {
         let authorize = ada.start_login(&app, None).await;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use github_standin::{Change, WebhookTarget, signature_256, team_id};
+use github_standin::{Change, signature_256, team_id};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -14,16 +14,6 @@ use crate::helpers::{Browser, TestApp, WEBHOOK_SECRET};
 /// Enough for a webhook's re-read and the terminate call on a busy machine;
 /// the interop suite holds the 1 s figure against the real server.
 const SOON: Duration = Duration::from_secs(5);
-
-/// A gateway taking webhooks, with the stand-in sending them to it.
-async fn with_webhooks() -> TestApp {
-    let app = TestApp::new().with_webhooks().spawn().await;
-    app.github.set_webhook(Some(WebhookTarget {
-        url: app.url("/github/webhook"),
-        secret: WEBHOOK_SECRET.to_owned(),
-    }));
-    app
-}
 
 fn change(
     kind: fn(String, String, String) -> Change,
@@ -82,7 +72,7 @@ fn removed_from_team(id: u64) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_webhook_ends_the_connections_of_a_person_removed_from_a_team() {
-    let app = with_webhooks().await;
+    let app = TestApp::new().with_webhooks().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     assert_eq!(ada.auth(&app, "private-user-ada").await.0, StatusCode::OK);
@@ -118,7 +108,7 @@ async fn a_webhook_ends_the_connections_of_a_person_removed_from_a_team() {
 
 #[tokio::test]
 async fn a_change_that_takes_nothing_away_ends_nothing() {
-    let app = with_webhooks().await;
+    let app = TestApp::new().with_webhooks().spawn().await;
     let bo = Browser::logged_in_as(&app, "bo").await;
     assert_eq!(
         bo.auth(&app, "private-initech-news").await.0,
@@ -195,7 +185,7 @@ async fn the_sweep_does_not_re_read_someone_their_own_requests_keep_fresh() {
 
 #[tokio::test]
 async fn a_revoked_token_ends_everything_the_person_held() {
-    let app = with_webhooks().await;
+    let app = TestApp::new().with_webhooks().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(ada.auth(&app, "private-user-ada").await.0, StatusCode::OK);
     assert_eq!(ada.sign_in(&app).await.0, StatusCode::OK);
@@ -215,7 +205,7 @@ async fn a_revoked_token_ends_everything_the_person_held() {
 
 #[tokio::test]
 async fn terminate_calls_are_retried_after_a_5xx() {
-    let app = with_webhooks().await;
+    let app = TestApp::new().with_webhooks().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     app.pusher.fail_next(&[503, 502]);
@@ -230,7 +220,7 @@ async fn terminate_calls_are_retried_after_a_5xx() {
 
 #[tokio::test]
 async fn a_refused_terminate_call_is_tried_again_by_the_sweep() {
-    let app = with_webhooks().await;
+    let app = TestApp::new().with_webhooks().spawn().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     // The sweep's first look, which always re-reads, is behind us.
@@ -262,10 +252,6 @@ async fn with_watch_for_zero_nothing_is_watched_or_ended() {
         .with_config(|c| c.revocation.watch_for = Duration::ZERO)
         .spawn()
         .await;
-    app.github.set_webhook(Some(WebhookTarget {
-        url: app.url("/github/webhook"),
-        secret: WEBHOOK_SECRET.to_owned(),
-    }));
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     app.github
@@ -462,10 +448,6 @@ async fn a_webhook_to_one_instance_ends_connections_signed_by_another() {
     let ada = Browser::logged_in_as(&second, "ada").await;
     assert_eq!(ada.auth(&second, "private-ops").await.0, StatusCode::OK);
     // GitHub tells the first.
-    first.github.set_webhook(Some(WebhookTarget {
-        url: first.url("/github/webhook"),
-        secret: WEBHOOK_SECRET.to_owned(),
-    }));
     let delivery = first
         .github
         .announce(change(remove_from_team, "ada", "initech", "ops"))
