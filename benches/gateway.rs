@@ -500,6 +500,18 @@ async fn send(
     make: &MakeRequest,
     n: usize,
 ) -> u16 {
+    sender.ready().await.unwrap();
+    let response = sender
+        .send_request(request_of(addr, make, n))
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    response.into_body().collect().await.unwrap();
+    status
+}
+
+/// Request `n` of `make`, for the gateway at `addr`.
+fn request_of(addr: SocketAddr, make: &MakeRequest, n: usize) -> hyper::Request<Full<Bytes>> {
     let (method, path, cookie, body) = make(n);
     let mut request = hyper::Request::builder()
         .method(method)
@@ -515,14 +527,7 @@ async fn send(
         }
         None => Full::new(Bytes::new()),
     };
-    sender.ready().await.unwrap();
-    let response = sender
-        .send_request(request.body(body).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    response.into_body().collect().await.unwrap();
-    status
+    request.body(body).expect("a well-formed request")
 }
 
 /// Latencies (µs) and counts of one timed run.

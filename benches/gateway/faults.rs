@@ -30,24 +30,9 @@ async fn try_send(
         *sender = Some(s);
     }
     let s = sender.as_mut()?;
-    let (method, path, cookie, body) = make(n);
-    let mut request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
-    if let Some(cookie) = cookie {
-        request = request.header("cookie", format!("channelgate={cookie}"));
-    }
-    let body = match body {
-        Some(b) => {
-            request = request.header("content-type", "application/x-www-form-urlencoded");
-            Full::new(Bytes::from(b))
-        }
-        None => Full::new(Bytes::new()),
-    };
     let answer = async {
         s.ready().await.ok()?;
-        let response = s.send_request(request.body(body).ok()?).await.ok()?;
+        let response = s.send_request(request_of(addr, make, n)).await.ok()?;
         let status = response.status().as_u16();
         response.into_body().collect().await.ok()?;
         Some(status)
