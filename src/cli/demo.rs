@@ -29,8 +29,9 @@ pub fn run(
         let demo = demo::start(listen, &pusher_host)
             .await
             .map_err(|e| e.to_string())?;
+        let stop = server::shutdown_signal();
         println!("{}", demo::banner(&demo.url, &pusher_host));
-        server::shutdown_signal().await;
+        stop.await;
         demo.gateway.shutdown().await.map_err(|e| e.to_string())
     })
 }

@@ -295,49 +295,65 @@ pub async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), StartErr
     if let Some(path) = path {
         reload_on_hangup(state, path);
     }
+    let stop = shutdown_signal();
     tracing::info!(%addr, %public_url, "channelgate listening");
-    serve_connections(listener, app, limits, shutdown_signal()).await;
+    serve_connections(listener, app, limits, stop).await;
     tracing::info!("channelgate stopped");
     Ok(())
 }
 
-/// Reads `path` again on every `SIGHUP`.
+/// Reads `path` again on every `SIGHUP`. The handler is installed before
+/// this returns, so a SIGHUP sent once "channelgate listening" is logged
+/// reloads rather than ending the process (the default action).
 fn reload_on_hangup(state: AppState, path: PathBuf) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{SignalKind, signal};
         let Ok(mut hangups) = signal(SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP; reload needs a restart");
             return;
         };
-        while hangups.recv().await.is_some() {
-            tracing::info!(path = %path.display(), "SIGHUP: reading the configuration again");
-            state.reload_from(&path).await;
-        }
-    });
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!(path = %path.display(), "SIGHUP: reading the configuration again");
+                state.reload_from(&path).await;
+            }
+        });
+    }
     #[cfg(not(unix))]
     let _ = (state, path);
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when
+/// this is called, not when the future is first polled, so a signal sent
+/// right after "channelgate listening" is logged still shuts down gracefully.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let received = |stream: Option<tokio::signal::unix::Signal>| async move {
+                match stream {
+                    Some(mut stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = received(interrupt) => {},
+                () = received(terminate) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing in-flight requests");
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }
