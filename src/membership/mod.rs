@@ -109,8 +109,6 @@ pub struct Memberships {
 enum Mode {
     /// A fresh entry answers; a stale one is re-read.
     Cached,
-    /// At login: re-read whatever the cache holds; `/user` was just read.
-    Login,
     /// A re-check (a webhook, the sweep): re-read everything now.
     Recheck,
 }
@@ -250,14 +248,42 @@ impl Memberships {
         self.cache.iter().count() as u64
     }
 
-    /// Re-reads the person's membership now (at login), whatever the cache
-    /// holds; `user` is the `/user` just read.
-    pub async fn refresh(
+    /// At login: reads `/user`, the org memberships and the teams at once
+    /// (the person is known only once `/user` answers, so nothing is sent
+    /// conditionally) and caches the membership, whatever the cache held.
+    /// Gives `/user`, and the membership or why it could not be read (a
+    /// login stands without it; the next request reads it again).
+    pub async fn login(
         &self,
-        user: &UserRead,
         token: &Secret<String>,
-    ) -> Result<Arc<Membership>, MembershipError> {
-        self.read(user, token, Mode::Login).await
+    ) -> Result<(UserRead, Result<Arc<Membership>, GithubError>), GithubError> {
+        let (user, orgs, teams) = tokio::join!(
+            self.github.user_read(token, None),
+            self.github.org_memberships(token, None),
+            self.github.teams(token, None),
+        );
+        let user = user?;
+        let (orgs, teams) = match (orgs, teams) {
+            (Ok(orgs), Ok(teams)) => (orgs, teams),
+            (Err(e), _) | (_, Err(e)) => return Ok((user, Err(e))),
+        };
+        let id = user.user.id;
+        let membership = Arc::new(Membership::new(user.clone(), orgs, teams, self.clock.now()));
+        let slot = Arc::new(Slot {
+            membership: Some(membership.clone()),
+            retry_not_before: None,
+        });
+        self.cache
+            .entry(id)
+            .and_compute_with(|current| {
+                let before = current.and_then(|e| e.into_value().membership.clone());
+                if before.is_some_and(|b| b.person != membership.person) {
+                    self.changed(id, false);
+                }
+                std::future::ready(Op::Put(slot))
+            })
+            .await;
+        Ok((user, Ok(membership)))
     }
 
     /// Reads under the person's key lock, so concurrent callers share one read.
@@ -300,17 +326,10 @@ impl Memberships {
             return (Op::Nop, answer);
         }
         let previous = slot.membership.as_deref();
-        // At login the caller has just read /user itself; otherwise /user
-        // is re-read with the rest (a free 304 when unchanged).
+        // /user is re-read with the rest (a free 304 when unchanged).
         let last_user = previous.map(|m| &m.user);
         let (read_user, orgs, teams) = tokio::join!(
-            async {
-                if mode == Mode::Login {
-                    Ok(user.clone())
-                } else {
-                    self.github.user_read(token, last_user).await
-                }
-            },
+            self.github.user_read(token, last_user),
             self.github
                 .org_memberships(token, previous.map(|m| &m.orgs)),
             self.github.teams(token, previous.map(|m| &m.teams)),

@@ -254,20 +254,20 @@ async fn finish_login(
     );
     let token = token.map_err(token_error)?;
     let token = Secret::new(token.access_token().secret().clone());
-    let read = state
-        .github
-        .user_read(&token, None)
-        .await
-        .map_err(|e| match e {
-            GithubError::Unavailable(_) => PageError::GithubDown,
-            other => PageError::Github(other.to_string()),
-        })?;
+    // /user, the org memberships and the teams, read at once: a login
+    // re-reads the membership, so a change on GitHub shows at once.
+    let (read, membership) = state.memberships.login(&token).await.map_err(|e| match e {
+        GithubError::Unavailable(_) => PageError::GithubDown,
+        other => PageError::Github(other.to_string()),
+    })?;
     // A new id for the logged-in session: an id fixed before login is now dead.
+    if let Some(old) = session.id() {
+        state.held.forget(&old);
+    }
     session.cycle_id().await.map_err(PageError::session)?;
     session.set_expiry(Some(inactivity(state.config().session.ttl)));
     tracing::info!(login = %read.user.login, id = read.user.id, "logged in");
-    // A login re-reads the membership, so a change on GitHub shows at once.
-    match state.memberships.refresh(&read, &token).await {
+    match membership {
         Ok(m) => {
             // An org that restricts OAuth apps hides itself from the lists:
             // say so where an admin will look.
@@ -337,7 +337,9 @@ pub async fn logout(
     {
         return Err(PageError::ForeignOrigin);
     }
-    session.flush().await.map_err(PageError::session)?;
+    super::extract::end(&state, &session)
+        .await
+        .map_err(PageError::session)?;
     Ok(Redirect::to("/"))
 }
 
@@ -383,7 +385,7 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
             Some(m.person.active_teams().map(ToString::to_string).collect()),
             None,
         ),
-        Err(why) => (identity.user, None, None, Some(why)),
+        Err(why) => (identity.user.clone(), None, None, Some(why)),
     };
     let GithubUser {
         id,

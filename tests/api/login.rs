@@ -402,3 +402,31 @@ async fn personal_answers_are_not_cacheable() {
             .starts_with("public")
     );
 }
+
+#[tokio::test]
+async fn the_callback_reads_user_orgs_and_teams_at_once() {
+    let app = TestApp::new().spawn().await;
+    let browser = Browser::new();
+    let authorize = browser.start_login(&app, None).await;
+    let callback = browser.consent(&app, &authorize, "ada").await;
+    // Every GitHub answer now waits a moment: reads made one after another
+    // never overlap, reads made together all do.
+    app.github.set_delay(std::time::Duration::from_millis(150));
+    app.github.reset_counters();
+    let response = browser.get(&callback).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.github.most_at_once(),
+        3,
+        "/user, the org memberships and the teams are read together"
+    );
+    app.github.set_delay(std::time::Duration::ZERO);
+    let me: Value = browser
+        .get(&app.url("/auth/me"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["login"], "ada");
+    assert!(me["orgs"].is_array(), "{me}");
+}

@@ -363,6 +363,9 @@ struct St {
     page_cap: Option<usize>,
     trap: Option<Trap>,
     calls: HashMap<Endpoint, u64>,
+    /// Requests inside their delay now, and the most there have been at once.
+    in_delay: usize,
+    most_in_delay: usize,
     not_modified: HashMap<Endpoint, u64>,
     /// The budget of requests without a valid token.
     anonymous: Budget,
@@ -521,6 +524,8 @@ impl GithubStandIn {
                     page_cap: None,
                     trap: None,
                     calls: HashMap::new(),
+                    in_delay: 0,
+                    most_in_delay: 0,
                     not_modified: HashMap::new(),
                     anonymous: Budget::default(),
                     webhook: None,
@@ -720,6 +725,14 @@ impl GithubStandIn {
         let mut st = self.lock();
         st.calls.clear();
         st.not_modified.clear();
+        st.most_in_delay = 0;
+    }
+
+    /// The most requests that have waited out the delay switch at the same
+    /// time since the counters were reset: with a delay set, how many
+    /// requests a client had in flight at once.
+    pub fn most_at_once(&self) -> usize {
+        self.lock().most_in_delay
     }
 
     /// How many access tokens have been issued in all (revoked ones included).
@@ -757,9 +770,21 @@ impl GithubStandIn {
             if let Some(endpoint) = endpoint {
                 *st.calls.entry(endpoint).or_default() += 1;
             }
+            if !st.delay.is_zero() {
+                st.in_delay += 1;
+                st.most_in_delay = st.most_in_delay.max(st.in_delay);
+            }
             st.delay
         };
         if !delay.is_zero() {
+            /// Leaves the count however the wait ends (a client may hang up).
+            struct Leave<'a>(&'a GithubStandIn);
+            impl Drop for Leave<'_> {
+                fn drop(&mut self) {
+                    self.0.lock().in_delay -= 1;
+                }
+            }
+            let _leave = Leave(self);
             tokio::time::sleep(delay).await;
         }
     }
