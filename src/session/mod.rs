@@ -35,6 +35,9 @@ use crate::config::{SessionConfig, SessionStore as StoreChoice, redact_url};
 use crate::crypto::SealedToken;
 use crate::github::GithubUser;
 
+mod held;
+pub use held::{HOLD_FOR, HeldIdentities};
+
 /// Session key of the logged-in [`Identity`].
 pub const IDENTITY_KEY: &str = "channelgate.identity";
 /// Session key of when the session's expiry was last pushed back.
@@ -88,19 +91,29 @@ pub fn inactivity(idle: Duration) -> Expiry {
     ))
 }
 
+/// Whether a session last renewed at `renewed` (Unix seconds) is due to
+/// have its expiry pushed back at `now`.
+fn renewal_due(renewed: Option<i64>, now: i64, ttl: Duration) -> bool {
+    let interval = i64::try_from((ttl / RENEW_FRACTION).as_secs()).unwrap_or(i64::MAX);
+    renewed.is_none_or(|at| now - at >= interval)
+}
+
 /// Pushes the session's expiry back if it was last renewed long enough
-/// before `now` (Unix seconds). Call on authenticated requests.
+/// before `now` (Unix seconds). Call on authenticated requests. Gives when
+/// it was last renewed.
 pub async fn keep_alive(
     session: &Session,
     ttl: Duration,
     now: i64,
-) -> Result<(), tower_sessions::session::Error> {
+) -> Result<i64, tower_sessions::session::Error> {
     let renewed: Option<i64> = session.get(RENEWED_KEY).await?;
-    let interval = i64::try_from((ttl / RENEW_FRACTION).as_secs()).unwrap_or(i64::MAX);
-    if renewed.is_none_or(|at| now - at >= interval) {
-        session.insert(RENEWED_KEY, now).await?;
+    match renewed {
+        Some(at) if !renewal_due(renewed, now, ttl) => Ok(at),
+        _ => {
+            session.insert(RENEWED_KEY, now).await?;
+            Ok(now)
+        }
     }
-    Ok(())
 }
 
 /// The session store chosen by configuration.

@@ -54,7 +54,7 @@ pub enum Caller {
     /// A logged-in person.
     Person {
         /// Who they are.
-        identity: Identity,
+        identity: Arc<Identity>,
         /// Their current membership, or why it cannot be known now.
         membership: Result<Arc<Membership>, String>,
     },
@@ -62,7 +62,7 @@ pub enum Caller {
 
 /// The caller of this request: their identity from the session and their
 /// current membership. A token GitHub revoked ends the session here, for
-/// every route alike; a live session has its expiry pushed back.
+/// every route alike.
 pub async fn caller(
     state: &AppState,
     session: &Session,
@@ -74,51 +74,81 @@ pub async fn caller(
 }
 
 /// The identity of this session, unless it is past `session.max_age` (then
-/// the session is ended here).
+/// the session is ended here). A live session has its expiry pushed back.
+///
+/// The identity is taken from [`AppState::held`] when this process decoded
+/// it a moment ago and the session is not due for renewal; otherwise it is
+/// loaded from the store (which also finds a session that expired or was
+/// logged out elsewhere) and held for the next request.
 pub async fn current_identity(
     state: &AppState,
     session: &Session,
-) -> Result<Option<Identity>, tower_sessions::session::Error> {
-    let Some(identity) = Identity::load(session).await? else {
-        return Ok(None);
+) -> Result<Option<Arc<Identity>>, tower_sessions::session::Error> {
+    let now = state.clock.unix_now();
+    let config = state.config();
+    let held = session
+        .id()
+        .and_then(|id| state.held.get(&id, now, config.session.ttl));
+    let from_store = held.is_none();
+    let identity = match held {
+        Some(identity) => identity,
+        None => match Identity::load(session).await? {
+            Some(identity) => Arc::new(identity),
+            None => return Ok(None),
+        },
     };
     // However active, a session ends `max_age` after login: the login (which
     // GitHub lets people rename) and the token are then read afresh.
     // (Clocks of several instances may disagree a little: a login "in the
     // future" counts as just now.)
-    let age = state
-        .clock
-        .unix_now()
+    let age = now
         .saturating_sub(identity.logged_in_at)
         .max(0)
         .unsigned_abs();
-    if age >= state.config().session.max_age.as_secs() {
+    if age >= config.session.max_age.as_secs() {
         tracing::info!(login = %identity.user.login, "session reached session.max_age; ending it");
-        session.flush().await?;
+        end(state, session).await?;
         return Ok(None);
+    }
+    if from_store {
+        let renewed = keep_alive(session, config.session.ttl, now).await?;
+        if let Some(id) = session.id() {
+            state.held.hold(id, identity.clone(), renewed);
+        }
     }
     Ok(Some(identity))
 }
 
+/// Ends the session: forgotten by this process, deleted from the store,
+/// its cookie removed.
+pub async fn end(
+    state: &AppState,
+    session: &Session,
+) -> Result<(), tower_sessions::session::Error> {
+    if let Some(id) = session.id() {
+        state.held.forget(&id);
+    }
+    // flush, not delete: delete would leave the data in the request's
+    // session, to be saved again if anything touched it.
+    session.flush().await
+}
+
 /// [`caller`] for an identity already loaded: their current membership,
-/// and the session kept alive (or ended, when GitHub revoked the token).
+/// or the session ended when GitHub revoked the token.
 pub async fn caller_with(
     state: &AppState,
     session: &Session,
-    identity: Identity,
+    identity: Arc<Identity>,
 ) -> Result<Caller, tower_sessions::session::Error> {
     let membership = match state.memberships.get(&identity.user, &identity.token).await {
         Ok(m) => Ok(m),
         Err(MembershipError::Revoked) => {
             tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
-            // flush, not delete: delete would leave the data in the request's
-            // session, to be saved again if anything touched it.
-            session.flush().await?;
+            end(state, session).await?;
             return Ok(Caller::Revoked);
         }
         Err(MembershipError::Unavailable(why)) => Err(why),
     };
-    keep_alive(session, state.config().session.ttl, state.clock.unix_now()).await?;
     Ok(Caller::Person {
         identity,
         membership,

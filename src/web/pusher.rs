@@ -37,6 +37,7 @@ use crate::github::GithubUser;
 use crate::membership::Membership;
 use crate::revocation::Grant;
 use crate::rules::{Decision, Denial};
+use crate::session::Identity;
 use crate::signing::{ChannelAuth, PresenceMember, SignError, UserData};
 
 /// Largest request body accepted: a batch of 100 of the longest channel
@@ -302,7 +303,7 @@ async fn who(
     state: &AppState,
     session: &Session,
     addr: IpAddr,
-) -> Result<(Arc<Membership>, SealedToken), ApiError> {
+) -> Result<(Arc<Membership>, Arc<Identity>), ApiError> {
     let identity = current_identity(state, session)
         .await
         .map_err(ApiError::session)?;
@@ -333,7 +334,7 @@ async fn who(
         Caller::Person {
             membership: Ok(membership),
             identity,
-        } => Ok((membership, identity.token)),
+        } => Ok((membership, identity)),
         Caller::Person {
             identity,
             membership: Err(why),
@@ -518,11 +519,11 @@ pub async fn channel_auth(
     let started = std::time::Instant::now();
     let (headers, body, addr, config) = accept(&state, request).await?;
     let request = parse_request(&headers, &body)?;
-    let (membership, token) = who(&state, &session, addr).await?;
+    let (membership, identity) = who(&state, &session, addr).await?;
     let signing = Signing {
         state: &state,
         membership: &membership,
-        token: &token,
+        token: &identity.token,
         started,
         config,
         socket_id: &request.socket_id,
@@ -560,7 +561,7 @@ pub async fn user_auth(
         Format::Form => socket_id(only(&form_fields(&body), "socket_id")?)?,
         Format::Json => socket_id(JsonBody::parse(&body)?.socket_id.as_deref())?,
     };
-    let (membership, token) = who(&state, &session, addr).await?;
+    let (membership, identity) = who(&state, &session, addr).await?;
     // Sign-in is authorization too: a GitHub account alone is not enough.
     let person = &membership.person;
     let admitted = config
@@ -596,7 +597,9 @@ pub async fn user_auth(
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         "authorization"
     );
-    state.revocation.signed(&membership, &token, Grant::SignIn);
+    state
+        .revocation
+        .signed(&membership, &identity.token, Grant::SignIn);
     Ok(Json(answer).into_response())
 }
 

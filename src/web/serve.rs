@@ -58,6 +58,7 @@ async fn build(config: Config, clock: Clock) -> Result<(Router, AppState), Start
             limits.login.sweep();
             limits.auth.sweep();
             sweep.quiet.flush();
+            sweep.held.prune();
             super::error::flush_outages();
         }
     });

@@ -20,7 +20,7 @@ use crate::membership::Memberships;
 use crate::metrics::Metrics;
 use crate::pusher_api::PusherApi;
 use crate::revocation::{Access, Revocation, Settings};
-use crate::session::{Store, StoreError};
+use crate::session::{HeldIdentities, Store, StoreError};
 use crate::signing::Signer;
 
 /// How long a login may take between `/auth/login` and `/auth/callback`.
@@ -57,6 +57,8 @@ pub struct Shared {
     pub ids: RequestIds,
     /// The session store, for readiness checks.
     pub store: Store,
+    /// Identities decoded from the store, held a moment for the next request.
+    pub held: HeldIdentities,
     /// The clock of TTLs, grace, back-off and `session.max_age`.
     pub clock: Clock,
     /// Seals tokens in stored sessions and the login cookie.
@@ -169,6 +171,7 @@ impl AppState {
             metrics,
             ids: RequestIds::default(),
             store,
+            held: HeldIdentities::new(config.cache.max_entries),
             keys,
             clock,
             spent_states: SpentStates::default(),

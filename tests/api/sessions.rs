@@ -220,3 +220,63 @@ async fn an_idle_session_ends_after_the_ttl() {
     assert!(browser.session_cookie(&app.url("/")).is_some());
     assert_eq!(me(&browser, &app).await.0, StatusCode::UNAUTHORIZED);
 }
+
+/// `/pusher/auth` as a client replaying a session cookie by hand.
+async fn auth_with_cookie(app: &TestApp, cookie: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(app.url("/pusher/auth"))
+        .header("cookie", format!("channelgate={cookie}"))
+        .form(&[("socket_id", "1.2"), ("channel_name", "private-user-ada")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn a_logout_ends_the_session_at_once_though_its_identity_was_just_used() {
+    let app = TestApp::new().spawn().await;
+    let browser = Browser::logged_in_as(&app, "ada").await;
+    let cookie = browser.session_cookie(&app.url("/")).unwrap();
+    // A burst of auth calls, as a page subscribing to its channels makes:
+    // the identity is now held in-process.
+    for _ in 0..3 {
+        assert_eq!(auth_with_cookie(&app, &cookie).await, StatusCode::OK);
+    }
+    browser
+        .http
+        .post(app.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        auth_with_cookie(&app, &cookie).await,
+        StatusCode::UNAUTHORIZED,
+        "a held identity outlived its logout"
+    );
+}
+
+#[tokio::test]
+async fn a_logout_on_another_instance_is_honoured_within_the_hold() {
+    let dir = std::env::temp_dir().join(format!("channelgate-hold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = format!("sqlite://{}", dir.join("sessions.db").display());
+    let (a, b) = two_sharing(&store).await;
+    let browser = Browser::logged_in_as(&a, "ada").await;
+    let cookie = browser.session_cookie(&a.url("/")).unwrap();
+    assert_eq!(auth_with_cookie(&a, &cookie).await, StatusCode::OK);
+    browser
+        .http
+        .post(b.url("/auth/logout"))
+        .send()
+        .await
+        .unwrap();
+    // Instance a may still use what it decoded a moment ago, never longer.
+    tokio::time::sleep(channelgate::session::HOLD_FOR + Duration::from_millis(200)).await;
+    assert_eq!(
+        auth_with_cookie(&a, &cookie).await,
+        StatusCode::UNAUTHORIZED,
+        "instance a kept a session logged out on b"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

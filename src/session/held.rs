@@ -1,0 +1,184 @@
+//! Identities decoded from the session store, held in this process for a
+//! moment so that a burst of `/pusher/auth` calls from one page does not
+//! load and decode the same session record again and again.
+//!
+//! The store stays the source of truth. An identity is held for at most
+//! [`HOLD_FOR`], and never once its session is due to have its expiry
+//! pushed back (that takes the store path, which also finds a session that
+//! expired or was deleted). This instance forgets a session the moment it
+//! logs it out, ends it at `session.max_age` or finds its token revoked; a
+//! logout on another instance sharing the store is honoured here within
+//! [`HOLD_FOR`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tower_sessions::session::Id;
+
+use super::{Identity, renewal_due};
+
+/// How long a decoded identity is used without asking the store again.
+pub const HOLD_FOR: Duration = Duration::from_secs(2);
+
+/// Shards of the map, so that the two paths that write (a request that
+/// loaded a session, a logout) rarely wait on each other.
+const SHARDS: usize = 16;
+
+/// Held identities, by session id: a plain map per shard, read under a
+/// read lock. (A general-purpose cache such as moka costs several times
+/// more per read, and this map needs neither its eviction policy nor its
+/// statistics: entries live two seconds.)
+#[derive(Clone)]
+pub struct HeldIdentities(Arc<Shared>);
+
+struct Shared {
+    shards: [RwLock<HashMap<Id, Held>>; SHARDS],
+    /// Most entries per shard.
+    per_shard: usize,
+}
+
+/// One held identity, with when its session's expiry was last pushed back
+/// (Unix seconds), and until when it may be used.
+struct Held {
+    identity: Arc<Identity>,
+    renewed: i64,
+    until: Instant,
+}
+
+impl HeldIdentities {
+    /// Holds up to about `capacity` sessions.
+    pub fn new(capacity: u64) -> Self {
+        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
+        Self(Arc::new(Shared {
+            shards: std::array::from_fn(|_| RwLock::default()),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+        }))
+    }
+
+    fn shard(&self, id: &Id) -> &RwLock<HashMap<Id, Held>> {
+        // Session ids are random: their low bits spread them evenly.
+        &self.0.shards[(id.0 as u64 as usize) % SHARDS]
+    }
+
+    /// The identity of session `id`, unless it is not held, was held too
+    /// long ago, or its expiry is due to be pushed back at `now` (Unix
+    /// seconds) under `ttl`.
+    pub fn get(&self, id: &Id, now: i64, ttl: Duration) -> Option<Arc<Identity>> {
+        let shard = self.shard(id).read().unwrap_or_else(|p| p.into_inner());
+        let held = shard.get(id)?;
+        if held.until <= Instant::now() || renewal_due(Some(held.renewed), now, ttl) {
+            return None;
+        }
+        Some(held.identity.clone())
+    }
+
+    /// Holds `identity` for session `id`, last renewed at `renewed`. A full
+    /// shard first lets go of what was held too long ago, then of anything.
+    pub fn hold(&self, id: Id, identity: Arc<Identity>, renewed: i64) {
+        let now = Instant::now();
+        let mut shard = self.shard(&id).write().unwrap_or_else(|p| p.into_inner());
+        if shard.len() >= self.0.per_shard && !shard.contains_key(&id) {
+            shard.retain(|_, held| held.until > now);
+            if shard.len() >= self.0.per_shard
+                && let Some(any) = shard.keys().next().copied()
+            {
+                shard.remove(&any);
+            }
+        }
+        shard.insert(
+            id,
+            Held {
+                identity,
+                renewed,
+                until: now + HOLD_FOR,
+            },
+        );
+    }
+
+    /// Forgets session `id` (logged out, ended or given a new id).
+    pub fn forget(&self, id: &Id) {
+        self.shard(id)
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Lets go of everything held too long ago (called once a minute, so
+    /// that the sessions of people gone idle take no memory).
+    pub fn prune(&self) {
+        let now = Instant::now();
+        for shard in &self.0.shards {
+            shard
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|_, held| held.until > now);
+        }
+    }
+
+    /// Sessions held, for tests and the bench.
+    pub fn len(&self) -> usize {
+        self.0
+            .shards
+            .iter()
+            .map(|s| s.read().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::github::GithubUser;
+
+    fn identity() -> Arc<Identity> {
+        let keys = crate::crypto::Keys::new(None);
+        Arc::new(Identity {
+            user: GithubUser {
+                id: 7,
+                login: "ada".into(),
+                name: None,
+                avatar_url: String::new(),
+            },
+            token: keys.seal_token(&crate::secret::Secret::new("gho_x".into())),
+            logged_in_at: 0,
+        })
+    }
+
+    #[test]
+    fn a_held_identity_is_given_until_its_renewal_is_due_or_it_is_forgotten() {
+        let held = HeldIdentities::new(10);
+        let ttl = Duration::from_secs(2000); // renewal due after 100 s
+        let id = Id::default();
+        assert!(held.get(&id, 0, ttl).is_none(), "nothing held yet");
+        held.hold(id, identity(), 1000);
+        assert_eq!(held.get(&id, 1099, ttl).unwrap().user.login, "ada");
+        assert!(
+            held.get(&id, 1100, ttl).is_none(),
+            "renewal due: ask the store"
+        );
+        assert!(held.get(&Id::default(), 1000, ttl).is_none(), "another id");
+        held.forget(&id);
+        assert!(held.get(&id, 1000, ttl).is_none(), "forgotten");
+    }
+
+    #[test]
+    fn a_full_map_stays_within_its_capacity() {
+        let held = HeldIdentities::new(32);
+        for _ in 0..1000 {
+            held.hold(Id::default(), identity(), 0);
+        }
+        assert!(held.len() <= 32, "{} held", held.len());
+        let id = Id::default();
+        held.hold(id, identity(), 0);
+        assert!(
+            held.get(&id, 0, Duration::from_secs(2000)).is_some(),
+            "the newest is held"
+        );
+    }
+}
