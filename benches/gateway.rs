@@ -8,7 +8,8 @@
 //!
 //! `BENCH_QUICK=1` runs every phase briefly, to check the harness itself;
 //! `BENCH_ONLY=warm,cold,steady,memory` runs only some phases; and
-//! `BENCH_PROFILE_PRIVATE=SECONDS` (with `BENCH_ONLY=warm`) only loads
+//! `BENCH_PROFILE_PRIVATE=SECONDS` (with `BENCH_ONLY=warm`; add
+//! `BENCH_PROFILE_HEALTHZ=1` for `/healthz` instead) only loads
 //! private auth at 64 connections, for a profiler attached to the gateway.
 
 use std::io::{BufRead, BufReader, Write as _};
@@ -535,6 +536,8 @@ struct Run {
     latencies: Vec<u32>,
     errors: u64,
     seconds: f64,
+    /// Every answer, those of the warm-up included (for CPU per request).
+    answered: u64,
 }
 
 impl Run {
@@ -567,6 +570,7 @@ async fn load(addr: SocketAddr, connections: usize, make: MakeRequest, seconds: 
             let mut latencies = Vec::new();
             let mut errors = 0u64;
             let mut n = worker;
+            let mut answered = 0u64;
             loop {
                 let t = Instant::now();
                 if t >= deadline {
@@ -574,6 +578,7 @@ async fn load(addr: SocketAddr, connections: usize, make: MakeRequest, seconds: 
                 }
                 let status = send(&mut sender, addr, &make, n).await;
                 n += connections;
+                answered += 1;
                 if t < started {
                     continue;
                 }
@@ -583,20 +588,32 @@ async fn load(addr: SocketAddr, connections: usize, make: MakeRequest, seconds: 
                     errors += 1;
                 }
             }
-            (latencies, errors)
+            (latencies, errors, answered)
         }));
     }
     let mut run = Run {
         latencies: Vec::new(),
         errors: 0,
         seconds,
+        answered: 0,
     };
     for t in tasks {
-        let (l, e) = t.await.unwrap();
+        let (l, e, a) = t.await.unwrap();
         run.latencies.extend(l);
         run.errors += e;
+        run.answered += a;
     }
     run
+}
+
+/// `run`, and the gateway's CPU time (user and system) per answer in µs,
+/// warm-up included.
+async fn cpu_per_request(gateway: &Proc, run: impl Future<Output = Run>) -> (Run, f64) {
+    let before = gateway.cpu();
+    let run = run.await;
+    let used = gateway.cpu() - before;
+    let per = used.as_secs_f64() * 1e6 / run.answered.max(1) as f64;
+    (run, per)
 }
 
 fn auth_request(cookies: Arc<Vec<String>>, channels: fn(usize) -> String) -> MakeRequest {
@@ -675,9 +692,15 @@ async fn orchestrate() {
         });
         let mut ratios = Vec::new();
         if let Ok(seconds) = std::env::var("BENCH_PROFILE_PRIVATE") {
-            // Only private auth at 64 connections, for a profiler to attach to.
-            let p = load(addr, 64, private.clone(), seconds.parse().unwrap()).await;
-            report.line(row("POST /pusher/auth private", 64, &p));
+            // Only private auth (or /healthz, with BENCH_PROFILE_HEALTHZ) at
+            // 64 connections, for a profiler to attach to.
+            let (name, make) = if std::env::var_os("BENCH_PROFILE_HEALTHZ").is_some() {
+                ("GET /healthz", healthz.clone())
+            } else {
+                ("POST /pusher/auth private", private.clone())
+            };
+            let p = load(addr, 64, make, seconds.parse().unwrap()).await;
+            report.line(row(name, 64, &p));
             return;
         }
         for c in [1, 16, 64, 256] {
@@ -686,25 +709,35 @@ async fn orchestrate() {
             // the ratio come from the same moment.
             let mut rounds = Vec::new();
             for _ in 0..ROUNDS {
-                let h = load(addr, c, healthz.clone(), load_seconds()).await;
-                let p = load(addr, c, private.clone(), load_seconds()).await;
-                rounds.push((p.rate() / h.rate(), h, p));
+                let (h, h_cpu) =
+                    cpu_per_request(&gateway, load(addr, c, healthz.clone(), load_seconds())).await;
+                let (p, p_cpu) =
+                    cpu_per_request(&gateway, load(addr, c, private.clone(), load_seconds())).await;
+                rounds.push((p.rate() / h.rate(), h, p, h_cpu, p_cpu));
             }
             rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let (ratio, h, p) = rounds.swap_remove(ROUNDS / 2);
+            // The CPU per request is steadier than the rates: its own median.
+            let mut cpus: Vec<(f64, f64)> = rounds.iter().map(|r| (r.3, r.4)).collect();
+            cpus.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
+            let (h_cpu, p_cpu) = cpus[ROUNDS / 2];
+            let (ratio, h, p, ..) = rounds.swap_remove(ROUNDS / 2);
             report.line(row("GET /healthz", c, &h));
             report.line(row("POST /pusher/auth private", c, &p));
             let pr = load(addr, c, presence.clone(), load_seconds()).await;
             report.line(row("POST /pusher/auth presence", c, &pr));
             let b = load(addr, c, batch.clone(), load_seconds()).await;
             report.line(row("POST /pusher/auth batch of 10", c, &b));
-            ratios.push((c, ratio, p.percentile(99.0)));
+            ratios.push((c, ratio, p.percentile(99.0), h_cpu, p_cpu));
         }
         report.line(
-            "\n| connections | auth private / healthz (median of 3 alternating rounds) | auth p99 ms |\n| ---: | ---: | ---: |",
+            "\n| connections | auth private / healthz req/s (median of 3 alternating rounds) | auth p99 ms | gateway CPU µs per request: healthz / auth private | healthz / auth CPU |\n| ---: | ---: | ---: | ---: | ---: |",
         );
-        for (c, ratio, p99) in &ratios {
-            report.line(format!("| {c} | {:.0}% | {p99:.2} |", ratio * 100.0));
+        for (c, ratio, p99, h_cpu, p_cpu) in &ratios {
+            report.line(format!(
+                "| {c} | {:.0}% | {p99:.2} | {h_cpu:.1} / {p_cpu:.1} | {:.0}% |",
+                ratio * 100.0,
+                h_cpu / p_cpu * 100.0
+            ));
         }
         drop(gateway);
 
@@ -802,6 +835,7 @@ async fn orchestrate() {
             latencies: Vec::new(),
             errors: 0,
             seconds: 0.0,
+            answered: 0,
         };
         for t in tasks {
             let (status, micros) = t.await.unwrap();
