@@ -86,10 +86,10 @@ pub struct UserRead {
 }
 
 /// One page of a list as last read, kept so the next read can be conditional.
+/// (Its URL is not kept: it is the list's first URL or the page before's
+/// `next`, and the cache holds a list per person.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedPage<T> {
-    /// The URL the page was read from.
-    pub url: String,
     /// Its ETag, if GitHub sent one.
     pub etag: Option<String>,
     /// The URL of the next page, from the `Link` header.
@@ -291,19 +291,34 @@ impl GithubClient {
             requests: 0,
             not_modified: 0,
         };
-        let mut url = Some(first);
+        // Where each page of a list was read from.
+        fn urls<'a, T>(
+            first: &'a str,
+            pages: &'a [CachedPage<T>],
+        ) -> impl Iterator<Item = &'a str> {
+            std::iter::once(first).chain(pages.iter().filter_map(|p| p.next.as_deref()))
+        }
+        let mut url = Some(first.clone());
         while let Some(current) = url.take() {
             if list.pages.len() == MAX_PAGES {
                 return Err(GithubError::Malformed(format!(
                     "more than {MAX_PAGES} pages"
                 )));
             }
-            if list.pages.iter().any(|p| p.url == current) {
+            if urls(&first, &list.pages)
+                .take(list.pages.len())
+                .any(|u| u == current)
+            {
                 return Err(GithubError::Malformed(format!(
                     "pagination loops back to {current}"
                 )));
             }
-            let cached = previous.and_then(|prev| prev.pages.iter().find(|p| p.url == current));
+            let cached = previous.and_then(|prev| {
+                urls(&first, &prev.pages)
+                    .zip(&prev.pages)
+                    .find(|(u, _)| *u == current)
+                    .map(|(_, page)| page)
+            });
             let etag = cached.and_then(|p| p.etag.as_deref());
             list.requests += 1;
             let page = match self.get(token, endpoint, &current, etag).await? {
@@ -318,7 +333,6 @@ impl GithubClient {
                     etag: header(&headers, ETAG),
                     next: next_link(&headers),
                     items: parse(&bytes)?,
-                    url: current,
                 },
             };
             if let Some(next) = &page.next

@@ -490,7 +490,6 @@ mod tests {
     fn page<T>(items: Vec<T>) -> PagedList<T> {
         PagedList {
             pages: vec![CachedPage {
-                url: "u".into(),
                 etag: None,
                 next: None,
                 items,
