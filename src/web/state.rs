@@ -226,8 +226,9 @@ impl Limits {
 /// OAuth states already presented at the callback, remembered for as long
 /// as a login may take, so that a state works once even when its cookie is
 /// replayed. Bounded: a flood of logins is limited first by `[limits]`.
+/// Kept as SHA-256 digests: a fixed 32 bytes per login, whatever was sent.
 #[derive(Clone)]
-pub struct SpentStates(moka::future::Cache<String, ()>);
+pub struct SpentStates(moka::future::Cache<[u8; 32], ()>);
 
 impl Default for SpentStates {
     fn default() -> Self {
@@ -243,10 +244,8 @@ impl Default for SpentStates {
 impl SpentStates {
     /// Records `state` as spent; false when it already was.
     pub async fn spend(&self, state: &str) -> bool {
-        self.0
-            .entry(state.to_owned())
-            .or_insert(())
-            .await
-            .is_fresh()
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(state.as_bytes()).into();
+        self.0.entry(digest).or_insert(()).await.is_fresh()
     }
 }
