@@ -6,9 +6,10 @@
 //! [`HOLD_FOR`], and never once its session is due to have its expiry
 //! pushed back (that takes the store path, which also finds a session that
 //! expired or was deleted). This instance forgets a session the moment it
-//! logs it out, ends it at `session.max_age` or finds its token revoked; a
-//! logout on another instance sharing the store is honoured here within
-//! [`HOLD_FOR`].
+//! logs it out, ends it at `session.max_age` or finds its token revoked,
+//! and does not hold it again even for a request that loaded it just
+//! before; a logout on another instance sharing the store is honoured here
+//! within [`HOLD_FOR`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -39,9 +40,11 @@ struct Shared {
 }
 
 /// One held identity, with when its session's expiry was last pushed back
-/// (Unix seconds), and until when it may be used.
+/// (Unix seconds), and until when it may be used. No identity marks a
+/// session forgotten: a request that loaded it just before its logout must
+/// not hold it again afterwards.
 struct Held {
-    identity: Arc<Identity>,
+    identity: Option<Arc<Identity>>,
     renewed: i64,
     until: Instant,
 }
@@ -70,20 +73,38 @@ impl HeldIdentities {
         if held.until <= Instant::now() || renewal_due(Some(held.renewed), now, ttl) {
             return None;
         }
-        Some(held.identity.clone())
+        held.identity.clone()
     }
 
-    /// Holds `identity` for session `id`, last renewed at `renewed`. A full
-    /// shard first lets go of what was held too long ago, then of anything.
+    /// Holds `identity` for session `id`, last renewed at `renewed`, unless
+    /// the session was forgotten within the hold. A full shard first lets
+    /// go of what was held too long ago, then of any held identity.
     pub fn hold(&self, id: Id, identity: Arc<Identity>, renewed: i64) {
+        self.put(id, Some(identity), renewed);
+    }
+
+    fn put(&self, id: Id, identity: Option<Arc<Identity>>, renewed: i64) {
         let now = Instant::now();
         let mut shard = self.shard(&id).write().unwrap_or_else(|p| p.into_inner());
+        if identity.is_some()
+            && shard
+                .get(&id)
+                .is_some_and(|held| held.identity.is_none() && held.until > now)
+        {
+            return;
+        }
         if shard.len() >= self.0.per_shard && !shard.contains_key(&id) {
             shard.retain(|_, held| held.until > now);
+            // Marks of forgotten sessions go last: they keep a logout whole.
+            let victim = shard
+                .iter()
+                .find(|(_, held)| held.identity.is_some())
+                .or_else(|| shard.iter().next())
+                .map(|(id, _)| *id);
             if shard.len() >= self.0.per_shard
-                && let Some(any) = shard.keys().next().copied()
+                && let Some(victim) = victim
             {
-                shard.remove(&any);
+                shard.remove(&victim);
             }
         }
         shard.insert(
@@ -96,12 +117,11 @@ impl HeldIdentities {
         );
     }
 
-    /// Forgets session `id` (logged out, ended or given a new id).
+    /// Forgets session `id` (logged out, ended or given a new id), and
+    /// refuses to hold it again for as long as a hold lasts: a request that
+    /// loaded it before it ended may finish after.
     pub fn forget(&self, id: &Id) {
-        self.shard(id)
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.put(*id, None, 0);
     }
 
     /// Lets go of everything held too long ago (called once a minute, so
@@ -165,6 +185,13 @@ mod tests {
         assert!(held.get(&Id::default(), 1000, ttl).is_none(), "another id");
         held.forget(&id);
         assert!(held.get(&id, 1000, ttl).is_none(), "forgotten");
+        // A request that loaded the session just before its logout finishes
+        // after it: what it would hold is refused.
+        held.hold(id, identity(), 1000);
+        assert!(
+            held.get(&id, 1000, ttl).is_none(),
+            "held again after its logout"
+        );
     }
 
     #[test]
