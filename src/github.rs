@@ -329,11 +329,15 @@ impl GithubClient {
                     list.not_modified += 1;
                     cached.clone()
                 }
-                Got::Body { bytes, headers } => CachedPage {
-                    etag: header(&headers, ETAG),
-                    next: next_link(&headers),
-                    items: parse(&bytes)?,
-                },
+                Got::Body { bytes, headers } => {
+                    let mut items: Vec<T> = parse(&bytes)?;
+                    items.shrink_to_fit();
+                    CachedPage {
+                        etag: header(&headers, ETAG),
+                        next: next_link(&headers),
+                        items,
+                    }
+                }
             };
             if let Some(next) = &page.next
                 && !next.starts_with(&format!("{}/", self.api_url))
@@ -345,6 +349,8 @@ impl GithubClient {
             url = page.next.clone();
             list.pages.push(page);
         }
+        // Kept in the cache for every person: no room for pages never read.
+        list.pages.shrink_to_fit();
         Ok(list)
     }
 

@@ -428,13 +428,13 @@ impl Membership {
             }
             ok
         };
-        let active_orgs = orgs
+        let mut active_orgs: Vec<String> = orgs
             .items()
             .into_iter()
             .filter(|m| m.state == OrgState::Active && named("org", &m.org.login))
             .map(|m| m.org.login)
             .collect();
-        let teams_of_person = teams
+        let mut teams_of_person: Vec<TeamRef> = teams
             .items()
             .iter()
             .filter(|t| named("org", &t.org.login) && named("team", &t.slug))
@@ -443,6 +443,9 @@ impl Membership {
                 slug: t.slug.clone(),
             })
             .collect();
+        // Kept for every cached person: no spare room.
+        active_orgs.shrink_to_fit();
+        teams_of_person.shrink_to_fit();
         Self {
             person: Person {
                 id: user.user.id,
