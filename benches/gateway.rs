@@ -276,6 +276,8 @@ struct Tuning {
     stale_grace: &'static str,
     header_timeout: &'static str,
     max_connections: u32,
+    /// `cache.max_entries`: people whose membership is cached.
+    max_entries: u64,
 }
 
 impl Default for Tuning {
@@ -286,6 +288,7 @@ impl Default for Tuning {
             stale_grace: "0s",
             header_timeout: "10s",
             max_connections: 10_000,
+            max_entries: 1_000_000,
         }
     }
 }
@@ -309,6 +312,7 @@ async fn start_gateway_with(
         stale_grace,
         header_timeout,
         max_connections,
+        max_entries,
         ..
     } = tuning;
     let config = format!(
@@ -342,7 +346,7 @@ auth_per_minute = 1000000000
 [cache]
 membership_ttl = "{ttl}"
 stale_grace = "{stale_grace}"
-max_entries = 1000000
+max_entries = {max_entries}
 [[rules]]
 channel = "private-user-{{login}}"
 [[rules]]
@@ -997,35 +1001,59 @@ async fn orchestrate() {
         drop(gateway);
     }
 
-    // 5: memory per idle logged-in session.
+    // 5: memory per idle logged-in session: with every person's membership
+    // cached, and with the cache bounded to 1,000 people, which leaves what
+    // the sessions themselves cost.
     if enabled("memory") {
-        let (gateway, addr) = start_gateway(&dir, &github, "memory", "1h").await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let base = gateway.rss();
         report.line(
             "\n### Memory (resident size of the gateway, in-memory session store, idle sessions)\n",
         );
-        report.line("| logged-in sessions | RSS MiB | bytes per session |");
-        report.line("| ---: | ---: | ---: |");
-        report.line(format!("| 0 | {:.1} | |", base as f64 / 1048576.0));
-        let mut logged = 0;
-        let mut previous = (0usize, base);
-        for &n in memory_steps {
-            login_all(addr, logged..n, 64).await;
-            logged = n;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let rss = gateway.rss();
-            let per = (rss.saturating_sub(previous.1)) as f64 / (n - previous.0) as f64;
+        report.line("| `cache.max_entries` | logged-in sessions | RSS MiB | bytes per session |");
+        report.line("| ---: | ---: | ---: | ---: |");
+        let mut overall = Vec::new();
+        for max_entries in [1_000_000, 1_000] {
+            let tuning = Tuning {
+                max_entries,
+                ..Tuning::default()
+            };
+            let (gateway, addr) = start_gateway_with(&dir, &github, "memory", "1h", tuning).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let base = gateway.rss();
             report.line(format!(
-                "| {n} | {:.1} | {per:.0} (sessions {}..{n}) |",
-                rss as f64 / 1048576.0,
-                previous.0
+                "| {max_entries} | 0 | {:.1} | |",
+                base as f64 / 1048576.0
             ));
-            previous = (n, rss);
+            let mut logged = 0;
+            let mut previous = (0usize, base);
+            for &n in memory_steps {
+                login_all(addr, logged..n, 64).await;
+                logged = n;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let rss = gateway.rss();
+                let per = (rss.saturating_sub(previous.1)) as f64 / (n - previous.0) as f64;
+                report.line(format!(
+                    "| {max_entries} | {n} | {:.1} | {per:.0} (sessions {}..{n}) |",
+                    rss as f64 / 1048576.0,
+                    previous.0
+                ));
+                previous = (n, rss);
+            }
+            overall.push((
+                max_entries,
+                (previous.1.saturating_sub(base)) as f64 / logged as f64,
+            ));
+            drop(gateway);
         }
-        let total_per = (previous.1.saturating_sub(base)) as f64 / logged as f64;
-        report.line(format!("\nOverall: {total_per:.0} bytes per logged-in session (identity, token and cached membership included)."));
-        drop(gateway);
+        for (max_entries, per) in overall {
+            let what = if max_entries >= 1_000_000 {
+                "identity, sealed token and every person's cached membership"
+            } else {
+                "the session itself: identity and sealed token; memberships of the last 1,000 people only"
+            };
+            report.line(format!(
+                "\nOverall with `cache.max_entries = {max_entries}`: {per:.0} bytes per logged-in session ({what})."
+            ));
+        }
     }
 
     // 7: faults, as an operator meets them.
