@@ -48,7 +48,8 @@ fn quick() -> bool {
 }
 
 /// `BENCH_ONLY=warm,memory` runs only those phases (warm, metrics, cold,
-/// steady, memory, revocation, faults), for profiling; RESULTS.md is written only by a full run.
+/// steady, memory, revocation, faults; `long` for the faults' long run
+/// alone, `BENCH_LONG_MINUTES` long), for profiling; RESULTS.md is written only by a full run.
 fn enabled(phase: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|p| p == phase))
 }
@@ -1059,6 +1060,10 @@ async fn orchestrate() {
     // 7: faults, as an operator meets them.
     if enabled("faults") {
         faults::faults_phase(&mut report, &dir, &github).await;
+    } else if enabled("long") {
+        // The long run alone (`BENCH_ONLY=long`), for looking into memory.
+        report.line("\n### Faults\n");
+        faults::long_run(&mut report, &dir, &github).await;
     }
 
     // 6: live revocation: the sweep's cost with nothing changing, a

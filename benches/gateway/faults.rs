@@ -394,10 +394,14 @@ fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
-/// 5. A long run at about half the measured peak.
-async fn long_run(report: &mut Report, dir: &Path, github: &str) {
+/// 5. A long run at about half the measured peak, for 10 minutes
+/// (`BENCH_LONG_MINUTES` to change it).
+pub(super) async fn long_run(report: &mut Report, dir: &Path, github: &str) {
     let people = if quick() { 1_000 } else { 10_000 };
-    let minutes = if quick() { 0.5 } else { 10.0 };
+    let minutes = std::env::var("BENCH_LONG_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(if quick() { 0.5 } else { 10.0 });
     let (gateway, addr) = start_gateway(dir, github, "memory", "10s").await;
     let cookies = Arc::new(login_all(addr, 0..people, 64).await);
     let peak = load(addr, 64, private_of(cookies.clone(), 0), 2.0)
