@@ -394,8 +394,8 @@ fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
-/// 5. A long run at about half the measured peak, for 10 minutes
-/// (`BENCH_LONG_MINUTES` to change it).
+/// Scenario 5, a long run at about half the measured peak: 10 minutes,
+/// or `BENCH_LONG_MINUTES`.
 pub(super) async fn long_run(report: &mut Report, dir: &Path, github: &str) {
     let people = if quick() { 1_000 } else { 10_000 };
     let minutes = std::env::var("BENCH_LONG_MINUTES")
