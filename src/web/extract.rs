@@ -17,6 +17,7 @@ use tower_sessions::Session;
 use super::error::ApiError;
 use super::limits;
 use super::state::AppState;
+use crate::config::Config;
 use crate::membership::{Membership, MembershipError};
 use crate::session::{Identity, keep_alive};
 
@@ -67,7 +68,7 @@ pub async fn caller(
     state: &AppState,
     session: &Session,
 ) -> Result<Caller, tower_sessions::session::Error> {
-    match current_identity(state, session).await? {
+    match current_identity(state, &state.config(), session).await? {
         None => Ok(Caller::LoggedOut),
         Some(identity) => caller_with(state, session, identity).await,
     }
@@ -79,13 +80,14 @@ pub async fn caller(
 /// The identity is taken from [`AppState::held`] when this process decoded
 /// it a moment ago and the session is not due for renewal; otherwise it is
 /// loaded from the store (which also finds a session that expired or was
-/// logged out elsewhere) and held for the next request.
+/// logged out elsewhere) and held for the next request. `config` is the
+/// one the request is answered by.
 pub async fn current_identity(
     state: &AppState,
+    config: &Config,
     session: &Session,
 ) -> Result<Option<Arc<Identity>>, tower_sessions::session::Error> {
     let now = state.clock.unix_now();
-    let config = state.config();
     let held = session
         .id()
         .and_then(|id| state.held.get(&id, now, config.session.ttl));

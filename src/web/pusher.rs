@@ -301,10 +301,11 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
 /// before login), before any GitHub read is made for it.
 async fn who(
     state: &AppState,
+    config: &Config,
     session: &Session,
     addr: IpAddr,
 ) -> Result<(Arc<Membership>, Arc<Identity>), ApiError> {
-    let identity = current_identity(state, session)
+    let identity = current_identity(state, config, session)
         .await
         .map_err(ApiError::session)?;
     let key = identity
@@ -519,7 +520,7 @@ pub async fn channel_auth(
     let started = std::time::Instant::now();
     let (headers, body, addr, config) = accept(&state, request).await?;
     let request = parse_request(&headers, &body)?;
-    let (membership, identity) = who(&state, &session, addr).await?;
+    let (membership, identity) = who(&state, &config, &session, addr).await?;
     let signing = Signing {
         state: &state,
         membership: &membership,
@@ -561,7 +562,7 @@ pub async fn user_auth(
         Format::Form => socket_id(only(&form_fields(&body), "socket_id")?)?,
         Format::Json => socket_id(JsonBody::parse(&body)?.socket_id.as_deref())?,
     };
-    let (membership, identity) = who(&state, &session, addr).await?;
+    let (membership, identity) = who(&state, &config, &session, addr).await?;
     // Sign-in is authorization too: a GitHub account alone is not enough.
     let person = &membership.person;
     let admitted = config
