@@ -562,59 +562,13 @@ impl Run {
 }
 
 /// `connections` workers, each on its own keep-alive connection, send
-/// requests back to back for `seconds` after a warm-up.
+/// requests back to back for `seconds` after a warm-up (closed loop).
 async fn load(addr: SocketAddr, connections: usize, make: MakeRequest, seconds: f64) -> Run {
-    let warmup = Duration::from_millis(if quick() { 200 } else { 1000 });
-    let started = Instant::now() + warmup;
-    let deadline = started + Duration::from_secs_f64(seconds);
-    let mut tasks = Vec::new();
-    for worker in 0..connections {
-        let make = make.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut sender = connect(addr).await;
-            let mut latencies = Vec::new();
-            let mut errors = 0u64;
-            let mut n = worker;
-            let mut answered = 0u64;
-            loop {
-                let t = Instant::now();
-                if t >= deadline {
-                    break;
-                }
-                let status = send(&mut sender, addr, &make, n).await;
-                n += connections;
-                answered += 1;
-                if t < started {
-                    continue;
-                }
-                if status == 200 {
-                    latencies.push(t.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-                } else {
-                    errors += 1;
-                }
-            }
-            (latencies, errors, answered)
-        }));
-    }
-    let mut run = Run {
-        latencies: Vec::new(),
-        errors: 0,
-        seconds,
-        answered: 0,
-    };
-    for t in tasks {
-        let (l, e, a) = t.await.unwrap();
-        run.latencies.extend(l);
-        run.errors += e;
-        run.answered += a;
-    }
-    run
+    drive(addr, connections, make, seconds, None).await
 }
 
 /// Open loop: `rate` requests a second spread over `connections`, each
-/// sent when due (or as soon as its connection is free). One that had to
-/// wait for its connection is timed from when it was due, so a slow answer
-/// counts against the ones queued behind it too (no coordinated omission).
+/// sent when due (or as soon as its connection is free).
 async fn paced(
     addr: SocketAddr,
     connections: usize,
@@ -623,6 +577,22 @@ async fn paced(
     seconds: f64,
 ) -> Run {
     let interval = Duration::from_secs_f64(connections as f64 / rate);
+    drive(addr, connections, make, seconds, Some(interval)).await
+}
+
+/// [`load`] and [`paced`]: with `pace`, each connection sends every `pace`
+/// (the connections offset from each other), and a request that had to
+/// wait for its connection is timed from when it was due, so a slow answer
+/// counts against the ones queued behind it (no coordinated omission); one
+/// the timer woke late (tokio's timer has a 1 ms grain) is timed from when
+/// it was sent. Without `pace`, each is sent when the last is answered.
+async fn drive(
+    addr: SocketAddr,
+    connections: usize,
+    make: MakeRequest,
+    seconds: f64,
+    pace: Option<Duration>,
+) -> Run {
     let warmup = Duration::from_millis(if quick() { 200 } else { 1000 });
     let begin = Instant::now() + Duration::from_millis(50);
     let started = begin + warmup;
@@ -630,19 +600,19 @@ async fn paced(
     let mut tasks = Vec::new();
     for worker in 0..connections {
         let make = make.clone();
-        // Each connection's schedule is offset, so the sends interleave.
-        let first = begin + interval.mul_f64(worker as f64 / connections as f64);
+        let offset = pace.map_or(Duration::ZERO, |p| {
+            p.mul_f64(worker as f64 / connections as f64)
+        });
         tasks.push(tokio::spawn(async move {
             let mut sender = connect(addr).await;
             let (mut latencies, mut errors, mut answered) = (Vec::new(), 0u64, 0u64);
-            let mut due = first;
-            let mut n = worker;
+            let mut due = begin + offset;
             let mut free_at = begin;
+            let mut n = worker;
             while due < deadline {
-                tokio::time::sleep_until(due.into()).await;
-                // A request that waited for its connection is timed from
-                // when it was due; one the timer woke late (tokio's timer
-                // has a 1 ms grain) from when it was sent.
+                if pace.is_some() {
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 let from = if free_at > due { due } else { Instant::now() };
                 let status = send(&mut sender, addr, &make, n).await;
                 free_at = Instant::now();
@@ -654,7 +624,10 @@ async fn paced(
                         errors += 1;
                     }
                 }
-                due += interval;
+                due = match pace {
+                    Some(pace) => due + pace,
+                    None => free_at,
+                };
                 n += connections;
             }
             (latencies, errors, answered)
