@@ -377,6 +377,15 @@ impl Browser {
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "login as {login}");
         browser
     }
+
+    /// `POST /auth/logout` on `app`, as the home page's button sends it.
+    pub async fn log_out(&self, app: &TestApp) -> reqwest::Response {
+        self.http
+            .post(app.url("/auth/logout"))
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 /// The Pusher endpoints, called as pusher-js calls them.

@@ -32,12 +32,7 @@ async fn login_me_and_logout_round_trip() {
         "{home}"
     );
 
-    let out = browser
-        .http
-        .post(app.url("/auth/logout"))
-        .send()
-        .await
-        .unwrap();
+    let out = browser.log_out(&app).await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&out), "/");
     let me = browser.get(&app.url("/auth/me")).await;
@@ -160,12 +155,7 @@ async fn the_session_id_changes_at_login_and_the_old_cookie_dies_at_logout() {
         .unwrap();
     assert_eq!(fixated.status(), StatusCode::UNAUTHORIZED);
 
-    browser
-        .http
-        .post(app.url("/auth/logout"))
-        .send()
-        .await
-        .unwrap();
+    browser.log_out(&app).await;
     let replayed = reqwest::Client::new()
         .get(app.url("/auth/me"))
         .header("cookie", format!("channelgate={after}"))

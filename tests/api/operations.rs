@@ -304,7 +304,7 @@ async fn json_logs_carry_request_ids_and_never_a_secret() {
             .wait_for_terminate(1, Duration::from_secs(5))
             .await
     );
-    let logout = ada.http.post(app.url("/auth/logout")).send().await.unwrap();
+    let logout = ada.log_out(&app).await;
     assert!(logout.status().is_redirection() || logout.status().is_success());
 
     let log = captured.text();

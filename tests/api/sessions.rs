@@ -91,12 +91,7 @@ async fn with_redis_two_instances_share_one_login() {
     // Logging out on b ends the session for a too: the old cookie, sent by
     // hand to a (the browser itself forgets it), finds nothing in Redis.
     let cookie = browser.session_cookie(&a.url("/")).unwrap();
-    browser
-        .http
-        .post(b.url("/auth/logout"))
-        .send()
-        .await
-        .unwrap();
+    browser.log_out(&b).await;
     let replay = reqwest::Client::new()
         .get(a.url("/auth/me"))
         .header("cookie", format!("channelgate={cookie}"))
@@ -243,12 +238,7 @@ async fn a_logout_ends_the_session_at_once_though_its_identity_was_just_used() {
     for _ in 0..3 {
         assert_eq!(auth_with_cookie(&app, &cookie).await, StatusCode::OK);
     }
-    browser
-        .http
-        .post(app.url("/auth/logout"))
-        .send()
-        .await
-        .unwrap();
+    browser.log_out(&app).await;
     assert_eq!(
         auth_with_cookie(&app, &cookie).await,
         StatusCode::UNAUTHORIZED,
@@ -265,12 +255,7 @@ async fn a_logout_on_another_instance_is_honoured_within_the_hold() {
     let browser = Browser::logged_in_as(&a, "ada").await;
     let cookie = browser.session_cookie(&a.url("/")).unwrap();
     assert_eq!(auth_with_cookie(&a, &cookie).await, StatusCode::OK);
-    browser
-        .http
-        .post(b.url("/auth/logout"))
-        .send()
-        .await
-        .unwrap();
+    browser.log_out(&b).await;
     // Instance a may still use what it decoded a moment ago, never longer.
     tokio::time::sleep(channelgate::session::HOLD_FOR + Duration::from_millis(200)).await;
     assert_eq!(
