@@ -21,7 +21,10 @@
 //! | --- | --- |
 //! | `GET /login/oauth/authorize` | checks `client_id`, `redirect_uri` and PKCE; redirects at once (auto-consent or deny switch) or shows a consent page listing every person of the world |
 //! | `POST /login/oauth/authorize` | the consent page's form: `login=<person>` or `cancel`; answers the same redirects |
-//! | `POST /login/oauth/access_token` | exchanges a code for a `gho_` token; client credentials in the form body or HTTP Basic |
+//! | `POST /login/oauth/access_token` | exchanges a code for a `gho_` token; client credentials in the form body or HTTP Basic. With `grant_type=urn:ietf:params:oauth:grant-type:device_code`, polls a device code instead (no client secret) |
+//! | `POST /login/device/code` | starts the device flow: `device_code`, `user_code`, `verification_uri`, `expires_in`, `interval` |
+//! | `GET /login/device` | the page where a person enters a user code and continues as someone of the world, or cancels |
+//! | `POST /login/device` | its form (`user_code`, `login=<person>` or `cancel`) |
 //! | `GET /api/v3/user` | the signed-in person |
 //! | `GET /api/v3/user/memberships/orgs` | their organization memberships, `state=active\|pending` filter, paginated |
 //! | `GET /api/v3/user/teams` | their teams, paginated |
@@ -373,6 +376,10 @@ struct St {
     webhook: Option<WebhookTarget>,
     /// The last deliveries, oldest first.
     deliveries: VecDeque<Delivery>,
+    /// Device codes handed out, by device code.
+    devices: HashMap<String, device::Device>,
+    /// How new device codes are timed.
+    device: device::DeviceSettings,
 }
 
 impl St {
@@ -530,6 +537,8 @@ impl GithubStandIn {
                     anonymous: Budget::default(),
                     webhook: None,
                     deliveries: VecDeque::new(),
+                    devices: HashMap::new(),
+                    device: device::DeviceSettings::default(),
                 }),
                 webhook_client: OnceLock::new(),
             }),
@@ -809,6 +818,7 @@ impl GithubStandIn {
 
 mod admin;
 mod api;
+mod device;
 mod oauth;
 mod pages;
 mod routes;
@@ -1027,6 +1037,76 @@ mod tests {
             "bad_verification_code"
         );
         assert_eq!(s.issued_tokens(), 1);
+    }
+
+    /// `POST /login/device/code`: GitHub's answer.
+    async fn device_code(s: &GithubStandIn) -> Value {
+        http()
+            .post(format!("{}/login/device/code", s.web_url()))
+            .header("accept", "application/json")
+            .form(&[("client_id", ID), ("scope", "read:org")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn poll_device(s: &GithubStandIn, client_id: &str, device_code: &Value) -> Value {
+        exchange(
+            s,
+            &[
+                ("client_id", client_id),
+                ("device_code", device_code.as_str().unwrap()),
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ],
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_device_flow_answers_as_github_does() {
+        let s = standin().await;
+        s.set_device_timing(Duration::from_secs(900), 1);
+        let slow = device_code(&s).await;
+        assert_eq!(slow["interval"], 1);
+        assert_eq!(slow["expires_in"], 900);
+        assert_eq!(
+            slow["verification_uri"],
+            format!("{}/login/device", s.web_url())
+        );
+        let code = &slow["device_code"];
+        assert_eq!(
+            poll_device(&s, ID, code).await["error"],
+            "authorization_pending"
+        );
+        let fast = poll_device(&s, ID, code).await;
+        assert_eq!(fast["error"], "slow_down");
+        assert_eq!(fast["interval"], 6, "5 seconds more each time");
+        assert_eq!(
+            poll_device(&s, "someone-else", code).await["error"],
+            "incorrect_client_credentials"
+        );
+
+        s.set_device_timing(Duration::from_secs(900), 0);
+        let started = device_code(&s).await;
+        let user_code = started["user_code"].as_str().unwrap();
+        assert!(
+            user_code.len() == 9 && user_code.as_bytes()[4] == b'-',
+            "{user_code}"
+        );
+        assert!(!s.approve_device("BCDF-GHJK", "alice"), "no such code");
+        // As a person types it: any case, with or without the dash.
+        assert!(s.approve_device(&user_code.to_lowercase().replace('-', ""), "alice"));
+        assert!(!s.deny_device(user_code), "decided already");
+        let token = poll_device(&s, ID, &started["device_code"]).await;
+        assert!(
+            token["access_token"].as_str().unwrap().starts_with("gho_"),
+            "{token}"
+        );
+        let again = poll_device(&s, ID, &started["device_code"]).await;
+        assert_eq!(again["error"], "incorrect_device_code", "spent");
     }
 
     #[tokio::test]

@@ -112,6 +112,9 @@ impl GithubStandIn {
     }
 
     pub(crate) fn exchange(&self, headers: &HeaderMap, p: &Params) -> Response {
+        if p.get("grant_type") == Some(device::DEVICE_GRANT) {
+            return self.device_token(p);
+        }
         let (client_id, client_secret) = match basic_credentials(headers) {
             Some(pair) => pair,
             None => (
@@ -124,7 +127,7 @@ impl GithubStandIn {
         {
             return token_error(
                 "unsupported_grant_type",
-                "Only the authorization_code grant is supported.",
+                "Only the authorization_code and device_code grants are supported.",
                 "",
             );
         }
@@ -177,23 +180,29 @@ impl GithubStandIn {
         if let Err(description) = pkce {
             return token_error("invalid_grant", description, "");
         }
+        drop(st);
+        self.issue_token(&grant.login, &grant.scopes)
+    }
+
+    /// A new token for `login` with `scopes`, as the token endpoint answers it.
+    pub(crate) fn issue_token(&self, login: &str, scopes: &[String]) -> Response {
         let token = format!("gho_{}", self.random_hex(36));
-        let scope = grant.scopes.join(",");
-        tracing::debug!(login = %grant.login, "GitHub stand-in issued a token");
-        let key = grant.login.to_ascii_lowercase();
+        tracing::debug!(%login, "GitHub stand-in issued a token");
+        let key = login.to_ascii_lowercase();
+        let mut st = self.lock();
         let generation = st.db.people.get(&key).map_or(0, |p| p.revocations);
         st.tokens.insert(
             token.clone(),
             Token {
                 key,
-                scopes: grant.scopes.join(", "),
+                scopes: scopes.join(", "),
                 generation,
             },
         );
         st.issued += 1;
         json_response(
             StatusCode::OK,
-            &json!({"access_token": token, "token_type": "bearer", "scope": scope}),
+            &json!({"access_token": token, "token_type": "bearer", "scope": scopes.join(",")}),
         )
     }
 

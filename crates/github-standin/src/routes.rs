@@ -11,6 +11,8 @@ pub(crate) fn routes() -> Router<GithubStandIn> {
             get(authorize_get).post(authorize_post),
         )
         .route("/login/oauth/access_token", post(access_token))
+        .route("/login/device/code", post(device_code))
+        .route("/login/device", get(device_get).post(device_post))
         .route("/admin", get(admin_get).post(admin_post))
         .route("/api/v3/user", get(api_user))
         .route("/api/v3/user/memberships/orgs", get(api_orgs))
@@ -50,14 +52,23 @@ pub(crate) async fn access_token(
     uri: Uri,
     body: Bytes,
 ) -> Response {
+    let params = posted(&headers, &uri, &body);
+    s.web(Some(Endpoint::AccessToken), |s| {
+        s.exchange(&headers, &params)
+    })
+    .await
+}
+
+/// The parameters of a web form POST: the query string, then the body
+/// (form or JSON), the body's winning.
+fn posted(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Params {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("json"));
-    // GitHub also takes the parameters from the query string.
     let mut params = Params::parse(uri.query().unwrap_or(""));
     if is_json {
-        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&body) {
+        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) {
             for (k, v) in map {
                 if let Value::String(v) = v {
                     params.0.push((k, v));
@@ -67,14 +78,32 @@ pub(crate) async fn access_token(
     } else {
         params
             .0
-            .extend(Params::parse(&String::from_utf8_lossy(&body)).0);
+            .extend(Params::parse(&String::from_utf8_lossy(body)).0);
     }
-    // Later sources (the body) win over the query string.
     params.0.reverse();
-    s.web(Some(Endpoint::AccessToken), |s| {
-        s.exchange(&headers, &params)
-    })
-    .await
+    params
+}
+
+pub(crate) async fn device_code(
+    State(s): State<GithubStandIn>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let params = posted(&headers, &uri, &body);
+    s.web(Some(Endpoint::DeviceCode), |s| s.device_code(&params))
+        .await
+}
+
+pub(crate) async fn device_get(State(s): State<GithubStandIn>, uri: Uri) -> Response {
+    let params = Params::parse(uri.query().unwrap_or(""));
+    s.web(None, |s| s.device_page(params.get("user_code")))
+        .await
+}
+
+pub(crate) async fn device_post(State(s): State<GithubStandIn>, body: Bytes) -> Response {
+    let params = Params::parse(&String::from_utf8_lossy(&body));
+    s.web(None, |s| s.device_decide(&params)).await
 }
 
 pub(crate) async fn api_user(

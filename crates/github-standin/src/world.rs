@@ -263,6 +263,8 @@ pub enum Endpoint {
     Authorize,
     /// `POST /login/oauth/access_token`.
     AccessToken,
+    /// `POST /login/device/code`.
+    DeviceCode,
     /// `GET /api/v3/user`.
     User,
     /// `GET /api/v3/user/memberships/orgs`.
