@@ -26,6 +26,8 @@ pub enum Purpose {
     Token,
     /// The OAuth state, PKCE verifier and return path of a login in progress.
     LoginState,
+    /// GitHub's device code inside the one the gateway hands to a device.
+    DeviceCode,
 }
 
 impl Purpose {
@@ -33,6 +35,7 @@ impl Purpose {
         match self {
             Self::Token => b"channelgate/v1/github-token",
             Self::LoginState => b"channelgate/v1/login-state",
+            Self::DeviceCode => b"channelgate/v1/device-code",
         }
     }
 }
@@ -42,6 +45,9 @@ impl Purpose {
 pub struct Keys {
     token: XChaCha20Poly1305,
     login: XChaCha20Poly1305,
+    device: XChaCha20Poly1305,
+    /// Keys the names of records only the gateway may find (see [`Keys::name`]).
+    names: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -68,23 +74,39 @@ impl Keys {
                 random.as_slice()
             }
         };
-        let derive = |purpose: Purpose| {
+        let bytes = |label: &[u8]| -> [u8; 32] {
             let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(material)
                 .expect("HMAC accepts keys of any length");
-            mac.update(purpose.label());
-            let key = mac.finalize().into_bytes();
-            XChaCha20Poly1305::new_from_slice(&key).expect("SHA-256 gives a 32-byte key")
+            mac.update(label);
+            mac.finalize().into_bytes().into()
+        };
+        let derive = |purpose: Purpose| {
+            XChaCha20Poly1305::new_from_slice(&bytes(purpose.label()))
+                .expect("SHA-256 gives a 32-byte key")
         };
         Self {
             token: derive(Purpose::Token),
             login: derive(Purpose::LoginState),
+            device: derive(Purpose::DeviceCode),
+            names: bytes(b"channelgate/v1/record-names"),
         }
+    }
+
+    /// A name for `what` that only holders of this key can work out: HMAC-SHA256
+    /// keyed for names. The session store finds a person's token index by
+    /// it, and nobody else can name that record (in a cookie, say).
+    pub fn name(&self, what: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.names)
+            .expect("HMAC accepts keys of any length");
+        mac.update(what);
+        mac.finalize().into_bytes().into()
     }
 
     fn cipher(&self, purpose: Purpose) -> &XChaCha20Poly1305 {
         match purpose {
             Purpose::Token => &self.token,
             Purpose::LoginState => &self.login,
+            Purpose::DeviceCode => &self.device,
         }
     }
 
@@ -133,6 +155,11 @@ impl Keys {
             .map(Secret::new)
             .map_err(|_| Unopenable)
     }
+}
+
+/// Equal bytes, in a time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A GitHub token as a session stores it: sealed. Opened only when GitHub
@@ -201,6 +228,14 @@ mod tests {
             Keys::new(None).open(Purpose::Token, &sealed),
             Err(Unopenable)
         );
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_strings() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"", b"a"));
     }
 
     #[test]

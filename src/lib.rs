@@ -13,15 +13,18 @@
 //! - [`signing`]: HMAC-SHA256 signatures of what passed the grammar (pure code).
 //! - [`excerpt`]: client input quoted safely in messages and logs.
 //! - [`secret`]: a wrapper that keeps secrets out of logs.
-//! - [`crypto`]: keys at rest: tokens sealed in stored sessions, the login cookie.
-//! - [`github`]: the GitHub REST client (user, org memberships, teams).
+//! - [`crypto`]: keys at rest: tokens sealed in stored sessions, the login
+//!   cookie, device codes.
+//! - [`github`]: the GitHub REST client (user, org memberships, teams) and
+//!   the device flow's two calls.
 //! - [`clock`]: the clock of every TTL, which tests move instead of waiting.
 //! - [`membership`]: a person's active orgs and teams, cached briefly, re-read with ETags.
 //! - [`metrics`]: what is counted for Prometheus, every label from a fixed set.
 //! - [`pusher_api`]: Pusher's HTTP API, signed: ending a person's connections.
 //! - [`revocation`]: live grants: what was signed, re-checked on webhooks,
 //!   on a sweep and on rule changes; lost ones end the connections.
-//! - [`session`]: the session store chosen by configuration, and what a session holds.
+//! - [`session`]: the session store chosen by configuration, what a session
+//!   holds, and bearer tokens (sessions of their own for apps without a browser).
 //! - [`web`]: the HTTP face: state, extractors, errors, handlers, router,
 //!   the bounded server. Everything above it is free of HTTP.
 //! - [`demo`]: `channelgate demo`: the gateway and the GitHub stand-in

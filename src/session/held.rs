@@ -66,11 +66,11 @@ impl HeldIdentities {
 
     /// The identity of session `id`, unless it is not held, was held too
     /// long ago, or its expiry is due to be pushed back at `now` (Unix
-    /// seconds) under `ttl`.
-    pub fn get(&self, id: &Id, now: i64, ttl: Duration) -> Option<Arc<Identity>> {
+    /// seconds), renewed `every` so often (see [`super::renew_every`]).
+    pub fn get(&self, id: &Id, now: i64, every: Duration) -> Option<Arc<Identity>> {
         let shard = self.shard(id).read().unwrap_or_else(|p| p.into_inner());
         let held = shard.get(id)?;
-        if held.until <= Instant::now() || renewal_due(Some(held.renewed), now, ttl) {
+        if held.until <= Instant::now() || renewal_due(Some(held.renewed), now, every) {
             return None;
         }
         held.identity.clone()
@@ -173,23 +173,26 @@ mod tests {
     #[test]
     fn a_held_identity_is_given_until_its_renewal_is_due_or_it_is_forgotten() {
         let held = HeldIdentities::new(10);
-        let ttl = Duration::from_secs(2000); // renewal due after 100 s
+        let every = Duration::from_secs(100);
         let id = Id::default();
-        assert!(held.get(&id, 0, ttl).is_none(), "nothing held yet");
+        assert!(held.get(&id, 0, every).is_none(), "nothing held yet");
         held.hold(id, identity(), 1000);
-        assert_eq!(held.get(&id, 1099, ttl).unwrap().user.login, "ada");
+        assert_eq!(held.get(&id, 1099, every).unwrap().user.login, "ada");
         assert!(
-            held.get(&id, 1100, ttl).is_none(),
+            held.get(&id, 1100, every).is_none(),
             "renewal due: ask the store"
         );
-        assert!(held.get(&Id::default(), 1000, ttl).is_none(), "another id");
+        assert!(
+            held.get(&Id::default(), 1000, every).is_none(),
+            "another id"
+        );
         held.forget(&id);
-        assert!(held.get(&id, 1000, ttl).is_none(), "forgotten");
+        assert!(held.get(&id, 1000, every).is_none(), "forgotten");
         // A request that loaded the session just before its logout finishes
         // after it: what it would hold is refused.
         held.hold(id, identity(), 1000);
         assert!(
-            held.get(&id, 1000, ttl).is_none(),
+            held.get(&id, 1000, every).is_none(),
             "held again after its logout"
         );
     }
@@ -204,7 +207,7 @@ mod tests {
         let id = Id::default();
         held.hold(id, identity(), 0);
         assert!(
-            held.get(&id, 0, Duration::from_secs(2000)).is_some(),
+            held.get(&id, 0, Duration::from_secs(100)).is_some(),
             "the newest is held"
         );
     }

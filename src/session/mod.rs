@@ -36,6 +36,7 @@ use crate::crypto::SealedToken;
 use crate::github::GithubUser;
 
 mod held;
+pub mod tokens;
 pub use held::{HOLD_FOR, HeldIdentities};
 
 /// Session key of the logged-in [`Identity`].
@@ -91,10 +92,15 @@ pub fn inactivity(idle: Duration) -> Expiry {
     ))
 }
 
+/// How often a cookie session's expiry is pushed back under `ttl`.
+pub fn renew_every(ttl: Duration) -> Duration {
+    ttl / RENEW_FRACTION
+}
+
 /// Whether a session last renewed at `renewed` (Unix seconds) is due to
-/// have its expiry pushed back at `now`.
-fn renewal_due(renewed: Option<i64>, now: i64, ttl: Duration) -> bool {
-    let interval = i64::try_from((ttl / RENEW_FRACTION).as_secs()).unwrap_or(i64::MAX);
+/// have its expiry pushed back at `now`, renewed `every` so often.
+fn renewal_due(renewed: Option<i64>, now: i64, every: Duration) -> bool {
+    let interval = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
     renewed.is_none_or(|at| now - at >= interval)
 }
 
@@ -108,7 +114,7 @@ pub async fn keep_alive(
 ) -> Result<i64, tower_sessions::session::Error> {
     let renewed: Option<i64> = session.get(RENEWED_KEY).await?;
     match renewed {
-        Some(at) if !renewal_due(renewed, now, ttl) => Ok(at),
+        Some(at) if !renewal_due(renewed, now, renew_every(ttl)) => Ok(at),
         _ => {
             session.insert(RENEWED_KEY, now).await?;
             Ok(now)
