@@ -427,6 +427,14 @@ pub fn banner(url: &str, pusher_host: &HostPort) -> String {
          webhook, and the gateway ends her Pusher connection (through the server above); her page says what \
          ended and why."
     );
+    let _ = writeln!(
+        s,
+        "\nWithout a browser: make a token on the home page, or sign in a program with the device flow \
+         (examples/device-login):\n  GATEWAY_URL={url} PUSHER_KEY={PUSHER_KEY} PUSHER_HOST={} PUSHER_PORT={} \
+         node client.mjs private-supersecretchat\nand enter its code at {url}{GITHUB_PATH}/login/device.",
+        pusher_host.host,
+        pusher_host.port.unwrap_or(80)
+    );
     let _ = writeln!(s, "\nEach decision is logged below. Ctrl-C stops the demo.");
     s
 }

@@ -402,6 +402,148 @@ impl GithubClient {
     }
 }
 
+/// GitHub's answer to `POST {web_url}/login/device/code`.
+#[derive(Deserialize)]
+pub struct DeviceCode {
+    /// What the device polls with. A credential: whoever holds it may
+    /// receive the token once the person approves.
+    pub device_code: Secret<String>,
+    /// What the person types in at `verification_uri`.
+    pub user_code: String,
+    /// Where the person goes to approve.
+    pub verification_uri: String,
+    /// Seconds until the codes expire.
+    pub expires_in: u64,
+    /// Seconds to wait between polls.
+    pub interval: u64,
+}
+
+/// What one poll of the token endpoint with a device code came to.
+#[derive(Debug)]
+pub enum DevicePoll {
+    /// Approved: the person's access token.
+    Token(Secret<String>),
+    /// Not approved yet.
+    Pending,
+    /// Polled too soon; GitHub may name a longer interval.
+    SlowDown(Option<u64>),
+    /// The codes expired.
+    Expired,
+    /// The person said no.
+    Denied,
+    /// GitHub's other refusals, by their error code (an unknown or spent
+    /// device code, device flow turned off for the app, wrong client id).
+    Refused(String),
+}
+
+/// The token endpoint's answer: GitHub reports errors with HTTP 200 and an
+/// `error` field.
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Option<Secret<String>>,
+    error: Option<String>,
+    interval: Option<u64>,
+}
+
+impl GithubClient {
+    /// Starts GitHub's device flow for the OAuth app `client_id` at
+    /// `web_url` with `scopes`.
+    pub async fn device_code(
+        &self,
+        web_url: &str,
+        client_id: &str,
+        scopes: &[String],
+    ) -> Result<DeviceCode, GithubError> {
+        let scope = scopes.join(" ");
+        let form = [("client_id", client_id), ("scope", scope.as_str())];
+        let bytes = self
+            .post_form(web_url, "/login/device/code", "device_code", &form)
+            .await?;
+        #[derive(Deserialize)]
+        struct Refusal {
+            error: String,
+        }
+        if let Ok(refusal) = serde_json::from_slice::<Refusal>(&bytes) {
+            return Err(GithubError::Forbidden(
+                crate::excerpt::Excerpt::of(&refusal.error).to_string(),
+            ));
+        }
+        parse(&bytes)
+    }
+
+    /// Polls the token endpoint once with a device code.
+    pub async fn poll_device(
+        &self,
+        web_url: &str,
+        client_id: &str,
+        device_code: &Secret<String>,
+    ) -> Result<DevicePoll, GithubError> {
+        let form = [
+            ("client_id", client_id),
+            ("device_code", device_code.expose().as_str()),
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ];
+        let bytes = self
+            .post_form(web_url, "/login/oauth/access_token", "access_token", &form)
+            .await?;
+        let answer: TokenAnswer = parse(&bytes)?;
+        Ok(match (answer.access_token, answer.error.as_deref()) {
+            (Some(token), None) => DevicePoll::Token(token),
+            (_, Some("authorization_pending")) => DevicePoll::Pending,
+            (_, Some("slow_down")) => DevicePoll::SlowDown(answer.interval),
+            (_, Some("expired_token")) => DevicePoll::Expired,
+            (_, Some("access_denied")) => DevicePoll::Denied,
+            (_, Some(other)) => DevicePoll::Refused(crate::excerpt::Excerpt::of(other).to_string()),
+            (None, None) => {
+                return Err(GithubError::Malformed(
+                    "a token answer with neither a token nor an error".into(),
+                ));
+            }
+        })
+    }
+
+    /// POSTs `form` to `{web_url}{path}` asking for JSON; the body of a 2xx.
+    async fn post_form(
+        &self,
+        web_url: &str,
+        path: &str,
+        endpoint: &'static str,
+        form: &[(&str, &str)],
+    ) -> Result<Vec<u8>, GithubError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let response = self
+            .http
+            .post(format!("{}{path}", web_url.trim_end_matches('/')))
+            .header(ACCEPT, "application/json")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                self.count(endpoint, None);
+                return Err(unavailable(e));
+            }
+        };
+        let status = response.status();
+        self.count(endpoint, Some(status.as_u16()));
+        match status {
+            s if s.is_success() => read_body(response).await,
+            s if s.is_server_error() => Err(GithubError::Unavailable(format!("HTTP {s}"))),
+            StatusCode::TOO_MANY_REQUESTS => Err(GithubError::RateLimited { reset: None }),
+            s => Err(GithubError::Malformed(format!(
+                "unexpected HTTP {s} from {path}"
+            ))),
+        }
+    }
+}
+
 /// The HTTP client for everything that talks to GitHub.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     let mut headers = HeaderMap::new();

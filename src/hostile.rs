@@ -14,7 +14,10 @@ use crate::channel::{ChannelName, SocketId};
 use crate::config::Config;
 use crate::crypto::{Keys, Purpose};
 use crate::secret::Secret;
+use crate::session::tokens::BearerToken;
 use crate::web::auth::{CallbackQuery, PendingLogin, safe_return_to};
+use crate::web::device::open_device_code;
+use crate::web::form::field;
 use crate::web::pusher::parse_request;
 use crate::web::webhook::{is_delivery_id, signed, what_to_do};
 
@@ -88,6 +91,7 @@ const BATCH: &[u8] =
 const JSON: &[u8] = br#"{"socket_id":"123.456","channel_name":["private-a","presence-b"]}"#;
 const WEBHOOK: &[u8] =
     br#"{"action":"removed","scope":"team","member":{"id":7,"login":"x"},"team":{"id":3}}"#;
+const BEARER: &[u8] = b"Bearer cg_q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA";
 const CONFIG: &[u8] = br#"[pusher]
 app_id = "1"
 key = "k"
@@ -189,6 +193,50 @@ proptest! {
         }
         if bent != genuine.as_bytes() {
             prop_assert!(PendingLogin::open(&keys, &text(&bent)).is_none());
+        }
+    }
+
+    #[test]
+    fn bearer_headers_hold_a_token_only_in_the_one_shape(header in either(BEARER)) {
+        if let Ok(token) = BearerToken::from_header(&header) {
+            let text = text(&header);
+            let (scheme, rest) = text.split_once(' ').unwrap();
+            prop_assert!(scheme.eq_ignore_ascii_case("bearer"));
+            let rest = rest.trim_matches(' ');
+            prop_assert!(rest.starts_with("cg_") && rest.len() == 46, "{}", rest);
+            prop_assert_eq!(BearerToken::parse(rest), Ok(token));
+        }
+    }
+
+    #[test]
+    fn device_codes_open_only_when_sealed_here(raw in bytes(), edits in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4)) {
+        let keys = Keys::new(Some(&Secret::new(vec![7; 32])));
+        prop_assert!(open_device_code(&keys, &text(&raw)).is_none());
+        let genuine = keys.seal(
+            Purpose::DeviceCode,
+            br#"{"code":"3584d83530557fdd1f46af8289938c8ef79f9dc5","expires_at":1,"interval":5,"name":"cli"}"#,
+        );
+        prop_assert!(open_device_code(&keys, &genuine).is_some());
+        let mut bent = genuine.clone().into_bytes();
+        for (at, byte) in edits {
+            let at = at % bent.len();
+            bent[at] = byte;
+        }
+        if bent != genuine.as_bytes() {
+            prop_assert!(open_device_code(&keys, &text(&bent)).is_none());
+        }
+    }
+
+    #[test]
+    fn token_names_and_device_codes_in_bodies_parse_or_get_a_400(
+        body in prop_oneof![either(br#"{"name":"build bot"}"#), either(b"device_code=abc&name=x")],
+        content_type in prop_oneof![Just(b"application/json".to_vec()), Just(b"application/x-www-form-urlencoded".to_vec()), bytes()],
+    ) {
+        for name in ["name", "device_code"] {
+            if let Err(refusal) = field(&headers(&[(CONTENT_TYPE.as_str(), &content_type)]), &body, name) {
+                prop_assert_eq!(refusal.status, StatusCode::BAD_REQUEST);
+                prop_assert!(refusal.message().contains(name) || refusal.message().contains("JSON"), "{}", refusal.message());
+            }
         }
     }
 

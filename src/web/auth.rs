@@ -19,7 +19,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header::{COOKIE, ORIGIN, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use oauth2::basic::BasicErrorResponse;
 use oauth2::{
@@ -33,10 +33,10 @@ use tower_sessions::cookie::{Cookie, SameSite};
 use url::Url;
 
 use super::error::{ApiError, PageError};
-use super::extract::{Caller, ClientAddr};
+use super::extract::{Caller, ClientAddr, Credential, caller, current_identity, end};
 use super::limits::Key;
 use super::state::{AppState, LOGIN_TIMEOUT};
-use crate::crypto::Purpose;
+use crate::crypto::{Purpose, constant_time_eq};
 use crate::excerpt::Excerpt;
 use crate::github::{GithubError, GithubUser};
 use crate::revocation::Ended;
@@ -326,21 +326,36 @@ fn token_error<RE: std::error::Error>(e: RequestTokenError<RE, BasicErrorRespons
 
 /// `POST /auth/logout`: ends the session (its data, its record in the
 /// store and the cookie) and returns home. Only pages of this gateway may
-/// log someone out.
+/// log someone out. With a bearer token, revokes that token (204); an
+/// unknown one is 401.
 pub async fn logout(
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
-) -> Result<Redirect, PageError> {
+) -> Response {
+    let credential = Credential::of(&headers, session);
+    if credential.is_bearer() {
+        return match current_identity(&state, &state.config(), &credential).await {
+            Ok(None) => credential.unauthenticated().into_response(),
+            Ok(Some(identity)) => match end(&state, &credential).await {
+                Ok(()) => {
+                    tracing::info!(login = %identity.user.login, "bearer token revoked by its holder");
+                    StatusCode::NO_CONTENT.into_response()
+                }
+                Err(e) => ApiError::session(e).into_response(),
+            },
+            Err(e) => ApiError::session(e).into_response(),
+        };
+    }
     if let Some(origin) = headers.get(ORIGIN)
         && origin.as_bytes() != state.config().server.public_origin().as_bytes()
     {
-        return Err(PageError::ForeignOrigin);
+        return PageError::ForeignOrigin.into_response();
     }
-    super::extract::end(&state, &session)
-        .await
-        .map_err(PageError::session)?;
-    Ok(Redirect::to("/"))
+    match end(&state, &credential).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(e) => PageError::session(e).into_response(),
+    }
 }
 
 /// The identity as `/auth/me` shows it: everything but the token, and the
@@ -369,14 +384,21 @@ pub struct Me {
 }
 
 /// `GET /auth/me`: the caller's identity and memberships as JSON, 401 when
-/// logged out (or when GitHub revoked the token).
-pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me>, ApiError> {
-    let Caller::Person {
-        identity,
-        membership,
-    } = caller
-    else {
-        return Err(ApiError::logged_out());
+/// logged out (or when GitHub revoked the token). A bearer token works too.
+pub async fn me(
+    State(state): State<AppState>,
+    credential: Credential,
+) -> Result<Json<Me>, ApiError> {
+    let caller = caller(&state, &credential)
+        .await
+        .map_err(ApiError::session)?;
+    let (identity, membership) = match caller {
+        Caller::Person {
+            identity,
+            membership,
+        } => (identity, membership),
+        Caller::LoggedOut => return Err(credential.unauthenticated()),
+        Caller::Revoked => return Err(credential.revoked()),
     };
     let (user, orgs, teams, membership_error) = match membership {
         Ok(m) => (
@@ -428,10 +450,6 @@ pub fn safe_return_to(raw: Option<&str>, base: &Url) -> String {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,13 +475,5 @@ mod tests {
             assert_eq!(safe_return_to(Some(bad), base), "/", "{bad:?}");
         }
         assert_eq!(safe_return_to(None, base), "/");
-    }
-
-    #[test]
-    fn constant_time_eq_compares_whole_strings() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-        assert!(!constant_time_eq(b"", b"a"));
     }
 }

@@ -147,6 +147,8 @@ pub struct ApiError {
     retry_after: Option<u64>,
     /// What went wrong, for the log only (5xx).
     cause: Option<String>,
+    /// A 401 for a bearer token: says so in `WWW-Authenticate`.
+    bearer: bool,
 }
 
 impl ApiError {
@@ -157,6 +159,7 @@ impl ApiError {
             message: message.into(),
             retry_after: None,
             cause: None,
+            bearer: false,
         }
     }
 
@@ -205,6 +208,15 @@ impl ApiError {
             StatusCode::UNAUTHORIZED,
             "not logged in: log in with GitHub at /auth/login",
         )
+    }
+
+    /// 401 for a request whose bearer token does not authenticate anyone,
+    /// with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750).
+    pub fn bad_token(message: impl Into<String>) -> Self {
+        Self {
+            bearer: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, message)
+        }
     }
 
     /// 503: the session store failed (logged here).
@@ -263,6 +275,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
+        if self.bearer {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+            );
         }
         response
     }

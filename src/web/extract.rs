@@ -1,16 +1,19 @@
 //! Who is asking: the client's address, and the logged-in person with their
 //! current membership.
 //!
-//! [`Caller`] is an extractor for the routes that need the person first
-//! (`/`, `/auth/me`). The Pusher endpoints must refuse malformed input
-//! before they touch the session, so they call [`current_identity`] and
-//! [`caller_with`] themselves after parsing; the rules of a session
-//! (`max_age`, revocation, keep-alive) live here once for both.
+//! A request says who is asking with a [`Credential`]: the session cookie,
+//! or a bearer token (a session of its own, see [`crate::session::tokens`]).
+//! The Pusher endpoints must refuse malformed input before they touch the
+//! session, so they call [`current_identity`] and [`caller_with`]
+//! themselves after parsing; the rules of a session (`max_age`,
+//! revocation, keep-alive) live here once for every route.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use tower_sessions::Session;
 
@@ -19,7 +22,8 @@ use super::limits;
 use super::state::AppState;
 use crate::config::Config;
 use crate::membership::{Membership, MembershipError};
-use crate::session::{Identity, keep_alive};
+use crate::session::tokens::{BearerToken, Malformed, renew_every_bearer};
+use crate::session::{Identity, keep_alive, renew_every};
 
 /// The client's address (see [`limits::client_addr`]), from the peer the
 /// server saw and, behind a trusted proxy, `X-Forwarded-For`.
@@ -46,6 +50,72 @@ pub fn client_addr_of(parts: &Parts, state: &AppState) -> IpAddr {
     limits::client_addr(peer, &parts.headers, &state.config().server.trusted_proxies)
 }
 
+/// How a request says who is asking.
+pub enum Credential {
+    /// The session cookie (a session without an identity when there is none).
+    Cookie(Session),
+    /// `Authorization: Bearer cg_...`: a token session of its own.
+    Bearer(BearerToken),
+    /// An `Authorization` header that holds no token of this gateway.
+    Refused(Malformed),
+}
+
+impl Credential {
+    /// The credential of a request: its `Authorization` header when it has
+    /// one (its cookie is then ignored, whatever it holds), else its cookie.
+    pub fn of(headers: &HeaderMap, session: Session) -> Self {
+        match headers.get(AUTHORIZATION) {
+            Some(value) => match BearerToken::from_header(value.as_bytes()) {
+                Ok(token) => Self::Bearer(token),
+                Err(why) => Self::Refused(why),
+            },
+            None => Self::Cookie(session),
+        }
+    }
+
+    /// Whether the request came with an `Authorization` header rather than
+    /// the ambient cookie.
+    pub fn is_bearer(&self) -> bool {
+        !matches!(self, Self::Cookie(_))
+    }
+
+    /// The 401 for a request this credential does not authenticate.
+    pub fn unauthenticated(&self) -> ApiError {
+        match self {
+            Self::Cookie(_) => ApiError::logged_out(),
+            Self::Bearer(_) => ApiError::bad_token(
+                "the bearer token is unknown, revoked or expired: sign in again",
+            ),
+            Self::Refused(why) => ApiError::bad_token(why.to_string()),
+        }
+    }
+
+    /// The 401 once GitHub has refused the person's token (the session or
+    /// bearer token has just been ended).
+    pub fn revoked(&self) -> ApiError {
+        match self {
+            Self::Cookie(_) => ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "GitHub no longer accepts this login; log in again at /auth/login",
+            ),
+            _ => ApiError::bad_token(
+                "GitHub no longer accepts the login behind this token; it has been revoked: sign in again",
+            ),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Credential {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(|(_, why)| ApiError::internal(format!("no session layer: {why}")))?;
+        Ok(Self::of(&parts.headers, session))
+    }
+}
+
 /// Who is calling, as every logged-in route needs to know it.
 pub enum Caller {
     /// No identity in this session.
@@ -66,11 +136,11 @@ pub enum Caller {
 /// every route alike.
 pub async fn caller(
     state: &AppState,
-    session: &Session,
+    credential: &Credential,
 ) -> Result<Caller, tower_sessions::session::Error> {
-    match current_identity(state, &state.config(), session).await? {
+    match current_identity(state, &state.config(), credential).await? {
         None => Ok(Caller::LoggedOut),
-        Some(identity) => caller_with(state, session, identity).await,
+        Some(identity) => caller_with(state, credential, identity).await,
     }
 }
 
@@ -81,72 +151,118 @@ pub async fn caller(
 /// it a moment ago and the session is not due for renewal; otherwise it is
 /// loaded from the store (which also finds a session that expired or was
 /// logged out elsewhere) and held for the next request. `config` is the
-/// one the request is answered by.
+/// one the request is answered by. A bearer token is a session of its own,
+/// held and renewed the same way (its "last used" time more often).
 pub async fn current_identity(
     state: &AppState,
     config: &Config,
-    session: &Session,
+    credential: &Credential,
 ) -> Result<Option<Arc<Identity>>, tower_sessions::session::Error> {
     let now = state.clock.unix_now();
-    let held = session
-        .id()
-        .and_then(|id| state.held.get(&id, now, config.session.ttl));
-    let from_store = held.is_none();
-    let identity = match held {
-        Some(identity) => identity,
-        None => match Identity::load(session).await? {
-            Some(identity) => Arc::new(identity),
-            None => return Ok(None),
-        },
-    };
-    // However active, a session ends `max_age` after login: the login (which
-    // GitHub lets people rename) and the token are then read afresh.
-    // (Clocks of several instances may disagree a little: a login "in the
-    // future" counts as just now.)
-    let age = now
-        .saturating_sub(identity.logged_in_at)
-        .max(0)
-        .unsigned_abs();
-    if age >= config.session.max_age.as_secs() {
-        tracing::info!(login = %identity.user.login, "session reached session.max_age; ending it");
-        end(state, session).await?;
-        return Ok(None);
-    }
-    if from_store {
-        let renewed = keep_alive(session, config.session.ttl, now).await?;
-        if let Some(id) = session.id() {
-            state.held.hold(id, identity.clone(), renewed);
+    let ttl = config.session.ttl;
+    let identity = match credential {
+        Credential::Refused(_) => return Ok(None),
+        Credential::Cookie(session) => {
+            let held = session
+                .id()
+                .and_then(|id| state.held.get(&id, now, renew_every(ttl)));
+            match held {
+                Some(identity) => identity,
+                None => {
+                    let Some(identity) = Identity::load(session).await? else {
+                        return Ok(None);
+                    };
+                    let identity = Arc::new(identity);
+                    if !past_max_age(config, &identity, now) {
+                        let renewed = keep_alive(session, ttl, now).await?;
+                        if let Some(id) = session.id() {
+                            state.held.hold(id, identity.clone(), renewed);
+                        }
+                    }
+                    identity
+                }
+            }
         }
+        Credential::Bearer(token) => {
+            let id = token.record_id();
+            match state.held.get(&id, now, renew_every_bearer(ttl)) {
+                Some(identity) => identity,
+                None => {
+                    let found = state
+                        .tokens
+                        .authenticate(token, now, ttl)
+                        .await
+                        .map_err(tower_sessions::session::Error::Store)?;
+                    let Some(found) = found else {
+                        return Ok(None);
+                    };
+                    if !past_max_age(config, &found.identity, now) {
+                        state.held.hold(id, found.identity.clone(), found.renewed);
+                    }
+                    found.identity
+                }
+            }
+        }
+    };
+    if past_max_age(config, &identity, now) {
+        tracing::info!(login = %identity.user.login, "session reached session.max_age; ending it");
+        end(state, credential).await?;
+        return Ok(None);
     }
     Ok(Some(identity))
 }
 
+/// However active, a session ends `max_age` after login (a token, after it
+/// was made): the login (which GitHub lets people rename) and the token are
+/// then read afresh. (Clocks of several instances may disagree a little: a
+/// login "in the future" counts as just now.)
+fn past_max_age(config: &Config, identity: &Identity, now: i64) -> bool {
+    let age = now
+        .saturating_sub(identity.logged_in_at)
+        .max(0)
+        .unsigned_abs();
+    age >= config.session.max_age.as_secs()
+}
+
 /// Ends the session: forgotten by this process, deleted from the store,
-/// its cookie removed.
+/// its cookie removed; a bearer token is revoked.
 pub async fn end(
     state: &AppState,
-    session: &Session,
+    credential: &Credential,
 ) -> Result<(), tower_sessions::session::Error> {
-    if let Some(id) = session.id() {
-        state.held.forget(&id);
+    match credential {
+        Credential::Cookie(session) => {
+            if let Some(id) = session.id() {
+                state.held.forget(&id);
+            }
+            // flush, not delete: delete would leave the data in the
+            // request's session, to be saved again if anything touched it.
+            session.flush().await
+        }
+        Credential::Bearer(token) => {
+            state.held.forget(&token.record_id());
+            state
+                .tokens
+                .end(token)
+                .await
+                .map_err(tower_sessions::session::Error::Store)
+        }
+        Credential::Refused(_) => Ok(()),
     }
-    // flush, not delete: delete would leave the data in the request's
-    // session, to be saved again if anything touched it.
-    session.flush().await
 }
 
 /// [`caller`] for an identity already loaded: their current membership,
 /// or the session ended when GitHub revoked the token.
 pub async fn caller_with(
     state: &AppState,
-    session: &Session,
+    credential: &Credential,
     identity: Arc<Identity>,
 ) -> Result<Caller, tower_sessions::session::Error> {
     let membership = match state.memberships.get(&identity.user, &identity.token).await {
         Ok(m) => Ok(m),
         Err(MembershipError::Revoked) => {
             tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
-            end(state, session).await?;
+            end(state, credential).await?;
             return Ok(Caller::Revoked);
         }
         Err(MembershipError::Unavailable(why)) => Err(why),
@@ -155,15 +271,4 @@ pub async fn caller_with(
         identity,
         membership,
     })
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let session = Session::from_request_parts(parts, state)
-            .await
-            .map_err(|(_, why)| ApiError::internal(format!("no session layer: {why}")))?;
-        caller(state, &session).await.map_err(ApiError::session)
-    }
 }

@@ -6,13 +6,17 @@
 //! below imports a handler. [`router`] names every route; [`serve`] runs it.
 //!
 //! - [`state`]: [`AppState`], what every handler can reach.
-//! - [`extract`]: the client's address and the logged-in person ([`Caller`]).
+//! - [`extract`]: the client's address, the [`Credential`] (cookie or bearer
+//!   token) and the logged-in person ([`Caller`]).
 //! - [`error`]: [`ApiError`] (JSON) and [`PageError`] (HTML), each logged in one place.
 //! - [`html`]: askama pages with the content security policy.
 //! - [`observe`]: request ids, the request span, HTTP metrics.
 //! - [`limits`]: `[limits]`, the client's address behind a proxy, a quiet log.
 //! - [`auth`]: GitHub login (OAuth web flow), logout and `/auth/me`.
-//! - [`pusher`]: `/pusher/auth` and `/pusher/user-auth`.
+//! - [`pusher`]: `/pusher/auth` and `/pusher/user-auth`, and their CORS.
+//! - [`device`]: GitHub's device flow for apps without a browser.
+//! - [`tokens`]: a logged-in person's app tokens.
+//! - [`form`]: the small bodies of those routes.
 //! - [`pages`]: the home page, assets, liveness.
 //! - [`webhook`]: `POST /github/webhook`, GitHub's deliveries.
 //! - [`reload`]: `SIGHUP`: the file read again, the rules swapped live.
@@ -20,8 +24,10 @@
 //! - [`serve`]: the bounded accept loop, start-up and graceful shutdown.
 
 pub mod auth;
+pub mod device;
 pub mod error;
 pub mod extract;
+pub mod form;
 pub mod html;
 pub mod limits;
 pub mod observe;
@@ -31,10 +37,11 @@ pub mod reload;
 pub mod router;
 pub mod serve;
 pub mod state;
+pub mod tokens;
 pub mod webhook;
 
 pub use error::{ApiError, PageError};
-pub use extract::{Caller, ClientAddr};
+pub use extract::{Caller, ClientAddr, Credential};
 pub use router::router;
 pub use serve::{
     ConnectionLimits, Gateway, build_app, build_app_with, serve, serve_connections, shutdown_signal,

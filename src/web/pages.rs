@@ -6,13 +6,16 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use tower_sessions::Session;
 
 use super::error::{ApiError, PageError};
-use super::extract::Caller;
+use super::extract::{Caller, Credential, caller};
 use super::html::render;
 use super::state::AppState;
 use crate::channel::{ChannelKind, ChannelName};
+use crate::config::format_duration;
 use crate::github::GithubUser;
+use crate::session::tokens::Listed;
 
 #[derive(Template)]
 #[template(path = "home.html")]
@@ -26,6 +29,52 @@ struct HomePage<'a> {
     channel: &'a str,
     tested: Option<Tested>,
     pusher: PusherView,
+    /// The person's app and device tokens, or why they cannot be listed.
+    tokens: Result<Vec<TokenView>, String>,
+    /// The gateway's public URL, for the snippet shown with a new token.
+    public_url: String,
+    /// `session.ttl` and `session.max_age`, as the config writes them.
+    ttl: String,
+    max_age: String,
+}
+
+/// A token as the home page lists it.
+struct TokenView {
+    id: String,
+    name: String,
+    kind: &'static str,
+    created: String,
+    last_used: String,
+}
+
+impl TokenView {
+    fn of(t: Listed) -> Self {
+        let when = |unix: i64| {
+            time::OffsetDateTime::from_unix_timestamp(unix).map_or_else(
+                |_| unix.to_string(),
+                |t| {
+                    format!(
+                        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                        t.year(),
+                        u8::from(t.month()),
+                        t.day(),
+                        t.hour(),
+                        t.minute()
+                    )
+                },
+            )
+        };
+        Self {
+            id: t.id,
+            name: t.name,
+            kind: match t.kind {
+                crate::session::tokens::Kind::App => "app",
+                crate::session::tokens::Kind::Device => "device",
+            },
+            created: when(t.created_at),
+            last_used: t.last_used_at.map_or_else(|| "never".to_owned(), when),
+        }
+    }
 }
 
 /// Where the page's pusher-js connects.
@@ -84,13 +133,16 @@ pub struct HomeQuery {
 /// memberships, the channels you may join, and a channel tester.
 pub async fn home(
     State(state): State<AppState>,
-    caller: Result<Caller, ApiError>,
+    session: Session,
     Query(query): Query<HomeQuery>,
 ) -> Response {
-    let caller = match caller {
+    // The page is the browser's: its cookie decides, never a bearer token.
+    let caller = match caller(&state, &Credential::Cookie(session)).await {
         Ok(caller) => caller,
         // The session store is down: a page that says so, not JSON.
-        Err(e) => return PageError::Session(e.message().to_owned()).into_response(),
+        Err(e) => {
+            return PageError::Session(ApiError::session(e).message().to_owned()).into_response();
+        }
     };
     let app_name = format!("Pusher app {}", state.config().pusher.app_id);
     let channel = query.channel.unwrap_or_default();
@@ -104,6 +156,10 @@ pub async fn home(
         channel: &channel,
         tested: None,
         pusher: PusherView::of(&state.config().pusher),
+        tokens: Ok(Vec::new()),
+        public_url: state.config().server.public_url.clone(),
+        ttl: format_duration(state.config().session.ttl),
+        max_age: format_duration(state.config().session.max_age),
     };
     let Caller::Person {
         identity,
@@ -161,6 +217,13 @@ pub async fn home(
             }
         }
     }
+    page.tokens = match state.tokens.list(identity.user.id).await {
+        Ok(tokens) => Ok(tokens.into_iter().map(TokenView::of).collect()),
+        Err(e) => {
+            tracing::warn!(error = %e, "tokens could not be listed");
+            Err("your tokens cannot be listed right now: the session store did not answer".into())
+        }
+    };
     page.user = Some(&user);
     render(StatusCode::OK, &page)
 }
@@ -173,6 +236,8 @@ fn subscribable(channel: &str) -> bool {
 const PUSHER_JS: &str = include_str!("../../assets/vendor/pusher-with-encryption.min.js");
 /// The home page's script.
 const HOME_JS: &str = include_str!("../../assets/home.js");
+/// The home page's tokens.
+const TOKENS_JS: &str = include_str!("../../assets/tokens.js");
 
 /// How long the session store may take to answer a readiness check.
 pub const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
@@ -205,6 +270,11 @@ pub async fn pusher_js() -> Response {
 /// `GET /assets/home.js`.
 pub async fn home_js() -> Response {
     javascript(HOME_JS)
+}
+
+/// `GET /assets/tokens.js`.
+pub async fn tokens_js() -> Response {
+    javascript(TOKENS_JS)
 }
 
 fn javascript(body: &'static str) -> Response {

@@ -16,7 +16,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
-    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, CONTENT_TYPE, ORIGIN, VARY,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, AUTHORIZATION, CONTENT_TYPE, ORIGIN, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use tower_sessions::Session;
 
 use super::error::ApiError;
-use super::extract::{Caller, caller_with, client_addr_of, current_identity};
+use super::extract::{Caller, Credential, caller_with, client_addr_of, current_identity};
 use super::limits::Key;
 use super::state::AppState;
 use crate::channel::{ChannelKind, ChannelName, InputError, MAX_USER_INFO_BYTES, SocketId};
@@ -90,15 +90,38 @@ fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
 /// Also gives the client's address, for the anonymous rate limit, and the
 /// configuration the whole request is answered by (loaded once: a reload
 /// meanwhile does not change the rules half-way through a batch).
+///
+/// A request with an `Authorization` header is answered by its bearer
+/// token alone (its cookie, if any, is ignored): it carries no ambient
+/// credential, so its origin is not checked.
 async fn accept(
     state: &AppState,
+    session: Session,
     request: Request,
-) -> Result<(HeaderMap, Bytes, IpAddr, Arc<Config>), ApiError> {
+) -> Result<Accepted, ApiError> {
     let config = state.config().clone();
     let (parts, body) = request.into_parts();
-    check_origin(state, &config, &parts.headers)?;
+    let credential = Credential::of(&parts.headers, session);
+    if !credential.is_bearer() {
+        check_origin(state, &config, &parts.headers)?;
+    }
     let addr = client_addr_of(&parts, state);
-    Ok((parts.headers, read_body(body).await?, addr, config))
+    Ok(Accepted {
+        body: read_body(body).await?,
+        headers: parts.headers,
+        credential,
+        addr,
+        config,
+    })
+}
+
+/// A request [`accept`] let through.
+struct Accepted {
+    headers: HeaderMap,
+    body: Bytes,
+    credential: Credential,
+    addr: IpAddr,
+    config: Arc<Config>,
 }
 
 /// Reads the body up to [`MAX_BODY_BYTES`].
@@ -255,22 +278,49 @@ fn is_allowed(config: &Config, origin: &str) -> bool {
 
 /// CORS for the origins in `server.allowed_origins`: pages there may call
 /// the auth endpoints with credentials (a `fetch` with `credentials:
-/// "include"`, for example in pusher-js's `customHandler`) and read the
-/// answer. Preflights from other origins are refused; same-origin requests
-/// need nothing.
+/// "include"`, for example in pusher-js's `customHandler`) or with a
+/// bearer token, and read the answer. A bearer request's answer allows no
+/// credentials: it needs none. Preflights from other origins are refused;
+/// same-origin requests need nothing.
 pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    cors_for(&state, request, next, Cookies::Allowed, "POST").await
+}
+
+/// CORS for `/auth/me` and `/auth/logout`: only bearer requests from
+/// `server.allowed_origins` may read the answer; a cookie never travels
+/// cross-origin to these.
+pub async fn bearer_cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    cors_for(&state, request, next, Cookies::Refused, "GET, POST").await
+}
+
+/// Whether a cross-origin request may carry the cookie.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cookies {
+    Allowed,
+    Refused,
+}
+
+async fn cors_for(
+    state: &AppState,
+    request: Request,
+    next: Next,
+    cookies: Cookies,
+    methods: &'static str,
+) -> Response {
     let allowed = request
         .headers()
         .get(ORIGIN)
         .filter(|o| o.to_str().is_ok_and(|o| is_allowed(&state.config(), o)))
         .cloned();
-    let mut response = if request.method() == Method::OPTIONS {
+    let bearer = request.headers().contains_key(AUTHORIZATION);
+    let preflight = request.method() == Method::OPTIONS;
+    let mut response = if preflight {
         match &allowed {
             Some(_) => (
                 StatusCode::NO_CONTENT,
                 [
-                    (ACCESS_CONTROL_ALLOW_METHODS, "POST"),
-                    (ACCESS_CONTROL_ALLOW_HEADERS, "content-type"),
+                    (ACCESS_CONTROL_ALLOW_METHODS, methods),
+                    (ACCESS_CONTROL_ALLOW_HEADERS, "authorization, content-type"),
                     (ACCESS_CONTROL_MAX_AGE, "600"),
                 ],
             )
@@ -287,11 +337,18 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
     let headers = response.headers_mut();
     headers.append(VARY, HeaderValue::from_static("origin"));
     if let Some(origin) = allowed {
-        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        headers.insert(
-            ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+        // A preflight cannot tell whether the request will carry the
+        // cookie; the answer to the request itself says.
+        let with_cookie = cookies == Cookies::Allowed && !bearer;
+        if with_cookie || bearer || preflight {
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
+        if with_cookie {
+            headers.insert(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
     }
     response
 }
@@ -302,10 +359,10 @@ pub async fn cors(State(state): State<AppState>, request: Request, next: Next) -
 async fn who(
     state: &AppState,
     config: &Config,
-    session: &Session,
+    credential: &Credential,
     addr: IpAddr,
 ) -> Result<(Arc<Membership>, Arc<Identity>), ApiError> {
-    let identity = current_identity(state, config, session)
+    let identity = current_identity(state, config, credential)
         .await
         .map_err(ApiError::session)?;
     let key = identity
@@ -321,17 +378,14 @@ async fn who(
         return Err(ApiError::too_many(wait));
     }
     let Some(identity) = identity else {
-        return Err(ApiError::logged_out());
+        return Err(credential.unauthenticated());
     };
-    match caller_with(state, session, identity)
+    match caller_with(state, credential, identity)
         .await
         .map_err(ApiError::session)?
     {
-        Caller::LoggedOut => Err(ApiError::logged_out()),
-        Caller::Revoked => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "GitHub no longer accepts this login; log in again at /auth/login",
-        )),
+        Caller::LoggedOut => Err(credential.unauthenticated()),
+        Caller::Revoked => Err(credential.revoked()),
         Caller::Person {
             membership: Ok(membership),
             identity,
@@ -518,9 +572,15 @@ pub async fn channel_auth(
     request: Request,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let (headers, body, addr, config) = accept(&state, request).await?;
+    let Accepted {
+        headers,
+        body,
+        credential,
+        addr,
+        config,
+    } = accept(&state, session, request).await?;
     let request = parse_request(&headers, &body)?;
-    let (membership, identity) = who(&state, &config, &session, addr).await?;
+    let (membership, identity) = who(&state, &config, &credential, addr).await?;
     let signing = Signing {
         state: &state,
         membership: &membership,
@@ -557,12 +617,18 @@ pub async fn user_auth(
     request: Request,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let (headers, body, addr, config) = accept(&state, request).await?;
+    let Accepted {
+        headers,
+        body,
+        credential,
+        addr,
+        config,
+    } = accept(&state, session, request).await?;
     let socket_id = match format_of(&headers)? {
         Format::Form => socket_id(only(&form_fields(&body), "socket_id")?)?,
         Format::Json => socket_id(JsonBody::parse(&body)?.socket_id.as_deref())?,
     };
-    let (membership, identity) = who(&state, &config, &session, addr).await?;
+    let (membership, identity) = who(&state, &config, &credential, addr).await?;
     // Sign-in is authorization too: a GitHub account alone is not enough.
     let person = &membership.person;
     let admitted = config

@@ -6,14 +6,14 @@ use axum::http::header::{
 };
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Router, middleware};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::error::ApiError;
 use super::state::AppState;
-use super::{auth, observe, pages, pusher, webhook};
+use super::{auth, device, observe, pages, pusher, tokens, webhook};
 use crate::session::Store;
 
 /// Every route of the gateway, with sessions, for the given store.
@@ -32,10 +32,22 @@ pub fn router(state: AppState, store: Store) -> Router {
         .route("/readyz", get(pages::readyz))
         .route("/assets/pusher.min.js", get(pages::pusher_js))
         .route("/assets/home.js", get(pages::home_js))
+        .route("/assets/tokens.js", get(pages::tokens_js))
         .route("/auth/login", get(auth::login))
         .route("/auth/callback", get(auth::callback))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/me", get(auth::me))
+        .route("/auth/device", post(device::start))
+        .route("/auth/device/token", post(device::token))
+        .route("/auth/tokens", get(tokens::list).post(tokens::create))
+        .route("/auth/tokens/{id}", delete(tokens::revoke))
+        .merge(
+            Router::new()
+                .route("/auth/logout", post(auth::logout).options(empty))
+                .route("/auth/me", get(auth::me).options(empty))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    pusher::bearer_cors,
+                )),
+        )
         .merge(
             Router::new()
                 .route("/pusher/auth", post(pusher::channel_auth).options(empty))

@@ -12,6 +12,7 @@ use super::webhook::SeenDeliveries;
 use crate::clock::Clock;
 use arc_swap::ArcSwap;
 
+use super::device::DevicePolls;
 use super::observe::RequestIds;
 use crate::config::{Config, LimitsConfig};
 use crate::crypto::Keys;
@@ -20,6 +21,7 @@ use crate::membership::Memberships;
 use crate::metrics::Metrics;
 use crate::pusher_api::PusherApi;
 use crate::revocation::{Access, Revocation, Settings};
+use crate::session::tokens::Tokens;
 use crate::session::{HeldIdentities, Store, StoreError};
 use crate::signing::Signer;
 
@@ -59,6 +61,10 @@ pub struct Shared {
     pub store: Store,
     /// Identities decoded from the store, held a moment for the next request.
     pub held: HeldIdentities,
+    /// Bearer tokens for apps without a browser, in the session store.
+    pub tokens: Tokens,
+    /// Device codes being polled (`/auth/device/token`).
+    pub device_polls: DevicePolls,
     /// The clock of TTLs, grace, back-off and `session.max_age`.
     pub clock: Clock,
     /// Seals tokens in stored sessions and the login cookie.
@@ -170,6 +176,8 @@ impl AppState {
             revocation,
             metrics,
             ids: RequestIds::default(),
+            tokens: Tokens::new(store.clone(), keys.clone()),
+            device_polls: DevicePolls::default(),
             store,
             held: HeldIdentities::new(config.cache.max_entries),
             keys,

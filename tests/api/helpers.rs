@@ -435,6 +435,132 @@ impl Browser {
     }
 }
 
+/// Tokens for apps and bots, as the home page's script manages them.
+impl Browser {
+    /// `POST /auth/tokens` with `name`, from the gateway's own page.
+    pub async fn create_token(&self, app: &TestApp, name: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(app.url("/auth/tokens"))
+            .header("origin", &app.url)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A new token named `name`, as a [`Bot`] that sends it, and its id.
+    pub async fn bot(&self, app: &TestApp, name: &str) -> (Bot, String) {
+        let (status, body) = self.create_token(app, name).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            Bot::new(body["token"].as_str().unwrap()),
+            body["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// `GET /auth/tokens`: the status and JSON body.
+    pub async fn tokens(&self, app: &TestApp) -> (StatusCode, Value) {
+        let response = self.get(&app.url("/auth/tokens")).await;
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `DELETE /auth/tokens/{id}` from the gateway's own page.
+    pub async fn revoke_token(&self, app: &TestApp, id: &str) -> StatusCode {
+        self.http
+            .delete(app.url(&format!("/auth/tokens/{id}")))
+            .header("origin", &app.url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
+
+/// An app or bot: no cookies, a bearer token in every request.
+pub struct Bot {
+    pub http: reqwest::Client,
+    pub token: String,
+}
+
+impl Bot {
+    pub fn new(token: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            token: token.to_owned(),
+        }
+    }
+
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+
+    /// `POST path` with a form, as pusher-js sends it with `headersProvider`.
+    pub async fn post_form(
+        &self,
+        app: &TestApp,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(app.url(path))
+            .header("authorization", self.bearer())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /pusher/auth` for `channel` on [`SOCKET`].
+    pub async fn auth(&self, app: &TestApp, channel: &str) -> (StatusCode, Value) {
+        self.post_form(
+            app,
+            "/pusher/auth",
+            &[("socket_id", SOCKET), ("channel_name", channel)],
+        )
+        .await
+    }
+
+    /// `POST /pusher/user-auth` on [`SOCKET`].
+    pub async fn sign_in(&self, app: &TestApp) -> (StatusCode, Value) {
+        self.post_form(app, "/pusher/user-auth", &[("socket_id", SOCKET)])
+            .await
+    }
+
+    /// `GET /auth/me`.
+    pub async fn me(&self, app: &TestApp) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(app.url("/auth/me"))
+            .header("authorization", self.bearer())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /auth/logout`: revokes the token.
+    pub async fn log_out(&self, app: &TestApp) -> StatusCode {
+        self.http
+            .post(app.url("/auth/logout"))
+            .header("authorization", self.bearer())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
+
 pub fn location(response: &reqwest::Response) -> String {
     response
         .headers()

@@ -3,6 +3,7 @@
 //! so the tests link once.
 
 mod demo;
+mod device;
 mod faults;
 mod github_client;
 mod hardening;
@@ -15,3 +16,4 @@ mod pusher_auth;
 mod pusher_standin;
 mod revocation;
 mod sessions;
+mod tokens;

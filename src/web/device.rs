@@ -1,0 +1,359 @@
+//! `POST /auth/device` and `POST /auth/device/token`: GitHub's device flow
+//! through the gateway, for apps without a browser. At the end the device
+//! gets a bearer token (`cg_...`), never GitHub's token.
+//!
+//! The device code handed out is GitHub's sealed with the gateway's key
+//! (with its expiry, its poll interval and the token's name): a device can
+//! poll only through the gateway, one forged or changed is refused without
+//! asking GitHub, and any instance sharing the key can answer its polls.
+//! Polls are paced here: one too soon (or while another for the same code
+//! is with GitHub) is told `slow_down` without a call to GitHub, and a code
+//! that produced a token is spent, in this process and at GitHub.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::error::ApiError;
+use super::extract::ClientAddr;
+use super::form;
+use super::limits::Key;
+use super::state::AppState;
+use crate::crypto::{Keys, Purpose};
+use crate::excerpt::Excerpt;
+use crate::github::{DevicePoll, GithubError};
+use crate::secret::Secret;
+use crate::session::Identity;
+use crate::session::tokens::{CreateError, Kind, check_name};
+
+/// What a device token is called unless the device names it.
+const DEFAULT_NAME: &str = "device sign-in";
+/// What RFC 8628 adds to the interval after each `slow_down`.
+const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// The longest interval a device is told to keep.
+const MAX_INTERVAL: Duration = Duration::from_secs(60);
+
+/// GitHub's device code and what goes with it, sealed into the one the
+/// device holds.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Sealed {
+    /// GitHub's device code.
+    code: String,
+    /// When it expires (Unix seconds).
+    expires_at: i64,
+    /// GitHub's poll interval, seconds.
+    interval: u64,
+    /// The token's name.
+    name: String,
+}
+
+/// What a device code the gateway handed out holds; none for anything else.
+pub(crate) fn open_device_code(keys: &Keys, presented: &str) -> Option<Sealed> {
+    let json = keys.open(Purpose::DeviceCode, presented).ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+/// The device codes being polled, by the SHA-256 of GitHub's code.
+#[derive(Clone)]
+pub struct DevicePolls(moka::sync::Cache<[u8; 32], Arc<Mutex<Poll>>>);
+
+/// Where the polls of one device code stand.
+struct Poll {
+    /// No poll is passed on to GitHub before this.
+    next_at: Instant,
+    interval: Duration,
+    /// A poll is with GitHub now.
+    in_flight: bool,
+    /// How it ended, if it has: the answer to every later poll.
+    ended: Option<&'static str>,
+}
+
+impl Default for DevicePolls {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                // GitHub's device codes live 15 minutes.
+                .time_to_live(Duration::from_secs(20 * 60))
+                .build(),
+        )
+    }
+}
+
+/// The OAuth-style refusal of the token endpoint: 400 `{"error": CODE,
+/// "error_description": ...}` (RFC 8628).
+fn refusal(code: &'static str, description: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": code, "error_description": description.into() })),
+    )
+        .into_response()
+}
+
+fn slow_down(interval: Duration) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({
+            "error": "slow_down",
+            "error_description": format!("poll at most every {} seconds", interval.as_secs()),
+            "interval": interval.as_secs(),
+        })),
+    )
+        .into_response()
+}
+
+/// `POST /auth/device`, optionally with `name` (form or JSON) for the
+/// token: 200 `{"device_code","user_code","verification_uri","expires_in","interval"}`.
+pub async fn start(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    if let Err(wait) = state.limits().login.check(Key::addr(addr)) {
+        state.quiet.info(
+            "device login refused: over limits.login_per_minute",
+            addr.to_string(),
+        );
+        return Err(ApiError::too_many(wait));
+    }
+    let body = form::read(body).await?;
+    let name = match form::field(&parts.headers, &body, "name")? {
+        Some(name) => check_name(&name)
+            .map(str::to_owned)
+            .map_err(ApiError::bad_request)?,
+        None => DEFAULT_NAME.to_owned(),
+    };
+    let config = state.config();
+    let github = &config.github;
+    let code = state
+        .github
+        .device_code(&github.web_url, &github.client_id, &github.scopes)
+        .await
+        .map_err(|e| github_failure(e, "start a device login"))?;
+    let sealed = Sealed {
+        code: code.device_code.expose().clone(),
+        expires_at: state
+            .clock
+            .unix_now()
+            .saturating_add_unsigned(code.expires_in),
+        interval: code.interval,
+        name,
+    };
+    let sealed = state.keys.seal(
+        Purpose::DeviceCode,
+        &serde_json::to_vec(&sealed).expect("a device code serializes"),
+    );
+    Ok(Json(json!({
+        "device_code": sealed,
+        "user_code": code.user_code,
+        "verification_uri": code.verification_uri,
+        "expires_in": code.expires_in,
+        "interval": code.interval,
+    }))
+    .into_response())
+}
+
+/// `POST /auth/device/token` with `device_code` (form or JSON): 200
+/// `{"access_token":"cg_...","token_type":"Bearer","expires_in":SECONDS}`
+/// once the person approved, else 400 with GitHub's `authorization_pending`,
+/// `slow_down`, `expired_token` or `access_denied` (or `invalid_grant` for
+/// a code this gateway did not issue or that was used already).
+pub async fn token(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    request: Request,
+) -> Result<Response, ApiError> {
+    if let Err(wait) = state.limits().auth.check(Key::addr(addr)) {
+        return Err(ApiError::too_many(wait));
+    }
+    let (parts, body) = request.into_parts();
+    let body = form::read(body).await?;
+    let Some(presented) = form::field(&parts.headers, &body, "device_code")? else {
+        return Ok(refusal("invalid_request", "device_code is missing"));
+    };
+    let Some(sealed) = open_device_code(&state.keys, &presented) else {
+        return Ok(refusal(
+            "invalid_grant",
+            "this device_code was not issued by this gateway",
+        ));
+    };
+    // Strictly past: within its last second GitHub has the last word.
+    if state.clock.unix_now() > sealed.expires_at {
+        return Ok(refusal(
+            "expired_token",
+            "the device code expired: start again at POST /auth/device",
+        ));
+    }
+    let key: [u8; 32] = Sha256::digest(sealed.code.as_bytes()).into();
+    let poll = state.device_polls.0.get_with(key, || {
+        Arc::new(Mutex::new(Poll {
+            next_at: Instant::now(),
+            interval: Duration::from_secs(sealed.interval),
+            in_flight: false,
+            ended: None,
+        }))
+    });
+    // Let through one poll at a time, no sooner than the interval.
+    {
+        let mut p = poll.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(code) = p.ended {
+            return Ok(ended(code));
+        }
+        let now = Instant::now();
+        if p.in_flight || now < p.next_at {
+            p.interval = (p.interval + SLOW_DOWN_STEP).min(MAX_INTERVAL);
+            p.next_at = now + p.interval;
+            return Ok(slow_down(p.interval));
+        }
+        p.in_flight = true;
+        p.next_at = now + p.interval;
+    }
+    let returned = InFlight(&poll);
+    let config = state.config().clone();
+    let answer = state
+        .github
+        .poll_device(
+            &config.github.web_url,
+            &config.github.client_id,
+            &Secret::new(sealed.code.clone()),
+        )
+        .await;
+    let finish = |end: Option<&'static str>, interval: Option<Duration>| {
+        let mut p = poll.lock().unwrap_or_else(|e| e.into_inner());
+        p.ended = end;
+        if let Some(interval) = interval {
+            p.interval = interval.min(MAX_INTERVAL);
+            p.next_at = Instant::now() + p.interval;
+        }
+    };
+    let answer = match answer {
+        Ok(DevicePoll::Token(token)) => {
+            finish(Some("invalid_grant"), None);
+            token
+        }
+        Ok(DevicePoll::Pending) => {
+            return Ok(refusal(
+                "authorization_pending",
+                "the person has not approved this device yet",
+            ));
+        }
+        Ok(DevicePoll::SlowDown(interval)) => {
+            let current = poll.lock().unwrap_or_else(|e| e.into_inner()).interval;
+            let interval = interval.map_or(current + SLOW_DOWN_STEP, Duration::from_secs);
+            finish(None, Some(interval));
+            return Ok(slow_down(interval.min(MAX_INTERVAL)));
+        }
+        Ok(DevicePoll::Expired) => {
+            finish(Some("expired_token"), None);
+            return Ok(ended("expired_token"));
+        }
+        Ok(DevicePoll::Denied) => {
+            finish(Some("access_denied"), None);
+            return Ok(ended("access_denied"));
+        }
+        Ok(DevicePoll::Refused(code)) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("GitHub refused the device login: {code}{}", hint(&code)),
+            )
+            .because(format!("device flow: GitHub answered {code}")));
+        }
+        Err(e) => return Err(github_failure(e, "finish the device login")),
+    };
+    drop(returned);
+    let (read, membership) =
+        state.memberships.login(&answer).await.map_err(|e| {
+            github_failure(e, "read who approved the device login (start it again)")
+        })?;
+    if let Err(e) = &membership {
+        tracing::warn!(login = %read.user.login, error = %e, "membership not read at device login");
+    }
+    let now = state.clock.unix_now();
+    let identity = Identity {
+        user: read.user,
+        token: state.keys.seal_token(&answer),
+        logged_in_at: now,
+    };
+    let made = state
+        .tokens
+        .create(
+            &identity,
+            &sealed.name,
+            Kind::Device,
+            now,
+            (config.session.ttl, config.session.max_age),
+        )
+        .await
+        .map_err(|e| match e {
+            CreateError::TooMany => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+            CreateError::Store(e) => ApiError::session(e.into()),
+        })?;
+    tracing::info!(
+        login = %identity.user.login,
+        id = identity.user.id,
+        token_id = %made.id,
+        name = %Excerpt::of(&made.name),
+        "logged in with the device flow"
+    );
+    Ok(Json(json!({
+        "access_token": made.token.expose(),
+        "token_type": "Bearer",
+        "expires_in": config.session.max_age.as_secs(),
+    }))
+    .into_response())
+}
+
+/// Marks a poll back from GitHub however the request ends (a client that
+/// hangs up mid-poll included).
+struct InFlight<'a>(&'a Mutex<Poll>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).in_flight = false;
+    }
+}
+
+/// The answer to a poll of a code whose flow has ended.
+fn ended(code: &'static str) -> Response {
+    let description = match code {
+        "expired_token" => "the device code expired: start again at POST /auth/device",
+        "access_denied" => "the person refused this device",
+        _ => "this device code was used already",
+    };
+    refusal(code, description)
+}
+
+/// What to do about GitHub's refusal `code`, if anything is known.
+fn hint(code: &str) -> &'static str {
+    match code {
+        "device_flow_disabled" => " (turn on Device Flow in the OAuth app's settings on GitHub)",
+        "incorrect_client_credentials" | "unauthorized_client" => {
+            " (github.client_id is not an OAuth app GitHub knows)"
+        }
+        _ => "",
+    }
+}
+
+/// A GitHub failure while trying `to`: 503 when GitHub is down or rate
+/// limited, else 502.
+fn github_failure(e: GithubError, to: &str) -> ApiError {
+    let status = match e {
+        GithubError::Unavailable(_) | GithubError::RateLimited { .. } => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    let code = match &e {
+        GithubError::Forbidden(code) => format!(": {code}{}", hint(code)),
+        _ => String::new(),
+    };
+    ApiError::new(status, format!("GitHub could not {to}{code}")).because(e)
+}
