@@ -216,6 +216,31 @@ async fn pusher_js_subscribes_through_sockudo_with_the_gateways_signatures() {
 }
 
 #[tokio::test]
+#[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO), interop/node_modules and examples/device-login/node_modules; .ci/run runs it"]
+async fn the_device_login_example_subscribes_with_a_bearer_token_and_no_cookie() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/device-login");
+    assert!(
+        example.join("node_modules").exists(),
+        "examples/device-login/node_modules is missing: run `npm ci` there (.ci/run does)"
+    );
+    let sockudo = sockudo_host();
+    let demo = demo::start("127.0.0.1:0".parse().unwrap(), &sockudo.parse().unwrap())
+        .await
+        .unwrap();
+    // The person approves on GitHub at once; the example may poll at once.
+    demo.github.set_auto_consent(Some("ada"));
+    demo.github.set_device_timing(Duration::from_secs(900), 0);
+    let mut env = demo_pusher_env(&sockudo);
+    env.extend([
+        ("GATEWAY_URL", demo.url.clone()),
+        ("LOGIN", "ada".into()),
+        ("CHANNEL_ALLOWED", "private-supersecretchat".into()),
+        ("CHANNEL_DENIED", "private-user-grace".into()),
+    ]);
+    node_async("example.mjs", vec![], env).await;
+}
+
+#[tokio::test]
 #[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO), Chromium and interop/node_modules; .ci/run runs it"]
 async fn a_real_browser_logs_in_and_its_page_subscribes() {
     let sockudo = sockudo_host();
