@@ -110,13 +110,6 @@ impl BearerToken {
         (Self::of(&secret), Secret::new(text))
     }
 
-    /// The id of this token's record in the session store.
-    pub fn record_id(&self) -> Id {
-        let mut half = [0u8; 16];
-        half.copy_from_slice(&self.digest[..16]);
-        Id(i128::from_le_bytes(half))
-    }
-
     fn digest_hex(&self) -> String {
         hex(&self.digest)
     }
@@ -261,7 +254,19 @@ impl Tokens {
     }
 
     fn index_id(&self, person: u64) -> Id {
-        let name = self.0.keys.name(format!("token-index:{person}").as_bytes());
+        self.named(format!("token-index:{person}").as_bytes())
+    }
+
+    /// The id of `token`'s record in the session store.
+    pub fn record_id(&self, token: &BearerToken) -> Id {
+        let mut what = b"token-record:".to_vec();
+        what.extend_from_slice(&token.digest);
+        self.named(&what)
+    }
+
+    /// A record id only the gateway can work out.
+    fn named(&self, what: &[u8]) -> Id {
+        let name = self.0.keys.name(what);
         let mut half = [0u8; 16];
         half.copy_from_slice(&name[..16]);
         Id(i128::from_le_bytes(half))
@@ -311,7 +316,7 @@ impl Tokens {
             let json = serde_json::to_string(&record)
                 .map_err(|e| session_store::Error::Encode(e.to_string()))?;
             let record = Record {
-                id: token.record_id(),
+                id: self.record_id(&token),
                 data: HashMap::from([(RECORD_KEY.to_owned(), Value::String(json))]),
                 expiry_date: at(now) + ttl,
             };
@@ -327,7 +332,7 @@ impl Tokens {
             name: name.to_owned(),
             kind,
             created_at: now,
-            record: token.record_id().0,
+            record: self.record_id(&token).0,
         });
         // The index outlives every token it lists.
         let until = (at(now) + max_age).max(index.as_ref().map_or(at(now), |i| i.expiry));
@@ -335,7 +340,7 @@ impl Tokens {
             .write_index(person, index.is_some(), entries, until)
             .await
         {
-            let _ = self.0.store.delete(&token.record_id()).await;
+            let _ = self.0.store.delete(&self.record_id(&token)).await;
             return Err(e.into());
         }
         Ok(Created {
@@ -354,7 +359,7 @@ impl Tokens {
         now: i64,
         ttl: Duration,
     ) -> session_store::Result<Option<Found>> {
-        let id = token.record_id();
+        let id = self.record_id(token);
         let Some(mut record) = self.0.store.load(&id).await? else {
             return Ok(None);
         };
@@ -401,7 +406,7 @@ impl Tokens {
     /// Ends `token`: out of its person's index, its record deleted. Nothing
     /// happens to a token that does not exist.
     pub async fn end(&self, token: &BearerToken) -> session_store::Result<()> {
-        let id = token.record_id();
+        let id = self.record_id(token);
         let Some(record) = self.0.store.load(&id).await? else {
             return Ok(());
         };
@@ -662,7 +667,7 @@ mod tests {
         // The record and the index: neither holds the token's text.
         assert_eq!(store.len(), 2);
         let secret = &made.token.expose()[PREFIX.len()..];
-        for id in [token.record_id(), tokens.index_id(1)] {
+        for id in [tokens.record_id(&token), tokens.index_id(1)] {
             let record = store.load(&id).await.unwrap().unwrap();
             let stored = serde_json::to_string(&record.data).unwrap();
             assert!(!stored.contains(secret), "{stored}");
@@ -708,7 +713,13 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
-        assert!(store.load(&token.record_id()).await.unwrap().is_none());
+        assert!(
+            store
+                .load(&tokens.record_id(&token))
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[tokio::test]

@@ -37,8 +37,10 @@ use crate::session::tokens::{CreateError, Kind, check_name};
 const DEFAULT_NAME: &str = "device sign-in";
 /// What RFC 8628 adds to the interval after each `slow_down`.
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
-/// The longest interval a device is told to keep.
-const MAX_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest interval kept: GitHub's device codes live 15 minutes. (A
+/// bound only against overflow: pacing below what GitHub asks for would
+/// earn a `slow_down` on every poll.)
+const MAX_INTERVAL: Duration = Duration::from_secs(900);
 
 /// GitHub's device code and what goes with it, sealed into the one the
 /// device holds.
@@ -196,7 +198,7 @@ pub async fn token(
     let poll = state.device_polls.0.get_with(key, || {
         Arc::new(Mutex::new(Poll {
             next_at: Instant::now(),
-            interval: Duration::from_secs(sealed.interval),
+            interval: Duration::from_secs(sealed.interval).min(MAX_INTERVAL),
             in_flight: false,
             ended: None,
         }))

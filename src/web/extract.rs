@@ -152,7 +152,8 @@ pub async fn caller(
 /// loaded from the store (which also finds a session that expired or was
 /// logged out elsewhere) and held for the next request. `config` is the
 /// one the request is answered by. A bearer token is a session of its own,
-/// held and renewed the same way (its "last used" time more often).
+/// held and renewed the same way (its "last used" time more often), in a
+/// map of its own: a cookie can never name a held token.
 pub async fn current_identity(
     state: &AppState,
     config: &Config,
@@ -184,8 +185,8 @@ pub async fn current_identity(
             }
         }
         Credential::Bearer(token) => {
-            let id = token.record_id();
-            match state.held.get(&id, now, renew_every_bearer(ttl)) {
+            let id = state.tokens.record_id(token);
+            match state.held_tokens.get(&id, now, renew_every_bearer(ttl)) {
                 Some(identity) => identity,
                 None => {
                     let found = state
@@ -197,7 +198,9 @@ pub async fn current_identity(
                         return Ok(None);
                     };
                     if !past_max_age(config, &found.identity, now) {
-                        state.held.hold(id, found.identity.clone(), found.renewed);
+                        state
+                            .held_tokens
+                            .hold(id, found.identity.clone(), found.renewed);
                     }
                     found.identity
                 }
@@ -240,7 +243,7 @@ pub async fn end(
             session.flush().await
         }
         Credential::Bearer(token) => {
-            state.held.forget(&token.record_id());
+            state.held_tokens.forget(&state.tokens.record_id(token));
             state
                 .tokens
                 .end(token)

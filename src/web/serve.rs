@@ -59,6 +59,7 @@ async fn build(config: Config, clock: Clock) -> Result<(Router, AppState), Start
             limits.auth.sweep();
             sweep.quiet.flush();
             sweep.held.prune();
+            sweep.held_tokens.prune();
             super::error::flush_outages();
         }
     });

@@ -59,8 +59,12 @@ pub struct Shared {
     pub ids: RequestIds,
     /// The session store, for readiness checks.
     pub store: Store,
-    /// Identities decoded from the store, held a moment for the next request.
+    /// Identities of cookie sessions decoded from the store, held a moment
+    /// for the next request.
     pub held: HeldIdentities,
+    /// The same for bearer tokens, apart: a cookie's session id is the
+    /// client's to choose, and must never find a token's identity.
+    pub held_tokens: HeldIdentities,
     /// Bearer tokens for apps without a browser, in the session store.
     pub tokens: Tokens,
     /// Device codes being polled (`/auth/device/token`).
@@ -180,6 +184,7 @@ impl AppState {
             device_polls: DevicePolls::default(),
             store,
             held: HeldIdentities::new(config.cache.max_entries),
+            held_tokens: HeldIdentities::new(config.cache.max_entries),
             keys,
             clock,
             spent_states: SpentStates::default(),

@@ -75,6 +75,10 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     same_origin_cookie(&state, &headers, false)?;
     let identity = person(&state, session).await?;
+    // A list reads every token's record: counted like an authorization.
+    if let Err(wait) = state.limits().auth.check(Key::Person(identity.user.id)) {
+        return Err(ApiError::too_many(wait));
+    }
     let tokens = state
         .tokens
         .list(identity.user.id)
@@ -102,7 +106,7 @@ pub async fn revoke(
         .map_err(|e| ApiError::session(e.into()))?;
     match revoked {
         Some(record) => {
-            state.held.forget(&record);
+            state.held_tokens.forget(&record);
             tracing::info!(login = %identity.user.login, token_id = %Excerpt::of(&id), "token revoked");
             Ok(StatusCode::NO_CONTENT.into_response())
         }

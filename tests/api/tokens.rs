@@ -560,3 +560,82 @@ async fn no_token_appears_in_any_log_line() {
         );
     }
 }
+
+/// The ids a token's record could have in the store: the digest's first
+/// half (what its holder can compute) and the id keyed with the tests'
+/// session key (what the gateway uses, which only the keeper of that key
+/// can compute).
+fn record_ids(token: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&token[3..])
+        .unwrap();
+    let digest: [u8; 32] = sha2::Sha256::digest(&secret).into();
+    let keys = channelgate::crypto::Keys::new(Some(&channelgate::secret::Secret::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(crate::helpers::SESSION_KEY_BASE64)
+            .unwrap(),
+    )));
+    let mut named = b"token-record:".to_vec();
+    named.extend_from_slice(&digest);
+    [digest, keys.name(&named)]
+        .iter()
+        .map(|d| {
+            let half: [u8; 16] = d[..16].try_into().unwrap();
+            tower_sessions::session::Id(i128::from_le_bytes(half)).to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cookie_naming_a_tokens_record_is_nobody() {
+    let app = TestApp::new().spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let (bot, _) = ada.bot(&app, "bot").await;
+    // Just used: its identity is held by the gateway for a moment.
+    assert_eq!(bot.me(&app).await.0, StatusCode::OK);
+    let http = reqwest::Client::new();
+    for id in record_ids(&bot.token) {
+        let cookie = format!("channelgate={id}");
+        let me = http
+            .get(app.url("/auth/me"))
+            .header("cookie", &cookie)
+            .send();
+        assert_eq!(
+            me.await.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "{cookie}"
+        );
+        let list = http
+            .get(app.url("/auth/tokens"))
+            .header("cookie", &cookie)
+            .send();
+        assert_eq!(
+            list.await.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "{cookie}"
+        );
+        let made = http
+            .post(app.url("/auth/tokens"))
+            .header("cookie", &cookie)
+            .header("origin", &app.url)
+            .json(&serde_json::json!({ "name": "minted from a token" }))
+            .send();
+        assert_eq!(
+            made.await.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "{cookie}"
+        );
+    }
+    // Nor may the holder end the token's record with a cookie logout (only
+    // the keeper of the gateway's key could name it, as above).
+    let cookie = format!("channelgate={}", record_ids(&bot.token)[0]);
+    let logout = http.post(app.url("/auth/logout")).header("cookie", &cookie);
+    logout.send().await.unwrap();
+    assert_eq!(bot.me(&app).await.0, StatusCode::OK);
+    assert_eq!(
+        ada.tokens(&app).await.1["tokens"].as_array().unwrap().len(),
+        1
+    );
+}
