@@ -28,6 +28,13 @@
     return body.error || "HTTP " + r.status;
   };
   document.querySelectorAll("[data-revoke]").forEach((b) => b.addEventListener("click", () => revoke(b)));
+  document.getElementById("token-copy").addEventListener("click", () => {
+    const token = document.getElementById("token-value").textContent;
+    navigator.clipboard
+      .writeText(token)
+      .then(() => status("Copied."))
+      .catch(() => status("This browser would not copy it: select the token and copy it by hand."));
+  });
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -48,7 +48,7 @@ fn quick() -> bool {
 }
 
 /// `BENCH_ONLY=warm,memory` runs only those phases (warm, metrics, cold,
-/// steady, memory, revocation, faults; `long` for the faults' long run
+/// steady, memory, revocation, faults, hostile; `long` for the faults' long run
 /// alone, `BENCH_LONG_MINUTES` long), for profiling; RESULTS.md is written only by a full run.
 fn enabled(phase: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|p| p == phase))
@@ -1045,6 +1045,11 @@ async fn orchestrate() {
         revocation_phase(&mut report, &dir, &github).await;
     }
 
+    // 8: hostile bytes, ten times longer than in `cargo test`.
+    if enabled("hostile") {
+        hostile_phase(&mut report);
+    }
+
     let header = format!(
         "# Benchmark results\n\nProduced by `cargo bench --bench gateway` on a machine with {cores} cores, in {:.0} s.\n\
          Load generator, GitHub stand-in and gateway (`channelgate serve`, release build) are three processes on loopback sharing those cores.\n",
@@ -1057,6 +1062,41 @@ async fn orchestrate() {
         println!("written to {}", path.display());
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The property tests that feed hostile bytes to every parser a stranger
+/// can reach (`src/hostile.rs`), with many more cases than `cargo test`
+/// gives them.
+fn hostile_phase(report: &mut Report) {
+    let cases: u32 = if quick() { 2_000 } else { 100_000 };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let started = Instant::now();
+    let output = Command::new(cargo)
+        .args(["test", "--lib", "hostile::"])
+        .env("PROPTEST_CASES", cases.to_string())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo test runs");
+    let seconds = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let count = |outcome: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("test hostile::") && l.ends_with(outcome))
+            .count()
+    };
+    let (passed, failed) = (count("... ok"), count("... FAILED"));
+    assert!(
+        output.status.success() && passed > 0,
+        "the hostile-bytes tests failed:\n{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    report.line(format!(
+        "\n### Hostile bytes (`PROPTEST_CASES={cases} cargo test --lib hostile::`)\n\n\
+         | parsers | cases each | passed | failed | seconds (debug build, with its compile if any) |\n\
+         | ---: | ---: | ---: | ---: | ---: |\n\
+         | {} | {cases} | {passed} | {failed} | {seconds:.0} |",
+        passed + failed
+    ));
 }
 
 /// Sends one POST per person with `make`'s body, 64 at a time.

@@ -1,7 +1,8 @@
 // A real browser: headless Chromium opens the gateway's home page, logs in
 // through the GitHub stand-in's consent page, and the page's own pusher-js
 // subscribes through a Pusher-protocol server (sockudo) with the session
-// cookie, as it would in production (same-origin XHR to /pusher/auth).
+// cookie, as it would in production (same-origin XHR to /pusher/auth). It
+// also makes, uses and revokes a token for apps on the home page.
 //
 // Usage: node browser.mjs [--screenshot FILE]
 // Env: DEMO_URL (a running `channelgate demo` whose pusher host is up),
@@ -48,6 +49,27 @@ try {
   const heading = await page.locator("h1").first().textContent();
   if (!heading.includes("Ada Lovelace")) fail(`logged in page shows ${heading}`);
   console.log("browser: logged in as ada through the consent page");
+
+  // A token for an app: made on the page, shown once with a snippet that
+  // sends it, working from outside the browser, listed after a reload
+  // (never shown again), and revoked from the list.
+  await page.locator("#token-name").fill("phone app");
+  await page.getByRole("button", { name: "Create a token" }).click();
+  await page.locator("#token-new:not([hidden])").waitFor();
+  const token = (await page.locator("#token-value").textContent()).trim();
+  if (!/^cg_[A-Za-z0-9_-]{43}$/.test(token)) fail(`the page shows ${token} as the new token`);
+  const snippet = await page.locator("#token-snippet").textContent();
+  if (!snippet.includes(`Bearer ${token}`) || !snippet.includes("/pusher/auth")) fail(`snippet: ${snippet}`);
+  const asApp = () => fetch(`${url}/auth/me`, { headers: { Authorization: `Bearer ${token}` } });
+  if ((await asApp()).status !== 200) fail("the new token does not work");
+  await page.reload();
+  const row = page.getByRole("row").filter({ hasText: "phone app" });
+  await row.waitFor();
+  if ((await page.content()).includes(token)) fail("the page shows the token again after a reload");
+  await row.getByRole("button", { name: "Revoke phone app" }).click();
+  await row.waitFor({ state: "detached" });
+  if ((await asApp()).status !== 401) fail("a revoked token still works");
+  console.log("browser: a token made on the page works, is listed but never shown again, and is revoked from the list");
 
   // Every request the page makes to /pusher/auth, as the browser saw it.
   let authRequests = 0;
