@@ -502,6 +502,37 @@ impl GithubClient {
         })
     }
 
+    /// Revokes `token` at GitHub, as the OAuth app `client_id` (with its
+    /// secret): `DELETE /applications/{client_id}/token`. For a token the
+    /// gateway was given but cannot use.
+    pub async fn revoke_token(
+        &self,
+        client_id: &str,
+        client_secret: &Secret<String>,
+        token: &Secret<String>,
+    ) -> Result<(), GithubError> {
+        let mut url = url::Url::parse(&self.api_url)
+            .map_err(|e| GithubError::Malformed(format!("api_url: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|()| GithubError::Malformed("api_url cannot take a path".into()))?
+            .extend(["applications", client_id, "token"]);
+        let response = self
+            .http
+            .delete(url)
+            .basic_auth(client_id, Some(client_secret.expose()))
+            .json(&serde_json::json!({ "access_token": token.expose() }))
+            .send()
+            .await;
+        let status = response.as_ref().ok().map(|r| r.status().as_u16());
+        self.count("revoke_token", status);
+        match response.map_err(unavailable)?.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Err(GithubError::NotFound("the token".into())),
+            s if s.is_server_error() => Err(GithubError::Unavailable(format!("HTTP {s}"))),
+            s => Err(GithubError::Malformed(format!("unexpected HTTP {s}"))),
+        }
+    }
+
     /// POSTs `form` to `{web_url}{path}` asking for JSON; the body of a 2xx.
     async fn post_form(
         &self,

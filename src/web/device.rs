@@ -271,10 +271,16 @@ pub async fn token(
         Err(e) => return Err(github_failure(e, "finish the device login")),
     };
     drop(returned);
-    let (read, membership) =
-        state.memberships.login(&answer).await.map_err(|e| {
-            github_failure(e, "read who approved the device login (start it again)")
-        })?;
+    let (read, membership) = match state.memberships.login(&answer).await {
+        Ok(read) => read,
+        Err(e) => {
+            give_back(&state, &config, &answer).await;
+            return Err(github_failure(
+                e,
+                "read who approved the device login (start it again)",
+            ));
+        }
+    };
     if let Err(e) = &membership {
         tracing::warn!(login = %read.user.login, error = %e, "membership not read at device login");
     }
@@ -284,7 +290,7 @@ pub async fn token(
         token: state.keys.seal_token(&answer),
         logged_in_at: now,
     };
-    let made = state
+    let made = match state
         .tokens
         .create(
             &identity,
@@ -294,10 +300,16 @@ pub async fn token(
             (config.session.ttl, config.session.max_age),
         )
         .await
-        .map_err(|e| match e {
-            CreateError::TooMany => ApiError::new(StatusCode::CONFLICT, e.to_string()),
-            CreateError::Store(e) => ApiError::session(e.into()),
-        })?;
+    {
+        Ok(made) => made,
+        Err(e) => {
+            give_back(&state, &config, &answer).await;
+            return Err(match e {
+                CreateError::TooMany => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+                CreateError::Store(e) => ApiError::session(e.into()),
+            });
+        }
+    };
     tracing::info!(
         login = %identity.user.login,
         id = identity.user.id,
@@ -311,6 +323,23 @@ pub async fn token(
         "expires_in": config.session.max_age.as_secs(),
     }))
     .into_response())
+}
+
+/// Revokes at GitHub the token of a device login that could not finish:
+/// nothing holds it, and GitHub keeps only ten per person and app.
+async fn give_back(state: &AppState, config: &crate::config::Config, token: &Secret<String>) {
+    let github = &config.github;
+    match state
+        .github
+        .revoke_token(&github.client_id, &github.client_secret, token)
+        .await
+    {
+        Ok(()) => tracing::info!("the GitHub token of an unfinished device login was revoked"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "the GitHub token of an unfinished device login could not be revoked"
+        ),
+    }
 }
 
 /// Marks a poll back from GitHub however the request ends (a client that

@@ -269,3 +269,26 @@ async fn the_stand_in_page_lets_a_person_approve_a_device() {
     let device = Bot::new(body["access_token"].as_str().unwrap());
     assert_eq!(device.me(&app).await.1["login"], "bo");
 }
+
+#[tokio::test]
+async fn a_device_login_that_cannot_finish_gives_githubs_token_back() {
+    let app = TestApp::new().spawn().await;
+    let started = start(&app).await;
+    assert!(
+        app.github
+            .approve_device(started["user_code"].as_str().unwrap(), "ada")
+    );
+    // GitHub issues the token, then its API answers garbage: the gateway
+    // cannot learn who approved, so it makes no token of its own.
+    app.github.set_malformed(true);
+    let (status, body) = poll(&app, &started["device_code"]).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(body.get("access_token").is_none());
+    app.github.set_malformed(false);
+    assert_eq!(app.github.calls(Endpoint::RevokeToken), 1);
+    // The token GitHub issued no longer works there.
+    assert!(
+        app.github.issued_token_values().is_empty(),
+        "revoked at GitHub"
+    );
+}

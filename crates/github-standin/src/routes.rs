@@ -17,6 +17,10 @@ pub(crate) fn routes() -> Router<GithubStandIn> {
         .route("/api/v3/user", get(api_user))
         .route("/api/v3/user/memberships/orgs", get(api_orgs))
         .route("/api/v3/user/teams", get(api_teams))
+        .route(
+            "/api/v3/applications/{client_id}/token",
+            axum::routing::delete(api_revoke_token),
+        )
         .route("/api/v3", any(api_not_found))
         .route("/api/v3/", any(api_not_found))
         .route("/api/v3/{*rest}", any(api_not_found))
@@ -136,6 +140,37 @@ pub(crate) async fn api_teams(
 ) -> Response {
     s.api(Some(Endpoint::Teams), Api::Teams, &headers, uri.query())
         .await
+}
+
+/// `DELETE /applications/{client_id}/token` with `{"access_token": ...}`:
+/// the OAuth app (HTTP Basic with its id and secret) revokes one of its
+/// tokens; 204, or 404 for a token it does not know.
+pub(crate) async fn api_revoke_token(
+    State(s): State<GithubStandIn>,
+    axum::extract::Path(client_id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    s.arrive(Some(Endpoint::RevokeToken)).await;
+    let app = basic_credentials(&headers);
+    if client_id != s.inner.client_id
+        || app != Some((s.inner.client_id.clone(), s.inner.client_secret.clone()))
+    {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"message": "Not Found", "documentation_url": REST_DOCS}),
+        );
+    }
+    let token = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("access_token")?.as_str().map(str::to_owned));
+    match token.and_then(|t| s.lock().tokens.remove(&t)) {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"message": "Not Found", "documentation_url": REST_DOCS}),
+        ),
+    }
 }
 
 pub(crate) async fn api_not_found(

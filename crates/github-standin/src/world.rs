@@ -265,6 +265,8 @@ pub enum Endpoint {
     AccessToken,
     /// `POST /login/device/code`.
     DeviceCode,
+    /// `DELETE /api/v3/applications/{client_id}/token`.
+    RevokeToken,
     /// `GET /api/v3/user`.
     User,
     /// `GET /api/v3/user/memberships/orgs`.
