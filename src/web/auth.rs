@@ -33,7 +33,7 @@ use tower_sessions::cookie::{Cookie, SameSite};
 use url::Url;
 
 use super::error::{ApiError, PageError};
-use super::extract::{Caller, ClientAddr, Credential, caller, current_identity, end};
+use super::extract::{ClientAddr, Credential, caller, current_identity, end};
 use super::limits::Key;
 use super::state::{AppState, LOGIN_TIMEOUT};
 use crate::crypto::{Purpose, constant_time_eq};
@@ -389,17 +389,10 @@ pub async fn me(
     State(state): State<AppState>,
     credential: Credential,
 ) -> Result<Json<Me>, ApiError> {
-    let caller = caller(&state, &credential)
+    let (identity, membership) = caller(&state, &credential)
         .await
-        .map_err(ApiError::session)?;
-    let (identity, membership) = match caller {
-        Caller::Person {
-            identity,
-            membership,
-        } => (identity, membership),
-        Caller::LoggedOut => return Err(credential.unauthenticated()),
-        Caller::Revoked => return Err(credential.revoked()),
-    };
+        .map_err(ApiError::session)?
+        .person(&credential)?;
     let (user, orgs, teams, membership_error) = match membership {
         Ok(m) => (
             m.user().clone(),

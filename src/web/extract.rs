@@ -105,6 +105,24 @@ impl Credential {
     }
 }
 
+impl Caller {
+    /// The person, or the 401 that `credential` earns: not logged in (or
+    /// an unknown token), or GitHub no longer accepts their login.
+    pub fn person(
+        self,
+        credential: &Credential,
+    ) -> Result<(Arc<Identity>, MembershipNow), ApiError> {
+        match self {
+            Self::Person {
+                identity,
+                membership,
+            } => Ok((identity, membership)),
+            Self::LoggedOut => Err(credential.unauthenticated()),
+            Self::Revoked => Err(credential.revoked()),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Credential {
     type Rejection = ApiError;
 
@@ -115,6 +133,9 @@ impl FromRequestParts<AppState> for Credential {
         Ok(Self::of(&parts.headers, session))
     }
 }
+
+/// A person's current membership, or why it cannot be known now.
+pub type MembershipNow = Result<Arc<Membership>, String>;
 
 /// Who is calling, as every logged-in route needs to know it.
 pub enum Caller {
@@ -127,7 +148,7 @@ pub enum Caller {
         /// Who they are.
         identity: Arc<Identity>,
         /// Their current membership, or why it cannot be known now.
-        membership: Result<Arc<Membership>, String>,
+        membership: MembershipNow,
     },
 }
 
@@ -161,49 +182,41 @@ pub async fn current_identity(
 ) -> Result<Option<Arc<Identity>>, tower_sessions::session::Error> {
     let now = state.clock.unix_now();
     let ttl = config.session.ttl;
-    let identity = match credential {
+    // Where the identity came from, and so what a live one still needs.
+    enum Found {
+        Held,
+        /// A cookie session's store record: its expiry is pushed back.
+        Stored,
+        /// A token's record (already renewed), by record id.
+        Token(tower_sessions::session::Id, i64),
+    }
+    let (identity, found) = match credential {
         Credential::Refused(_) => return Ok(None),
         Credential::Cookie(session) => {
-            let held = session
+            match session
                 .id()
-                .and_then(|id| state.held.get(&id, now, renew_every(ttl)));
-            match held {
-                Some(identity) => identity,
-                None => {
-                    let Some(identity) = Identity::load(session).await? else {
-                        return Ok(None);
-                    };
-                    let identity = Arc::new(identity);
-                    if !past_max_age(config, &identity, now) {
-                        let renewed = keep_alive(session, ttl, now).await?;
-                        if let Some(id) = session.id() {
-                            state.held.hold(id, identity.clone(), renewed);
-                        }
-                    }
-                    identity
-                }
+                .and_then(|id| state.held.get(&id, now, renew_every(ttl)))
+            {
+                Some(identity) => (identity, Found::Held),
+                None => match Identity::load(session).await? {
+                    Some(identity) => (Arc::new(identity), Found::Stored),
+                    None => return Ok(None),
+                },
             }
         }
         Credential::Bearer(token) => {
             let id = state.tokens.record_id(token);
             match state.held_tokens.get(&id, now, renew_every_bearer(ttl)) {
-                Some(identity) => identity,
-                None => {
-                    let found = state
-                        .tokens
-                        .authenticate(token, now, ttl)
-                        .await
-                        .map_err(tower_sessions::session::Error::Store)?;
-                    let Some(found) = found else {
-                        return Ok(None);
-                    };
-                    if !past_max_age(config, &found.identity, now) {
-                        state
-                            .held_tokens
-                            .hold(id, found.identity.clone(), found.renewed);
-                    }
-                    found.identity
-                }
+                Some(identity) => (identity, Found::Held),
+                None => match state
+                    .tokens
+                    .authenticate(token, now, ttl)
+                    .await
+                    .map_err(tower_sessions::session::Error::Store)?
+                {
+                    Some(t) => (t.identity, Found::Token(id, t.renewed)),
+                    None => return Ok(None),
+                },
             }
         }
     };
@@ -211,6 +224,16 @@ pub async fn current_identity(
         tracing::info!(login = %identity.user.login, "session reached session.max_age; ending it");
         end(state, credential).await?;
         return Ok(None);
+    }
+    match (found, credential) {
+        (Found::Stored, Credential::Cookie(session)) => {
+            let renewed = keep_alive(session, ttl, now).await?;
+            if let Some(id) = session.id() {
+                state.held.hold(id, identity.clone(), renewed);
+            }
+        }
+        (Found::Token(id, renewed), _) => state.held_tokens.hold(id, identity.clone(), renewed),
+        _ => {}
     }
     Ok(Some(identity))
 }

@@ -1,11 +1,61 @@
-//! Small request bodies of the gateway's own routes (token names, device
-//! codes): one named string field, in a form or a JSON object.
+//! Request bodies as the gateway reads them: a form or JSON, told apart
+//! by `Content-Type`; a form's fields decoded once, each named one taken
+//! only when it appears at most once. The Pusher endpoints parse their own
+//! fields with these; the small bodies of the gateway's own routes (token
+//! names, device codes) are one string field.
+
+use std::borrow::Cow;
 
 use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 
 use super::error::ApiError;
+
+/// The body's format.
+pub enum Format {
+    /// `application/x-www-form-urlencoded` (what pusher-js sends).
+    Form,
+    /// `application/json`.
+    Json,
+}
+
+/// The format `Content-Type` names (parameters such as `charset` aside),
+/// if it is one of the two.
+pub fn format_of(headers: &HeaderMap) -> Option<Format> {
+    let content_type = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Some(Format::Form)
+    } else if essence.eq_ignore_ascii_case("application/json") {
+        Some(Format::Json)
+    } else {
+        None
+    }
+}
+
+/// A decoded form: borrowed from the body unless a value had escapes.
+pub type Fields<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// The fields of a form body.
+pub fn form_fields(body: &[u8]) -> Fields<'_> {
+    url::form_urlencoded::parse(body).collect()
+}
+
+/// The single value of `name` in a form, refusing repeated fields.
+pub fn only<'a>(fields: &'a Fields<'_>, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = fields
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_ref());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "{name} appears more than once"
+        )));
+    }
+    Ok(first)
+}
 
 /// Largest body these routes read.
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
@@ -23,15 +73,8 @@ pub fn field(headers: &HeaderMap, body: &[u8], name: &str) -> Result<Option<Stri
     if body.is_empty() {
         return Ok(None);
     }
-    let essence = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
-        "application/json" => {
+    match format_of(headers) {
+        Some(Format::Json) => {
             let value: serde_json::Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("the JSON body cannot be read: {e}")))?;
             if !value.is_object() {
@@ -43,17 +86,8 @@ pub fn field(headers: &HeaderMap, body: &[u8], name: &str) -> Result<Option<Stri
                 Some(_) => Err(ApiError::bad_request(format!("{name} must be a string"))),
             }
         }
-        "application/x-www-form-urlencoded" => {
-            let mut values = url::form_urlencoded::parse(body).filter(|(k, _)| k == name);
-            let first = values.next().map(|(_, v)| v.into_owned());
-            if values.next().is_some() {
-                return Err(ApiError::bad_request(format!(
-                    "{name} appears more than once"
-                )));
-            }
-            Ok(first)
-        }
-        _ => Err(ApiError::bad_request(format!(
+        Some(Format::Form) => Ok(only(&form_fields(body), name)?.map(str::to_owned)),
+        None => Err(ApiError::bad_request(format!(
             "send {name} as application/x-www-form-urlencoded or application/json"
         ))),
     }

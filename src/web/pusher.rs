@@ -5,7 +5,6 @@
 //! person's current membership (401 if GitHub revoked the token, 503 if it
 //! cannot be known), then the rules (403), and only then a signature.
 
-use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,7 +25,8 @@ use serde_json::{Map, Value, json};
 use tower_sessions::Session;
 
 use super::error::ApiError;
-use super::extract::{Caller, Credential, caller_with, client_addr_of, current_identity};
+use super::extract::{Credential, caller_with, client_addr_of, current_identity};
+use super::form::{self, Format, form_fields, only};
 use super::limits::Key;
 use super::state::AppState;
 use crate::channel::{ChannelKind, ChannelName, InputError, MAX_USER_INFO_BYTES, SocketId};
@@ -62,27 +62,18 @@ pub(crate) enum Channels {
     Batch(Vec<String>),
 }
 
-/// The body's format, from `Content-Type`.
-enum Format {
-    Form,
-    Json,
-}
-
+/// The body's format, from `Content-Type`: a form (what pusher-js sends)
+/// or JSON, and nothing else.
 fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        Ok(Format::Form)
-    } else if essence.eq_ignore_ascii_case("application/json") {
-        Ok(Format::Json)
-    } else {
-        Err(ApiError::bad_request(format!(
+    form::format_of(headers).ok_or_else(|| {
+        let content_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        ApiError::bad_request(format!(
             "content-type {content_type:?} is not accepted; send application/x-www-form-urlencoded (as pusher-js does) or application/json"
-        )))
-    }
+        ))
+    })
 }
 
 /// What both endpoints check first: the origin, then the body's size. The
@@ -131,28 +122,6 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
         .map_err(|_| {
             ApiError::bad_request(format!("the request body is over {MAX_BODY_BYTES} bytes"))
         })
-}
-
-/// A decoded form: borrowed from the body unless a value had escapes.
-type Fields<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
-
-fn form_fields(body: &[u8]) -> Fields<'_> {
-    url::form_urlencoded::parse(body).collect()
-}
-
-/// The single value of `name` in a form, refusing absent and repeated fields.
-fn only<'a>(fields: &'a Fields<'_>, name: &str) -> Result<Option<&'a str>, ApiError> {
-    let mut values = fields
-        .iter()
-        .filter(|(k, _)| k == name)
-        .map(|(_, v)| v.as_ref());
-    let first = values.next();
-    if values.next().is_some() {
-        return Err(ApiError::bad_request(format!(
-            "{name} appears more than once"
-        )));
-    }
-    Ok(first)
 }
 
 fn parse_form(body: &[u8]) -> Result<AuthRequest, ApiError> {
@@ -380,20 +349,13 @@ async fn who(
     let Some(identity) = identity else {
         return Err(credential.unauthenticated());
     };
-    match caller_with(state, credential, identity)
+    let (identity, membership) = caller_with(state, credential, identity)
         .await
         .map_err(ApiError::session)?
-    {
-        Caller::LoggedOut => Err(credential.unauthenticated()),
-        Caller::Revoked => Err(credential.revoked()),
-        Caller::Person {
-            membership: Ok(membership),
-            identity,
-        } => Ok((membership, identity)),
-        Caller::Person {
-            identity,
-            membership: Err(why),
-        } => Err(ApiError::new(
+        .person(credential)?;
+    match membership {
+        Ok(membership) => Ok((membership, identity)),
+        Err(why) => Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "GitHub membership cannot be checked right now; try again shortly",
         )
