@@ -145,6 +145,16 @@ pub enum Kind {
     Device,
 }
 
+impl Kind {
+    /// `app` or `device`, as the token list shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::Device => "device",
+        }
+    }
+}
+
 /// A token's record: whose it is, and the digest it must match.
 #[derive(Serialize, Deserialize)]
 struct TokenRecord {
@@ -171,7 +181,7 @@ struct Entry {
 }
 
 /// A token as its person sees it listed: never the token itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listed {
     /// Public id.
     pub id: String,
@@ -454,7 +464,7 @@ impl Tokens {
             futures_util::future::join_all(index.entries.iter().map(|e| self.load(Id(e.record))))
                 .await;
         let mut listed = Vec::with_capacity(index.entries.len());
-        let mut gone = false;
+        let mut gone = Vec::new();
         for (entry, record) in index.entries.iter().zip(records) {
             match record? {
                 Some(record) => listed.push(Listed {
@@ -464,14 +474,17 @@ impl Tokens {
                     created_at: entry.created_at,
                     last_used_at: record.data.get(RENEWED_KEY).and_then(Value::as_i64),
                 }),
-                None => gone = true,
+                None => gone.push(entry.record),
             }
         }
-        if gone {
+        if !gone.is_empty() {
+            // Read again under the lock: a token made meanwhile stays.
             let _guard = self.lock(person).await;
             if let Some(index) = self.index(person).await? {
-                let live = self.live(index.entries).await?;
-                self.write_index(person, true, live, index.expiry).await?;
+                let mut entries = index.entries;
+                entries.retain(|e| !gone.contains(&e.record));
+                self.write_index(person, true, entries, index.expiry)
+                    .await?;
             }
         }
         Ok(listed)
@@ -606,6 +619,24 @@ mod tests {
         OffsetDateTime::now_utc().unix_timestamp()
     }
 
+    /// A fresh token of person 1, and it as presented.
+    async fn made(tokens: &Tokens, name: &str) -> (Created, BearerToken) {
+        let made = tokens
+            .create(&identity(1), name, Kind::App, now(), (DAY, 30 * DAY))
+            .await
+            .unwrap();
+        let token = BearerToken::parse(made.token.expose()).unwrap();
+        (made, token)
+    }
+
+    async fn works(tokens: &Tokens, token: &BearerToken) -> bool {
+        tokens
+            .authenticate(token, now(), DAY)
+            .await
+            .unwrap()
+            .is_some()
+    }
+
     #[test]
     fn a_header_holds_a_token_only_in_the_bearer_scheme() {
         let (_, text) = BearerToken::generate();
@@ -656,12 +687,7 @@ mod tests {
     #[tokio::test]
     async fn a_token_authenticates_until_revoked_and_the_store_holds_no_token() {
         let (tokens, store) = tokens();
-        let ada = identity(1);
-        let made = tokens
-            .create(&ada, "ci", Kind::App, now(), (DAY, 30 * DAY))
-            .await
-            .unwrap();
-        let token = BearerToken::parse(made.token.expose()).unwrap();
+        let (made, token) = made(&tokens, "ci").await;
         let found = tokens.authenticate(&token, now(), DAY).await.unwrap();
         assert_eq!(found.unwrap().identity.user.login, "person1");
         // The record and the index: neither holds the token's text.
@@ -683,36 +709,34 @@ mod tests {
             "not theirs"
         );
         assert!(tokens.revoke(1, &made.id).await.unwrap().is_some());
-        assert!(
-            tokens
-                .authenticate(&token, now(), DAY)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(!works(&tokens, &token).await);
         assert!(tokens.list(1).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_list_drops_tokens_that_expired_and_keeps_the_rest() {
+        let (tokens, store) = tokens();
+        let (_, gone) = made(&tokens, "gone").await;
+        let (_, kept) = made(&tokens, "kept").await;
+        // As if it expired: the store no longer has it.
+        store.delete(&tokens.record_id(&gone)).await.unwrap();
+        let names = |listed: Vec<Listed>| listed.into_iter().map(|t| t.name).collect::<Vec<_>>();
+        assert_eq!(names(tokens.list(1).await.unwrap()), ["kept"]);
+        let index = tokens.index(1).await.unwrap().unwrap();
+        assert_eq!(index.entries.len(), 1, "the index forgot it too");
+        assert!(works(&tokens, &kept).await);
     }
 
     #[tokio::test]
     async fn a_token_its_index_does_not_list_fails_and_is_deleted() {
         let (tokens, store) = tokens();
-        let made = tokens
-            .create(&identity(1), "ci", Kind::App, now(), (DAY, 30 * DAY))
-            .await
-            .unwrap();
-        let token = BearerToken::parse(made.token.expose()).unwrap();
+        let (_, token) = made(&tokens, "ci").await;
         // As if another instance wrote the index without this entry.
         tokens
             .write_index(1, true, Vec::new(), at(now()) + DAY)
             .await
             .unwrap();
-        assert!(
-            tokens
-                .authenticate(&token, now(), DAY)
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(!works(&tokens, &token).await);
         assert!(
             store
                 .load(&tokens.record_id(&token))

@@ -12,6 +12,7 @@ use super::error::{ApiError, PageError};
 use super::extract::{Caller, Credential, caller};
 use super::html::render;
 use super::state::AppState;
+use super::tokens::rfc3339;
 use crate::channel::{ChannelKind, ChannelName};
 use crate::config::format_duration;
 use crate::github::GithubUser;
@@ -49,30 +50,12 @@ struct TokenView {
 
 impl TokenView {
     fn of(t: Listed) -> Self {
-        let when = |unix: i64| {
-            time::OffsetDateTime::from_unix_timestamp(unix).map_or_else(
-                |_| unix.to_string(),
-                |t| {
-                    format!(
-                        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-                        t.year(),
-                        u8::from(t.month()),
-                        t.day(),
-                        t.hour(),
-                        t.minute()
-                    )
-                },
-            )
-        };
         Self {
             id: t.id,
             name: t.name,
-            kind: match t.kind {
-                crate::session::tokens::Kind::App => "app",
-                crate::session::tokens::Kind::Device => "device",
-            },
-            created: when(t.created_at),
-            last_used: t.last_used_at.map_or_else(|| "never".to_owned(), when),
+            kind: t.kind.as_str(),
+            created: rfc3339(t.created_at),
+            last_used: t.last_used_at.map_or_else(|| "never".to_owned(), rfc3339),
         }
     }
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 use tower_sessions::Session;
 
 use super::error::ApiError;
-use super::extract::{Caller, Credential, caller};
+use super::extract::{Credential, caller};
 use super::form;
 use super::limits::Key;
 use super::state::AppState;
@@ -125,7 +125,7 @@ fn shown(t: &Listed) -> serde_json::Value {
     json!({
         "id": t.id,
         "name": t.name,
-        "kind": t.kind,
+        "kind": t.kind.as_str(),
         "created_at": rfc3339(t.created_at),
         "last_used_at": t.last_used_at.map(rfc3339),
     })
@@ -175,14 +175,11 @@ fn same_origin_cookie(
 /// The logged-in person of the cookie session, or 401.
 async fn person(state: &AppState, session: Session) -> Result<std::sync::Arc<Identity>, ApiError> {
     let credential = Credential::Cookie(session);
-    match caller(state, &credential)
+    let (identity, _) = caller(state, &credential)
         .await
         .map_err(ApiError::session)?
-    {
-        Caller::Person { identity, .. } => Ok(identity),
-        Caller::LoggedOut => Err(credential.unauthenticated()),
-        Caller::Revoked => Err(credential.revoked()),
-    }
+        .person(&credential)?;
+    Ok(identity)
 }
 
 /// The checked `name` of a form or JSON body.
