@@ -7,7 +7,7 @@ use github_standin::Endpoint;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Bot, Browser, TestApp};
+use crate::helpers::{Bot, Browser, TestApp, answer};
 
 /// `POST path` with a JSON body, as a device (no cookies).
 async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
@@ -17,8 +17,7 @@ async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
         .send()
         .await
         .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap_or(Value::Null))
+    answer(response).await
 }
 
 /// Starts a device login (polls may follow at once).

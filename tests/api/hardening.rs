@@ -15,15 +15,9 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::SessionStore as _;
 
 use crate::helpers::{
-    Browser, TestApp, capture_info_logs, location, query_param, rule, stored_sessions, token_calls,
-    world,
+    Browser, TestApp, capture_info_logs, location, query_param, rule, stored_sessions, temp_dir,
+    token_calls, world,
 };
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("channelgate-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 // ---- 1. a channel through a registrable name -------------------------------
 

@@ -404,8 +404,7 @@ impl Browser {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(response).await
     }
 
     /// `POST /pusher/auth` for `channel` on [`SOCKET`], the whole response.
@@ -447,8 +446,7 @@ impl Browser {
             .send()
             .await
             .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(response).await
     }
 
     /// A new token named `name`, as a [`Bot`] that sends it, and its id.
@@ -463,9 +461,7 @@ impl Browser {
 
     /// `GET /auth/tokens`: the status and JSON body.
     pub async fn tokens(&self, app: &TestApp) -> (StatusCode, Value) {
-        let response = self.get(&app.url("/auth/tokens")).await;
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        answer(self.get(&app.url("/auth/tokens")).await).await
     }
 
     /// `DELETE /auth/tokens/{id}` from the gateway's own page.
@@ -497,8 +493,11 @@ impl Bot {
         }
     }
 
-    fn bearer(&self) -> String {
-        format!("Bearer {}", self.token)
+    /// A request to `url` that carries the token.
+    pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, url)
+            .header("authorization", format!("Bearer {}", self.token))
     }
 
     /// `POST path` with a form, as pusher-js sends it with `headersProvider`.
@@ -508,16 +507,10 @@ impl Bot {
         path: &str,
         form: &[(&str, &str)],
     ) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .post(app.url(path))
-            .header("authorization", self.bearer())
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let request = self
+            .request(reqwest::Method::POST, &app.url(path))
+            .form(form);
+        answer(request.send().await.unwrap()).await
     }
 
     /// `POST /pusher/auth` for `channel` on [`SOCKET`].
@@ -538,27 +531,44 @@ impl Bot {
 
     /// `GET /auth/me`.
     pub async fn me(&self, app: &TestApp) -> (StatusCode, Value) {
-        let response = self
-            .http
-            .get(app.url("/auth/me"))
-            .header("authorization", self.bearer())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let request = self.request(reqwest::Method::GET, &app.url("/auth/me"));
+        answer(request.send().await.unwrap()).await
     }
 
     /// `POST /auth/logout`: revokes the token.
     pub async fn log_out(&self, app: &TestApp) -> StatusCode {
-        self.http
-            .post(app.url("/auth/logout"))
-            .header("authorization", self.bearer())
-            .send()
-            .await
-            .unwrap()
-            .status()
+        let request = self.request(reqwest::Method::POST, &app.url("/auth/logout"));
+        request.send().await.unwrap().status()
     }
+}
+
+/// A response's status and JSON body (`null` when it has none).
+pub async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A directory of this test process under the system's temp directory.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("channelgate-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Two gateways on one GitHub and one shared session store.
+pub async fn two_sharing(store: &str) -> (TestApp, TestApp) {
+    let github = stand_in().await;
+    let a = TestApp::new()
+        .with_github(github.clone())
+        .with_store(store)
+        .spawn()
+        .await;
+    let b = TestApp::new()
+        .with_github(github)
+        .with_store(store)
+        .spawn()
+        .await;
+    (a, b)
 }
 
 pub fn location(response: &reqwest::Response) -> String {

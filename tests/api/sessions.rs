@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Browser, TestApp, stand_in};
+use crate::helpers::{Browser, TestApp, stand_in, temp_dir, two_sharing};
 
 async fn me(browser: &Browser, app: &TestApp) -> (StatusCode, Value) {
     let response = browser.get(&app.url("/auth/me")).await;
@@ -51,22 +51,6 @@ async fn with_memory_a_restart_ends_sessions() {
     first.gateway.shutdown().await.unwrap();
     let second = TestApp::new().with_github(github).spawn().await;
     assert_eq!(me(&browser, &second).await.0, StatusCode::UNAUTHORIZED);
-}
-
-/// Two gateways on one GitHub and one shared session store.
-async fn two_sharing(store: &str) -> (TestApp, TestApp) {
-    let github = stand_in().await;
-    let a = TestApp::new()
-        .with_github(github.clone())
-        .with_store(store)
-        .spawn()
-        .await;
-    let b = TestApp::new()
-        .with_github(github)
-        .with_store(store)
-        .spawn()
-        .await;
-    (a, b)
 }
 
 /// Needs a Redis server: `.ci/run` starts one and runs this with
@@ -248,8 +232,7 @@ async fn a_logout_ends_the_session_at_once_though_its_identity_was_just_used() {
 
 #[tokio::test]
 async fn a_logout_on_another_instance_is_honoured_within_the_hold() {
-    let dir = std::env::temp_dir().join(format!("channelgate-hold-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("hold");
     let store = format!("sqlite://{}", dir.join("sessions.db").display());
     let (a, b) = two_sharing(&store).await;
     let browser = Browser::logged_in_as(&a, "ada").await;
