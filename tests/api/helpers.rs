@@ -303,9 +303,15 @@ pub struct Browser {
 
 impl Browser {
     pub fn new() -> Self {
+        Self::sending(reqwest::header::HeaderMap::new())
+    }
+
+    /// A browser that sends `headers` with every request.
+    fn sending(headers: reqwest::header::HeaderMap) -> Self {
         let jar = Arc::new(Jar::default());
         let http = reqwest::Client::builder()
             .cookie_provider(jar.clone())
+            .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
@@ -476,69 +482,47 @@ impl Browser {
     }
 }
 
-/// An app or bot: no cookies, a bearer token in every request.
+/// An app or bot: no cookies, a bearer token in every request. The Pusher
+/// endpoints are called as [`Browser`] calls them (`auth`, `sign_in`,
+/// `post_form`), the token going along instead of a cookie.
 pub struct Bot {
-    pub http: reqwest::Client,
+    client: Browser,
     pub token: String,
+}
+
+impl std::ops::Deref for Bot {
+    type Target = Browser;
+    fn deref(&self) -> &Browser {
+        &self.client
+    }
 }
 
 impl Bot {
     pub fn new(token: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
         Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            client: Browser::sending(headers),
             token: token.to_owned(),
         }
     }
 
     /// A request to `url` that carries the token.
     pub fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, url)
-            .header("authorization", format!("Bearer {}", self.token))
-    }
-
-    /// `POST path` with a form, as pusher-js sends it with `headersProvider`.
-    pub async fn post_form(
-        &self,
-        app: &TestApp,
-        path: &str,
-        form: &[(&str, &str)],
-    ) -> (StatusCode, Value) {
-        let request = self
-            .request(reqwest::Method::POST, &app.url(path))
-            .form(form);
-        answer(request.send().await.unwrap()).await
-    }
-
-    /// `POST /pusher/auth` for `channel` on [`SOCKET`].
-    pub async fn auth(&self, app: &TestApp, channel: &str) -> (StatusCode, Value) {
-        self.post_form(
-            app,
-            "/pusher/auth",
-            &[("socket_id", SOCKET), ("channel_name", channel)],
-        )
-        .await
-    }
-
-    /// `POST /pusher/user-auth` on [`SOCKET`].
-    pub async fn sign_in(&self, app: &TestApp) -> (StatusCode, Value) {
-        self.post_form(app, "/pusher/user-auth", &[("socket_id", SOCKET)])
-            .await
+        self.http.request(method, url)
     }
 
     /// `GET /auth/me`.
     pub async fn me(&self, app: &TestApp) -> (StatusCode, Value) {
-        let request = self.request(reqwest::Method::GET, &app.url("/auth/me"));
-        answer(request.send().await.unwrap()).await
+        answer(self.get(&app.url("/auth/me")).await).await
     }
 
     /// `POST /auth/logout`: revokes the token.
     pub async fn log_out(&self, app: &TestApp) -> StatusCode {
-        let request = self.request(reqwest::Method::POST, &app.url("/auth/logout"));
-        request.send().await.unwrap().status()
+        self.client.log_out(app).await.status()
     }
 }
 
