@@ -23,10 +23,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use url::Url;
 
+use crate::app::{self, App, Gateway, StartError};
+use crate::clock::Clock;
 use crate::config::{Config, GithubConfig, HostPort, PusherConfig, ServerConfig, WebhooksConfig};
 use crate::rules::{Conditions, Pattern, Rule, RuleSet, TeamRef};
 use crate::secret::Secret;
-use crate::web::{ConnectionLimits, Gateway, StartError, build_app};
+use crate::web::ConnectionLimits;
 use github_standin::{GithubStandIn, MembershipState, UserRecord, WebhookTarget, World};
 
 /// Where the stand-in is mounted.
@@ -334,8 +336,8 @@ pub async fn start_with(
     let mut config = config(addr, &public_url, pusher_host);
     edit(&mut config);
     let limits = ConnectionLimits::of(&config.server);
-    let app = build_app(config)
-        .await?
+    let App { router, state } = app::build(config, Clock::default()).await?;
+    let app = router
         .nest(
             GITHUB_PATH,
             github
@@ -344,7 +346,7 @@ pub async fn start_with(
         )
         .layer(middleware::from_fn(loopback_host_only));
     Ok(Demo {
-        gateway: Gateway::serve(listener, addr, app, limits),
+        gateway: Gateway::serve(listener, addr, app, limits).owning(state),
         github,
         url,
     })

@@ -27,10 +27,15 @@
 //!   holds, and bearer tokens (sessions of their own for apps without a browser).
 //! - [`web`]: the HTTP face: state, extractors, errors, handlers, router,
 //!   the bounded server. Everything above it is free of HTTP.
+//! - [`tasks`]: the background work, owned: stopped on shutdown and when
+//!   a gateway is dropped; tests wait on it instead of sleeping.
+//! - [`app`]: the composition root: builds every part above from the
+//!   configuration, starts the background work, serves; `channelgate serve`.
 //! - [`demo`]: `channelgate demo`: the gateway and the GitHub stand-in
 //!   (`crates/github-standin`) on one loopback port.
 //! - [`cli`]: the `channelgate` command line; `main.rs` only calls [`cli::run`].
 
+pub mod app;
 pub mod channel;
 pub mod cli;
 pub mod clock;
@@ -48,6 +53,7 @@ pub mod rules;
 pub mod secret;
 pub mod session;
 pub mod signing;
+pub mod tasks;
 pub mod web;
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::web as server;
+use crate::app;
 
 pub fn run(config: Option<PathBuf>) -> ExitCode {
     let path = super::config_path(config);
@@ -14,7 +14,7 @@ pub fn run(config: Option<PathBuf>) -> ExitCode {
     // Each decision is logged at info; `[log]` chooses the format.
     super::init_logging_as(config.log.format, &config.log.level);
     super::on_runtime(|| async {
-        server::serve(config, Some(path))
+        app::serve(config, Some(path))
             .await
             .map_err(|e| e.to_string())
     })

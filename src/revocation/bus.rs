@@ -23,6 +23,7 @@ use super::{Cause, Revocation};
 use crate::config::redact_url;
 use crate::membership::Group;
 use crate::secret::Secret;
+use crate::tasks::Tasks;
 
 /// The Redis pub/sub channel the instances share.
 pub const CHANNEL: &str = "channelgate:revocation";
@@ -98,7 +99,11 @@ impl Publisher {
 
 /// Connects to Redis at `url`, subscribes `revocation` to the other
 /// instances' changes, and has it publish its own.
-pub async fn join(url: &Secret<String>, revocation: &Revocation) -> Result<(), String> {
+pub async fn join(
+    url: &Secret<String>,
+    revocation: &Revocation,
+    tasks: &Tasks,
+) -> Result<(), String> {
     let shown = redact_url(url.expose());
     let err = |e: String| format!("Redis {shown}: {}", e.replace(url.expose(), &shown));
     let config = RedisConfig::from_url(url.expose()).map_err(|e| err(e.to_string()))?;
@@ -123,7 +128,8 @@ pub async fn join(url: &Secret<String>, revocation: &Revocation) -> Result<(), S
     let mut messages = subscriber.message_rx();
     let listener = revocation.clone();
     let own = me.clone();
-    tokio::spawn(async move {
+    let jobs = tasks.clone();
+    tasks.service("changes from the other instances", async move {
         // Keeps the subscriber (and its connection) alive with the task.
         let _subscriber = subscriber;
         loop {
@@ -147,7 +153,9 @@ pub async fn join(url: &Secret<String>, revocation: &Revocation) -> Result<(), S
                     Some(change) => {
                         tracing::debug!(?change, from = %wire.from, "change from another instance");
                         let revocation = listener.clone();
-                        tokio::spawn(async move { revocation.apply(change, Cause::Peer).await });
+                        jobs.job("a change from another instance", async move {
+                            revocation.apply(change, Cause::Peer).await;
+                        });
                     }
                     None => tracing::warn!("ignoring a malformed message on {CHANNEL}"),
                 },
@@ -157,7 +165,7 @@ pub async fn join(url: &Secret<String>, revocation: &Revocation) -> Result<(), S
     });
 
     let (queue, mut changes) = mpsc::channel(QUEUE);
-    tokio::spawn(async move {
+    tasks.service("changes to the other instances", async move {
         while let Some(change) = changes.recv().await {
             let text = serde_json::to_string(&Wire::of(&me, change)).expect("plain JSON");
             if let Err(e) = publisher.publish::<i64, _, _>(CHANNEL, text).await {

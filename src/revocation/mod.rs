@@ -45,6 +45,7 @@ use crate::membership::{Membership, MembershipChange, MembershipError, Membershi
 use crate::metrics::Metrics;
 use crate::pusher_api::PusherApi;
 use crate::rules::{Conditions, Person, RuleSet};
+use crate::tasks::Tasks;
 
 /// Most channels remembered per person; see the module's notes.
 pub const MAX_CHANNELS_PER_PERSON: usize = 256;
@@ -162,6 +163,8 @@ struct Inner {
     reads: Semaphore,
     ended: moka::sync::Cache<u64, Arc<Ended>>,
     bus: RwLock<Option<bus::Publisher>>,
+    /// Where the sweep, its re-reads and the terminate calls run.
+    tasks: Tasks,
 }
 
 /// The settings of a [`Revocation`].
@@ -186,6 +189,7 @@ impl Revocation {
         pusher: PusherApi,
         clock: Clock,
         metrics: Metrics,
+        tasks: Tasks,
     ) -> Self {
         Self(Arc::new(Inner {
             watch_for: settings.watch_for,
@@ -206,6 +210,7 @@ impl Revocation {
                 .time_to_live(ENDED_KEPT_FOR)
                 .build(),
             bus: RwLock::new(None),
+            tasks,
         }))
     }
 
@@ -228,26 +233,36 @@ impl Revocation {
     }
 
     /// Runs the sweep, and re-evaluates the people whose membership reads
-    /// report a change on `changes`, until the runtime stops.
+    /// report a change on `changes`, until the gateway stops.
     pub fn start(&self, mut changes: mpsc::Receiver<MembershipChange>) {
         if !self.is_on() {
             return;
         }
         let sweeper = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SWEEP_TICK);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                sweeper.sweep_once();
-            }
-        });
+        self.0
+            .tasks
+            .service("the sweep of live grants", async move {
+                let mut tick = tokio::time::interval(SWEEP_TICK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    sweeper.sweep_once();
+                }
+            });
         let listener = self.clone();
-        tokio::spawn(async move {
+        self.0.tasks.service("membership changes", async move {
             while let Some(change) = changes.recv().await {
                 listener.membership_changed(change).await;
             }
         });
+    }
+
+    /// Runs one pass of the sweep now and waits until it, and every other
+    /// piece of background work (re-reads, terminate calls), is done: the
+    /// seam through which tests let a TTL pass without waiting for a tick.
+    pub async fn sweep_now(&self) {
+        self.sweep_once();
+        self.0.tasks.idle().await;
     }
 
     /// Publishes the changes this instance sees to the other instances.
@@ -438,7 +453,11 @@ impl Revocation {
         }
         for (id, force) in due {
             let this = self.clone();
-            tokio::spawn(async move { this.sweep_check(id, force).await });
+            self.0
+                .tasks
+                .job(format!("the sweep's re-read of {id}"), async move {
+                    this.sweep_check(id, force).await;
+                });
         }
     }
 
@@ -513,7 +532,8 @@ impl Revocation {
         }
         tracing::info!(%login, id, lost = ?lost, %reason, %cause, "access lost; ending their Pusher connections");
         let this = self.clone();
-        tokio::spawn(async move {
+        let what = format!("ending the Pusher connections of {login} ({id})");
+        self.0.tasks.job(what, async move {
             let result = this.0.pusher.terminate_connections(id).await;
             this.0.metrics.termination(result.is_ok());
             match &result {

@@ -13,11 +13,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tower_sessions::session::Id;
 
 use super::{Identity, renewal_due};
+use crate::clock::Clock;
 
 /// How long a decoded identity is used without asking the store again.
 pub const HOLD_FOR: Duration = Duration::from_secs(2);
@@ -37,6 +39,8 @@ struct Shared {
     shards: [RwLock<HashMap<Id, Held>>; SHARDS],
     /// Most entries per shard.
     per_shard: usize,
+    /// What a hold is measured by (tests move it instead of waiting).
+    clock: Clock,
 }
 
 /// One held identity, with when its session's expiry was last pushed back
@@ -50,12 +54,13 @@ struct Held {
 }
 
 impl HeldIdentities {
-    /// Holds up to about `capacity` sessions.
-    pub fn new(capacity: u64) -> Self {
+    /// Holds up to about `capacity` sessions, each for [`HOLD_FOR`] of `clock`.
+    pub fn new(capacity: u64, clock: Clock) -> Self {
         let capacity = usize::try_from(capacity).unwrap_or(usize::MAX);
         Self(Arc::new(Shared {
             shards: std::array::from_fn(|_| RwLock::default()),
             per_shard: capacity.div_ceil(SHARDS).max(1),
+            clock,
         }))
     }
 
@@ -70,7 +75,7 @@ impl HeldIdentities {
     pub fn get(&self, id: &Id, now: i64, every: Duration) -> Option<Arc<Identity>> {
         let shard = self.shard(id).read().unwrap_or_else(|p| p.into_inner());
         let held = shard.get(id)?;
-        if held.until <= Instant::now() || renewal_due(Some(held.renewed), now, every) {
+        if held.until <= self.0.clock.now() || renewal_due(Some(held.renewed), now, every) {
             return None;
         }
         held.identity.clone()
@@ -84,7 +89,7 @@ impl HeldIdentities {
     }
 
     fn put(&self, id: Id, identity: Option<Arc<Identity>>, renewed: i64) {
-        let now = Instant::now();
+        let now = self.0.clock.now();
         let mut shard = self.shard(&id).write().unwrap_or_else(|p| p.into_inner());
         if identity.is_some()
             && shard
@@ -127,7 +132,7 @@ impl HeldIdentities {
     /// Lets go of everything held too long ago (called once a minute, so
     /// that the sessions of people gone idle take no memory).
     pub fn prune(&self) {
-        let now = Instant::now();
+        let now = self.0.clock.now();
         for shard in &self.0.shards {
             shard
                 .write()
@@ -172,7 +177,7 @@ mod tests {
 
     #[test]
     fn a_held_identity_is_given_until_its_renewal_is_due_or_it_is_forgotten() {
-        let held = HeldIdentities::new(10);
+        let held = HeldIdentities::new(10, Clock::default());
         let every = Duration::from_secs(100);
         let id = Id::default();
         assert!(held.get(&id, 0, every).is_none(), "nothing held yet");
@@ -198,8 +203,35 @@ mod tests {
     }
 
     #[test]
+    fn a_hold_and_a_logouts_refusal_last_hold_for_on_the_gateways_clock() {
+        let clock = Clock::default();
+        let held = HeldIdentities::new(10, clock.clone());
+        let every = Duration::from_secs(3600);
+        let id = Id::default();
+        held.hold(id, identity(), 1000);
+        clock.advance(HOLD_FOR - Duration::from_millis(100));
+        assert!(held.get(&id, 1000, every).is_some(), "still held");
+        clock.advance(Duration::from_millis(100));
+        assert!(held.get(&id, 1000, every).is_none(), "the hold ran out");
+        held.forget(&id);
+        held.hold(id, identity(), 1000);
+        assert!(
+            held.get(&id, 1000, every).is_none(),
+            "refused within the hold"
+        );
+        clock.advance(HOLD_FOR);
+        held.hold(id, identity(), 1000);
+        assert!(held.get(&id, 1000, every).is_some(), "held again after it");
+        held.prune();
+        assert_eq!(held.len(), 1);
+        clock.advance(HOLD_FOR);
+        held.prune();
+        assert_eq!(held.len(), 0, "pruned once the clock passed the hold");
+    }
+
+    #[test]
     fn a_full_map_stays_within_its_capacity() {
-        let held = HeldIdentities::new(32);
+        let held = HeldIdentities::new(32, Clock::default());
         for _ in 0..1000 {
             held.hold(Id::default(), identity(), 0);
         }

@@ -34,6 +34,7 @@ use crate::clock::Clock;
 use crate::config::{SessionConfig, SessionStore as StoreChoice, redact_url};
 use crate::crypto::SealedToken;
 use crate::github::GithubUser;
+use crate::tasks::Tasks;
 
 mod held;
 pub mod tokens;
@@ -159,12 +160,16 @@ impl Store {
     /// sessions (Redis expires keys by itself).
     /// The memory store reads `clock`, so a test can let a session expire
     /// without waiting; SQLite and Redis expire sessions on their own time.
-    pub async fn open(choice: &StoreChoice, clock: Clock) -> Result<Self, StoreError> {
+    pub async fn open(
+        choice: &StoreChoice,
+        clock: Clock,
+        tasks: &Tasks,
+    ) -> Result<Self, StoreError> {
         const SWEEP_EVERY: Duration = Duration::from_secs(60);
         match choice {
             StoreChoice::Memory => {
                 let store = MemoryStore::on(clock);
-                tokio::spawn(sweep(store.clone(), SWEEP_EVERY));
+                tasks.service("expired sessions", sweep(store.clone(), SWEEP_EVERY));
                 Ok(Self::Memory(store))
             }
             StoreChoice::Sqlite(path) => {
@@ -184,7 +189,7 @@ impl Store {
                 let pool = SqlitePool::connect_with(options).await.map_err(err)?;
                 let store = SqliteStore::new(pool.clone());
                 store.migrate().await.map_err(err)?;
-                tokio::spawn(sweep(store.clone(), SWEEP_EVERY));
+                tasks.service("expired sessions", sweep(store.clone(), SWEEP_EVERY));
                 Ok(Self::Sqlite(SqliteSessions { store, pool }))
             }
             StoreChoice::Redis(url) => {

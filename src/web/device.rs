@@ -10,8 +10,8 @@
 //! is with GitHub) is told `slow_down` without a call to GitHub, and a code
 //! that produced a token is spent, in this process and at GitHub.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Request, State};
@@ -25,6 +25,7 @@ use super::error::ApiError;
 use super::extract::ClientAddr;
 use super::form;
 use super::limits::Key;
+use super::memo::Poll;
 use super::state::AppState;
 use crate::crypto::{Keys, Purpose};
 use crate::excerpt::Excerpt;
@@ -60,33 +61,6 @@ pub(crate) struct Sealed {
 pub(crate) fn open_device_code(keys: &Keys, presented: &str) -> Option<Sealed> {
     let json = keys.open(Purpose::DeviceCode, presented).ok()?;
     serde_json::from_slice(&json).ok()
-}
-
-/// The device codes being polled, by the SHA-256 of GitHub's code.
-#[derive(Clone)]
-pub struct DevicePolls(moka::sync::Cache<[u8; 32], Arc<Mutex<Poll>>>);
-
-/// Where the polls of one device code stand.
-struct Poll {
-    /// No poll is passed on to GitHub before this.
-    next_at: Instant,
-    interval: Duration,
-    /// A poll is with GitHub now.
-    in_flight: bool,
-    /// How it ended, if it has: the answer to every later poll.
-    ended: Option<&'static str>,
-}
-
-impl Default for DevicePolls {
-    fn default() -> Self {
-        Self(
-            moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                // GitHub's device codes live 15 minutes.
-                .time_to_live(Duration::from_secs(20 * 60))
-                .build(),
-        )
-    }
 }
 
 /// The OAuth-style refusal of the token endpoint: 400 `{"error": CODE,
@@ -195,13 +169,11 @@ pub async fn token(
         ));
     }
     let key: [u8; 32] = Sha256::digest(sealed.code.as_bytes()).into();
-    let poll = state.device_polls.0.get_with(key, || {
-        Arc::new(Mutex::new(Poll {
-            next_at: Instant::now(),
-            interval: Duration::from_secs(sealed.interval).min(MAX_INTERVAL),
-            in_flight: false,
-            ended: None,
-        }))
+    let poll = state.device_polls.of(key, || Poll {
+        next_at: state.clock.now(),
+        interval: Duration::from_secs(sealed.interval).min(MAX_INTERVAL),
+        in_flight: false,
+        ended: None,
     });
     // Let through one poll at a time, no sooner than the interval.
     {
@@ -209,7 +181,7 @@ pub async fn token(
         if let Some(code) = p.ended {
             return Ok(ended(code));
         }
-        let now = Instant::now();
+        let now = state.clock.now();
         if p.in_flight || now < p.next_at {
             p.interval = (p.interval + SLOW_DOWN_STEP).min(MAX_INTERVAL);
             p.next_at = now + p.interval;
@@ -233,7 +205,7 @@ pub async fn token(
         p.ended = end;
         if let Some(interval) = interval {
             p.interval = interval.min(MAX_INTERVAL);
-            p.next_at = Instant::now() + p.interval;
+            p.next_at = state.clock.now() + p.interval;
         }
     };
     let answer = match answer {

@@ -5,7 +5,10 @@
 //! (configuration, rules, signing, GitHub, membership, sessions); nothing
 //! below imports a handler. [`router`] names every route; [`serve`] runs it.
 //!
-//! - [`state`]: [`AppState`], what every handler can reach.
+//! - [`state`]: [`AppState`], what every handler can reach: handles to the
+//!   parts [`crate::app`] built.
+//! - [`memo`]: what the HTTP face remembers between requests (spent OAuth
+//!   states, seen deliveries, device polls, request ids).
 //! - [`extract`]: the client's address, the [`Credential`] (cookie or bearer
 //!   token) and the logged-in person ([`Caller`]).
 //! - [`error`]: [`ApiError`] (JSON) and [`PageError`] (HTML), each logged in one place.
@@ -21,7 +24,7 @@
 //! - [`webhook`]: `POST /github/webhook`, GitHub's deliveries.
 //! - [`reload`]: `SIGHUP`: the file read again, the rules swapped live.
 //! - [`router`]: every route and the layers around them.
-//! - [`serve`]: the bounded accept loop, start-up and graceful shutdown.
+//! - [`serve`]: the bounded accept loop, the metrics routes, the signals.
 
 pub mod auth;
 pub mod device;
@@ -30,6 +33,7 @@ pub mod extract;
 pub mod form;
 pub mod html;
 pub mod limits;
+pub mod memo;
 pub mod observe;
 pub mod pages;
 pub mod pusher;
@@ -43,7 +47,5 @@ pub mod webhook;
 pub use error::{ApiError, PageError};
 pub use extract::{Caller, ClientAddr, Credential};
 pub use router::router;
-pub use serve::{
-    ConnectionLimits, Gateway, build_app, build_app_with, serve, serve_connections, shutdown_signal,
-};
-pub use state::{AppState, StartError};
+pub use serve::{ConnectionLimits, serve_connections, shutdown_signal};
+pub use state::{AppState, OAuthClient};

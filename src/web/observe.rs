@@ -3,47 +3,16 @@
 //! every log line of the request (a `request` span), and the request
 //! counted by route template and status.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use chacha20poly1305::aead::OsRng;
-use chacha20poly1305::aead::rand_core::RngCore;
 use tracing::Instrument;
 
 use super::state::AppState;
 
 /// The request id header, read and echoed.
 pub const REQUEST_ID: &str = "x-request-id";
-
-/// Makes request ids: a random prefix per process and a counter, so ids
-/// are unique across instances without a system call per request.
-#[derive(Debug)]
-pub struct RequestIds {
-    prefix: String,
-    next: AtomicU64,
-}
-
-impl Default for RequestIds {
-    fn default() -> Self {
-        let mut bytes = [0u8; 6];
-        OsRng.fill_bytes(&mut bytes);
-        Self {
-            prefix: bytes.iter().map(|b| format!("{b:02x}")).collect(),
-            next: AtomicU64::new(1),
-        }
-    }
-}
-
-impl RequestIds {
-    fn make(&self) -> HeaderValue {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
-            .expect("hex and a dash are a header value")
-    }
-}
 
 /// A client's id is kept when it is 1 to 64 letters, digits, `-`, `_`, `.`
 /// or `:` (what proxies and tracing systems send); anything else is replaced,
@@ -106,6 +75,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::memo::RequestIds;
 
     #[test]
     fn only_plain_short_ids_are_kept() {

@@ -1,11 +1,10 @@
 //! Serving: the accept loop with its bounds on a client (a connection must
 //! send its headers within `server.header_timeout`, a request is answered
 //! within `server.request_timeout`, at most `server.max_connections` are
-//! served at once and further ones wait in the listen queue), start-up,
-//! and graceful shutdown.
+//! served at once and further ones wait in the listen queue), the metrics
+//! listener's routes, and the signals that start a graceful shutdown.
+//! What is served is built in [`crate::app`].
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,60 +15,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tower::ServiceExt as _;
 
-use super::router::router;
-use super::state::{AppState, StartError};
-use crate::clock::Clock;
-use crate::config::{Config, SessionStore};
-use crate::revocation;
-use crate::session::Store;
+use super::state::AppState;
 
-/// Builds the whole application from a configuration, opening the session
-/// store and starting the sweep of idle rate-limit keys.
-pub async fn build_app(config: Config) -> Result<Router, StartError> {
-    build_app_with(config, Clock::default()).await
-}
-
-/// [`build_app`] on a clock the caller can move (tests).
-pub async fn build_app_with(config: Config, clock: Clock) -> Result<Router, StartError> {
-    build(config, clock).await.map(|(app, _)| app)
-}
-
-/// The application and its state.
-async fn build(config: Config, clock: Clock) -> Result<(Router, AppState), StartError> {
-    let store = Store::open(&config.session.store, clock.clone()).await?;
-    let state = AppState::new(config, clock, store.clone())?;
-    if let (SessionStore::Redis(url), true) =
-        (&state.config().session.store, state.revocation.is_on())
-    {
-        revocation::bus::join(url, &state.revocation)
-            .await
-            .map_err(StartError::Bus)?;
-    }
-    let sweep = state.clone();
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            ticks.tick().await;
-            let limits = sweep.limits();
-            limits.login.sweep();
-            limits.auth.sweep();
-            sweep.quiet.flush();
-            sweep.held.prune();
-            sweep.held_tokens.prune();
-            super::error::flush_outages();
-        }
-    });
-    Ok((router(state.clone(), store), state))
-}
-
-/// Serves `GET /metrics` for `state` on `listener`, apart from the public
-/// listener (so the public can never read it), until the runtime stops.
-fn serve_metrics(listener: TcpListener, state: AppState) {
-    let app = Router::new()
+/// The metrics listener's one route, `GET /metrics`, for `state`: served
+/// apart from the public listener, so the public can never read it.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
         .route(
             "/metrics",
             axum::routing::get(|State(state): State<AppState>| async move {
@@ -85,28 +38,7 @@ fn serve_metrics(listener: TcpListener, state: AppState) {
                 )
             }),
         )
-        .with_state(state);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the metrics listener stopped");
-        }
-    });
-}
-
-/// Binds `server.metrics_listen`, if set, and serves metrics there.
-async fn start_metrics(state: &AppState) -> Result<Option<SocketAddr>, StartError> {
-    let Some(addr) = state.config().server.metrics_listen else {
-        return Ok(None);
-    };
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Listen { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| StartError::Listen { addr, source })?;
-    serve_metrics(listener, state.clone());
-    tracing::info!(addr = %bound, "metrics at /metrics");
-    Ok(Some(bound))
+        .with_state(state)
 }
 
 /// What bounds the connections of a server.
@@ -180,150 +112,6 @@ pub async fn serve_connections(
     }
     drop(listener);
     graceful.shutdown().await;
-}
-
-/// A running gateway: its address, and a way to stop it gracefully.
-pub struct Gateway {
-    addr: SocketAddr,
-    state: Option<AppState>,
-    metrics_addr: Option<SocketAddr>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Gateway {
-    /// Serves the gateway on `listener` in a background task. Bind
-    /// `127.0.0.1:0` to run many side by side, and set `public_url` to match.
-    pub async fn start(config: Config, listener: TcpListener) -> Result<Self, StartError> {
-        Self::start_with(config, listener, Clock::default()).await
-    }
-
-    /// [`Gateway::start`] on `clock`, which a test advances instead of
-    /// waiting for a TTL to pass.
-    pub async fn start_with(
-        config: Config,
-        listener: TcpListener,
-        clock: Clock,
-    ) -> Result<Self, StartError> {
-        let addr = listener.local_addr().map_err(|source| StartError::Listen {
-            addr: config.server.listen,
-            source,
-        })?;
-        let limits = ConnectionLimits::of(&config.server);
-        let (app, state) = build(config, clock).await?;
-        let metrics_addr = start_metrics(&state).await?;
-        let mut gateway = Self::serve(listener, addr, app, limits);
-        gateway.state = Some(state);
-        gateway.metrics_addr = metrics_addr;
-        Ok(gateway)
-    }
-
-    /// The gateway's state (`None` for an app served with [`Gateway::serve`]).
-    pub fn state(&self) -> Option<&AppState> {
-        self.state.as_ref()
-    }
-
-    /// Where `GET /metrics` is served, when `server.metrics_listen` is set.
-    pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        self.metrics_addr
-    }
-
-    /// Serves any app (the gateway plus extra routes, as the demo does) on
-    /// `listener`, whose address is `addr`.
-    pub fn serve(
-        listener: TcpListener,
-        addr: SocketAddr,
-        app: Router,
-        limits: ConnectionLimits,
-    ) -> Self {
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            serve_connections(listener, app, limits, async {
-                let _ = stopped.await;
-            })
-            .await;
-            Ok(())
-        });
-        Self {
-            addr,
-            state: None,
-            metrics_addr: None,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    /// The address it listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Waits until the server stops by itself (it does not, unless it fails).
-    pub async fn wait(mut self) -> std::io::Result<()> {
-        (&mut self.task)
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-    }
-
-    /// Stops accepting connections and waits for in-flight requests to finish.
-    pub async fn shutdown(mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        (&mut self.task)
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Runs the gateway at `server.listen` until SIGINT or SIGTERM, then lets
-/// in-flight requests finish. `SIGHUP` reads `path` again (see
-/// [`super::reload`]).
-pub async fn serve(config: Config, path: Option<PathBuf>) -> Result<(), StartError> {
-    let addr = config.server.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Listen { addr, source })?;
-    let public_url = config.server.public_url.clone();
-    let limits = ConnectionLimits::of(&config.server);
-    let (app, state) = build(config, Clock::default()).await?;
-    start_metrics(&state).await?;
-    if let Some(path) = path {
-        reload_on_hangup(state, path);
-    }
-    let stop = shutdown_signal();
-    tracing::info!(%addr, %public_url, "channelgate listening");
-    serve_connections(listener, app, limits, stop).await;
-    tracing::info!("channelgate stopped");
-    Ok(())
-}
-
-/// Reads `path` again on every `SIGHUP`. The handler is installed before
-/// this returns, so a SIGHUP sent once "channelgate listening" is logged
-/// reloads rather than ending the process (the default action).
-fn reload_on_hangup(state: AppState, path: PathBuf) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; reload needs a restart");
-            return;
-        };
-        tokio::spawn(async move {
-            while hangups.recv().await.is_some() {
-                tracing::info!(path = %path.display(), "SIGHUP: reading the configuration again");
-                state.reload_from(&path).await;
-            }
-        });
-    }
-    #[cfg(not(unix))]
-    let _ = (state, path);
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when

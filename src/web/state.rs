@@ -1,33 +1,28 @@
-//! What every handler can reach: [`AppState`], built once from the
-//! configuration. Imports nothing of the handlers.
+//! What every handler can reach: [`AppState`], handles to the parts that
+//! [`crate::app`] built, and what the HTTP face itself remembers. Imports
+//! nothing of the handlers.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use oauth2::basic::BasicClient;
-use oauth2::{AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, TokenUrl};
+use oauth2::{EndpointNotSet, EndpointSet};
 
 use super::limits::{Limiter, QuietLog};
-use super::webhook::SeenDeliveries;
+use super::memo::{DevicePolls, RequestIds, SeenDeliveries, SpentStates};
 use crate::clock::Clock;
-use arc_swap::ArcSwap;
-
-use super::device::DevicePolls;
-use super::observe::RequestIds;
 use crate::config::{Config, LimitsConfig};
 use crate::crypto::Keys;
 use crate::github::GithubClient;
 use crate::membership::Memberships;
 use crate::metrics::Metrics;
-use crate::pusher_api::PusherApi;
-use crate::revocation::{Access, Revocation, Settings};
+use crate::revocation::Revocation;
 use crate::session::tokens::Tokens;
-use crate::session::{HeldIdentities, Store, StoreError};
+use crate::session::{HeldIdentities, Store};
 use crate::signing::Signer;
+use crate::tasks::Tasks;
 
-/// How long a login may take between `/auth/login` and `/auth/callback`.
-/// GitHub's codes live 10 minutes; so does our `state`.
-pub const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+pub use super::memo::LOGIN_TIMEOUT;
 
 /// The OAuth client with its authorize and token endpoints set.
 pub type OAuthClient =
@@ -36,6 +31,32 @@ pub type OAuthClient =
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
+
+/// The parts [`crate::app::build`] makes and hands to the web layer.
+pub struct Parts {
+    /// The GitHub REST client.
+    pub github: GithubClient,
+    /// The OAuth web-flow client.
+    pub oauth: OAuthClient,
+    /// Signs for the Pusher app.
+    pub signer: Signer,
+    /// People's current memberships, cached briefly.
+    pub memberships: Memberships,
+    /// What was signed, watched until `revocation.watch_for` passes.
+    pub revocation: Revocation,
+    /// What is counted for Prometheus.
+    pub metrics: Metrics,
+    /// The session store.
+    pub store: Store,
+    /// Bearer tokens for apps without a browser, in the session store.
+    pub tokens: Tokens,
+    /// Seals tokens in stored sessions and the login cookie.
+    pub keys: Keys,
+    /// The clock of TTLs, grace, back-off, holds and `session.max_age`.
+    pub clock: Clock,
+    /// The background work, owned by the running gateway.
+    pub tasks: Tasks,
+}
 
 /// The shared parts of [`AppState`].
 pub struct Shared {
@@ -69,7 +90,7 @@ pub struct Shared {
     pub tokens: Tokens,
     /// Device codes being polled (`/auth/device/token`).
     pub device_polls: DevicePolls,
-    /// The clock of TTLs, grace, back-off and `session.max_age`.
+    /// The clock of TTLs, grace, back-off, holds and `session.max_age`.
     pub clock: Clock,
     /// Seals tokens in stored sessions and the login cookie.
     pub keys: Keys,
@@ -77,11 +98,12 @@ pub struct Shared {
     pub spent_states: SpentStates,
     /// The session cookie's name as sent (`__Host-` prefixed over https).
     pub session_cookie_name: String,
-
     /// Refusals, logged once a minute however often they repeat.
     pub quiet: QuietLog,
     /// Webhook deliveries already handled.
     pub deliveries: SeenDeliveries,
+    /// The background work: a webhook's re-reads run there.
+    pub tasks: Tasks,
 }
 
 impl std::ops::Deref for AppState {
@@ -91,88 +113,23 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// Why the gateway could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    /// The session store could not be opened.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// A URL built from the configuration is invalid.
-    #[error("invalid URL in the configuration: {0}")]
-    Url(String),
-    /// The HTTP client could not be built.
-    #[error("cannot build the HTTP client: {0}")]
-    Http(#[from] reqwest::Error),
-    /// The other instances cannot be reached over Redis pub/sub.
-    #[error("cannot share revocations with the other instances: {0}")]
-    Bus(String),
-    /// Binding or serving failed.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
-    },
-}
-
 impl AppState {
-    /// Builds the state from a validated configuration.
-    pub fn new(config: Config, clock: Clock, store: Store) -> Result<Self, StartError> {
-        let metrics = Metrics::new(config.server.metrics_listen.is_some());
-        let github = GithubClient::with_timeout(&config.github.api_url, config.github.timeout)?
-            .with_metrics(metrics.clone());
-        let url_err = |e: oauth2::url::ParseError| StartError::Url(e.to_string());
-        let oauth = BasicClient::new(ClientId::new(config.github.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                config.github.client_secret.expose().clone(),
-            ))
-            .set_auth_uri(
-                AuthUrl::new(format!("{}/login/oauth/authorize", config.github.web_url))
-                    .map_err(url_err)?,
-            )
-            .set_token_uri(
-                TokenUrl::new(format!(
-                    "{}/login/oauth/access_token",
-                    config.github.web_url
-                ))
-                .map_err(url_err)?,
-            )
-            // GitHub documents the client credentials in the form body.
-            .set_auth_type(oauth2::AuthType::RequestBody)
-            .set_redirect_uri(
-                RedirectUrl::new(format!("{}/auth/callback", config.server.public_url))
-                    .map_err(url_err)?,
-            );
-        let signer = Signer::new(
-            &config.pusher.key,
-            &config.pusher.secret,
-            config.pusher.encryption_master_key.clone(),
-        );
-        let keys = Keys::new(config.session.encryption_key.as_ref());
-        let (changes, changed) = tokio::sync::mpsc::channel(1024);
-        let memberships =
-            Memberships::new(github.clone(), keys.clone(), &config.cache, clock.clone())
-                .notify_changes(changes);
-        let revocation = Revocation::new(
-            Settings {
-                watch_for: config.revocation.watch_for,
-                terminate: config.revocation.terminate_connections,
-                ttl: config.cache.membership_ttl,
-                max_people: usize::try_from(config.cache.max_entries).unwrap_or(usize::MAX),
-            },
-            Access {
-                rules: config.rules.clone(),
-                signin: config.signin.clone(),
-            },
-            memberships.clone(),
-            PusherApi::new(&config.pusher)?,
-            clock.clone(),
-            metrics.clone(),
-        );
-        revocation.start(changed);
-        let session_cookie_name = config.session.cookie_name(config.server.is_https());
-        Ok(Self(Arc::new(Shared {
+    /// The state of a gateway with `config`, over the parts built for it.
+    pub fn new(config: Config, parts: Parts) -> Self {
+        let Parts {
+            github,
+            oauth,
+            signer,
+            memberships,
+            revocation,
+            metrics,
+            store,
+            tokens,
+            keys,
+            clock,
+            tasks,
+        } = parts;
+        Self(Arc::new(Shared {
             github,
             oauth,
             signer,
@@ -180,20 +137,33 @@ impl AppState {
             revocation,
             metrics,
             ids: RequestIds::default(),
-            tokens: Tokens::new(store.clone(), keys.clone()),
+            tokens,
             device_polls: DevicePolls::default(),
             store,
-            held: HeldIdentities::new(config.cache.max_entries),
-            held_tokens: HeldIdentities::new(config.cache.max_entries),
+            held: HeldIdentities::new(config.cache.max_entries, clock.clone()),
+            held_tokens: HeldIdentities::new(config.cache.max_entries, clock.clone()),
             keys,
             clock,
             spent_states: SpentStates::default(),
-            session_cookie_name,
+            session_cookie_name: config.session.cookie_name(config.server.is_https()),
             limits: ArcSwap::from_pointee(Limits::of(&config.limits)),
             quiet: QuietLog::default(),
             deliveries: SeenDeliveries::default(),
+            tasks,
             config: ArcSwap::from_pointee(config),
-        })))
+        }))
+    }
+
+    /// Lets go of what idle clients left behind: rate-limit keys, held
+    /// identities, quiet-log counts (once a minute, from [`crate::app`]).
+    pub fn maintain(&self) {
+        let limits = self.limits();
+        limits.login.sweep();
+        limits.auth.sweep();
+        self.quiet.flush();
+        self.held.prune();
+        self.held_tokens.prune();
+        super::error::flush_outages();
     }
 
     /// The configuration now. A request that loads it once sees one
@@ -233,32 +203,5 @@ impl Limits {
             login: Limiter::per_minute(config.login_per_minute),
             auth: Limiter::per_minute(config.auth_per_minute),
         }
-    }
-}
-
-/// OAuth states already presented at the callback, remembered for as long
-/// as a login may take, so that a state works once even when its cookie is
-/// replayed. Bounded: a flood of logins is limited first by `[limits]`.
-/// Kept as SHA-256 digests: a fixed 32 bytes per login, whatever was sent.
-#[derive(Clone)]
-pub struct SpentStates(moka::future::Cache<[u8; 32], ()>);
-
-impl Default for SpentStates {
-    fn default() -> Self {
-        Self(
-            moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(LOGIN_TIMEOUT)
-                .build(),
-        )
-    }
-}
-
-impl SpentStates {
-    /// Records `state` as spent; false when it already was.
-    pub async fn spend(&self, state: &str) -> bool {
-        use sha2::Digest;
-        let digest: [u8; 32] = sha2::Sha256::digest(state.as_bytes()).into();
-        self.0.entry(digest).or_insert(()).await.is_fresh()
     }
 }

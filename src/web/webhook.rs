@@ -28,33 +28,6 @@ use crate::revocation::bus::Change;
 /// Largest delivery accepted. Membership events are a few KB; GitHub caps
 /// payloads at 25 MB, but none this gateway uses comes near 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Deliveries remembered, to answer a repeat without acting twice.
-const DELIVERIES_KEPT: u64 = 100_000;
-/// How long a delivery id is remembered: GitHub redelivers within 3 days.
-const DELIVERIES_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(3 * 86_400);
-
-/// Delivery ids already handled.
-#[derive(Clone)]
-pub struct SeenDeliveries(moka::sync::Cache<String, ()>);
-
-impl Default for SeenDeliveries {
-    fn default() -> Self {
-        Self(
-            moka::sync::Cache::builder()
-                .max_capacity(DELIVERIES_KEPT)
-                .time_to_live(DELIVERIES_KEPT_FOR)
-                .build(),
-        )
-    }
-}
-
-impl SeenDeliveries {
-    /// Records `id`; false when it was already there.
-    fn first_time(&self, id: &str) -> bool {
-        self.0.entry(id.to_owned()).or_insert(()).is_fresh()
-    }
-}
-
 /// What a delivery asks of the gateway.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Action {
@@ -162,7 +135,9 @@ pub async fn receive(
                 delivery: delivery.clone(),
                 event: format!("{event}.{action_name}"),
             };
-            tokio::spawn(async move { revocation.apply(change, cause).await });
+            state.tasks.job(format!("{cause}"), async move {
+                revocation.apply(change, cause).await;
+            });
             match change {
                 Change::Person(id) => format!("re-checking person {id}"),
                 Change::Group(Group::Org(id)) => format!("re-checking everyone in org {id}"),
