@@ -140,9 +140,9 @@ async fn a_refused_device_is_told_access_denied_for_good() {
 async fn an_expired_device_code_is_told_expired_token() {
     let app = TestApp::new().spawn().await;
     // Expired at GitHub first: GitHub's answer is passed on.
-    app.github.set_device_timing(Duration::from_millis(300), 0);
+    app.github.set_device_timing(Duration::from_millis(20), 0);
     let (_, started) = post(&app, "/auth/device", json!({})).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(30)).await;
     let (status, body) = poll(&app, &started["device_code"]).await;
     assert_eq!(
         (status, body["error"].clone()),

@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
+use channelgate::app::Gateway;
 use channelgate::clock::Clock;
 use channelgate::config::{
     Config, GithubConfig, LimitsConfig, PusherConfig, ServerConfig, SessionStore, WebhooksConfig,
 };
 use channelgate::rules::{Conditions, Pattern, Rule, RuleSet, TeamRef};
 use channelgate::secret::Secret;
-use channelgate::web::Gateway;
 use github_standin::{Endpoint, GithubStandIn, MembershipState, World};
 use reqwest::StatusCode;
 use reqwest::cookie::{CookieStore, Jar};
@@ -177,6 +177,7 @@ impl TestApp {
     /// registry's test harness).
     #[allow(clippy::new_ret_no_self)]
     pub fn new() -> TestAppBuilder {
+        ask_every_log_line();
         TestAppBuilder {
             world: None,
             github: None,
@@ -195,6 +196,23 @@ impl TestApp {
     pub fn pass_the_ttl(&self) {
         self.clock
             .advance(self.membership_ttl + Duration::from_secs(1));
+    }
+
+    /// The gateway's state.
+    pub fn state(&self) -> &channelgate::web::AppState {
+        self.gateway.state().expect("a TestApp owns its state")
+    }
+
+    /// Runs a pass of the live-grant sweep now and waits for all it
+    /// started (re-reads, terminate calls): a tick without the wait.
+    pub async fn sweep(&self) {
+        self.state().revocation.sweep_now().await;
+    }
+
+    /// Waits until the background work in flight is done: the re-reads a
+    /// webhook asked for, and the terminate calls they made.
+    pub async fn settled(&self) {
+        self.state().tasks.idle().await;
     }
 }
 
@@ -583,10 +601,50 @@ impl std::io::Write for Captured {
     }
 }
 
+/// A global subscriber that keeps nothing but makes tracing ask the
+/// thread's own subscriber about every log line, every time.
+///
+/// Tests capture logs with a subscriber of their thread. tracing caches, per
+/// log line, whether any subscriber wants it; when another test's thread
+/// (with no subscriber) reaches a line first while this test's subscriber
+/// is being registered, the line can be cached as wanted by nobody and is
+/// then lost to the capture. With this global subscriber answering
+/// "sometimes" for every line, nothing is cached as "never".
+pub fn ask_every_log_line() {
+    struct AskEveryTime;
+    impl tracing::Subscriber for AskEveryTime {
+        fn register_callsite(
+            &self,
+            _: &'static tracing::Metadata<'static>,
+        ) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::sometimes()
+        }
+        fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+            Some(tracing::level_filters::LevelFilter::TRACE)
+        }
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            false
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, _: &tracing::Event<'_>) {}
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(AskEveryTime);
+    });
+}
+
 /// Captures this thread's log at info, as text, until the guard drops.
 /// A `#[tokio::test]` runtime has one thread, so the gateway it starts logs
 /// through it.
 pub fn capture_info_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    ask_every_log_line();
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()

@@ -16,4 +16,5 @@ mod pusher_auth;
 mod pusher_standin;
 mod revocation;
 mod sessions;
+mod tasks;
 mod tokens;

@@ -258,6 +258,7 @@ async fn request_ids_are_echoed_and_only_plain_ones_kept() {
 /// with every log line captured as JSON at `trace`.
 #[tokio::test]
 async fn json_logs_carry_request_ids_and_never_a_secret() {
+    crate::helpers::ask_every_log_line();
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()

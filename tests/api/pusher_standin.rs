@@ -34,6 +34,8 @@ struct St {
     calls: Vec<Call>,
     /// Answer this status to the next N calls.
     failures: Vec<u16>,
+    /// How long each answer takes.
+    delay: Duration,
 }
 
 #[derive(Clone)]
@@ -72,6 +74,11 @@ impl PusherStandIn {
     }
 
     /// Answers `statuses` to the next calls, in order.
+    /// Every answer from now on takes `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.st.lock().unwrap().delay = delay;
+    }
+
     pub fn fail_next(&self, statuses: &[u16]) {
         self.st.lock().unwrap().failures = statuses.to_vec();
     }
@@ -97,6 +104,8 @@ async fn terminate(
 ) -> (StatusCode, &'static str) {
     let path = format!("/apps/{app_id}/users/{user_id}/terminate_connections");
     let signed = check(&path, query.as_deref().unwrap_or(""), &body);
+    let delay = st.lock().unwrap().delay;
+    tokio::time::sleep(delay).await;
     let mut st = st.lock().unwrap();
     let (status, answer) = if !st.failures.is_empty() {
         (st.failures.remove(0), "{\"error\":\"try later\"}")

@@ -121,7 +121,7 @@ async fn a_change_that_takes_nothing_away_ends_nothing() {
         .unwrap();
     assert_eq!(delivery.status, Some(202));
     // The re-read happened (bo now gets the team's channel at once, TTL or not)...
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.settled().await;
     assert_eq!(bo.auth(&app, "private-ops").await.0, StatusCode::OK);
     // ...and nothing was ended.
     assert!(app.pusher.calls().is_empty(), "{:?}", app.pusher.calls());
@@ -165,7 +165,7 @@ async fn the_sweep_does_not_re_read_someone_their_own_requests_keep_fresh() {
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     // The sweep's first look, at a point of the TTL spread by id, re-reads.
     app.pass_the_ttl();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.sweep().await;
     assert_eq!(
         app.github.calls(Endpoint::Teams),
         2,
@@ -175,11 +175,11 @@ async fn the_sweep_does_not_re_read_someone_their_own_requests_keep_fresh() {
     app.pass_the_ttl();
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     assert_eq!(app.github.calls(Endpoint::Teams), 3);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.sweep().await;
     assert_eq!(app.github.calls(Endpoint::Teams), 3, "one read per TTL");
     // Left idle, she is re-read by the sweep again.
     app.pass_the_ttl();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.sweep().await;
     assert_eq!(app.github.calls(Endpoint::Teams), 4);
 }
 
@@ -225,22 +225,20 @@ async fn a_refused_terminate_call_is_tried_again_by_the_sweep() {
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     // The sweep's first look, which always re-reads, is behind us.
     app.pass_the_ttl();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.sweep().await;
     // Pusher refuses the first call (a 4xx is not retried at once).
     app.pusher.fail_next(&[401]);
     app.github
         .announce(change(remove_from_team, "ada", "initech", "ops"))
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + SOON;
-    while app.pusher.calls().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no terminate call");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    app.settled().await;
+    assert_eq!(app.pusher.calls().len(), 1, "the refused call");
     // Her membership is fresh (just re-read), but the grant is still lost:
     // the sweep's next look tries again, without waiting for the TTL.
     app.clock.advance(Duration::from_secs(6));
-    assert!(app.pusher.wait_for_terminate(1, SOON).await, "tried again");
+    app.sweep().await;
+    assert!(app.pusher.terminated().contains(&1), "tried again");
     let statuses: Vec<u16> = app.pusher.calls().iter().map(|c| c.status).collect();
     assert_eq!(statuses, [401, 200]);
 }
@@ -258,7 +256,7 @@ async fn with_watch_for_zero_nothing_is_watched_or_ended() {
         .announce(change(remove_from_team, "ada", "initech", "ops"))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.settled().await;
     assert!(app.pusher.calls().is_empty());
     // The webhook still made the cached membership stale: no signature for
     // the lost channel, TTL or not.
@@ -284,7 +282,7 @@ async fn with_terminate_connections_off_nothing_is_called() {
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    app.settled().await;
     assert!(app.pusher.calls().is_empty());
     let me: Value = ada.get(&app.url("/auth/me")).await.json().await.unwrap();
     assert_eq!(me["ended"]["lost"], json!(["private-ops"]), "{me}");
@@ -396,7 +394,7 @@ async fn webhook_deliveries_that_are_not_genuine_change_nothing() {
     );
 
     // None of that read GitHub or ended anything.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.settled().await;
     use github_standin::Endpoint;
     assert_eq!(app.github.calls(Endpoint::Teams), 0);
     assert!(app.pusher.calls().is_empty());
@@ -412,7 +410,7 @@ async fn webhook_deliveries_that_are_not_genuine_change_nothing() {
         answer["outcome"].as_str().unwrap().starts_with("duplicate"),
         "{answer}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.settled().await;
     assert_eq!(
         app.github.calls(Endpoint::Teams),
         reads,

@@ -240,7 +240,7 @@ async fn a_logout_on_another_instance_is_honoured_within_the_hold() {
     assert_eq!(auth_with_cookie(&a, &cookie).await, StatusCode::OK);
     browser.log_out(&b).await;
     // Instance a may still use what it decoded a moment ago, never longer.
-    tokio::time::sleep(channelgate::session::HOLD_FOR + Duration::from_millis(200)).await;
+    a.clock.advance(channelgate::session::HOLD_FOR);
     assert_eq!(
         auth_with_cookie(&a, &cookie).await,
         StatusCode::UNAUTHORIZED,
