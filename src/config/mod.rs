@@ -21,6 +21,7 @@
 //! - `summary`: the configuration in words, for `check-config`.
 
 use std::fmt;
+use std::io;
 use std::path::Path;
 
 use toml::de::DeTable;
@@ -182,17 +183,23 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Reads and validates the file at `path`, taking secrets from the
-    /// process environment where set.
+    /// process environment where set. Problems name the file by its
+    /// absolute path (a relative `path` is resolved against the current
+    /// directory).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let source = std::path::absolute(path)
+            .unwrap_or_else(|_| path.to_owned())
+            .display()
+            .to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            source: path.display().to_string(),
+            source: source.clone(),
             problems: vec![Problem {
                 key: "(file)".into(),
                 line: None,
-                message: format!("cannot read it: {e}"),
+                message: unreadable(&e),
             }],
         })?;
-        Self::parse(&text, &path.display().to_string(), &process_env)
+        Self::parse(&text, &source, &process_env)
     }
 
     /// Validates `text`; `source` names it in messages; `env` supplies
@@ -254,11 +261,26 @@ fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Option<Config
     })
 }
 
+/// Why the config file could not be read, and what to do.
+fn unreadable(e: &io::Error) -> String {
+    let name_it = format!(
+        "pass `--config PATH` or set {ENV_CONFIG_PATH} to name the config file, or try `channelgate demo` for a gateway that needs no config"
+    );
+    match e.kind() {
+        io::ErrorKind::NotFound => format!("no such file; {name_it}"),
+        io::ErrorKind::IsADirectory => format!("is a directory, not a file; {name_it}"),
+        io::ErrorKind::PermissionDenied => "cannot be read: permission denied; let the gateway's user read it (and, as it may hold secrets, nobody else)".to_owned(),
+        io::ErrorKind::InvalidData => "is not UTF-8 text".to_owned(),
+        _ => format!("cannot be read: {e}"),
+    }
+}
+
 #[cfg(test)]
 mod testing;
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
     use std::time::Duration;
 
     use super::*;
@@ -515,6 +537,64 @@ everyone = true
         let p = only_problem("[pusher]\napp_id = \"1\nkey = 2\n");
         assert_eq!(p.key, "(syntax)");
         assert_eq!(p.line, Some(2));
+    }
+
+    /// A file of its own in the temporary directory, holding `contents`.
+    fn temp_file(name: &str, contents: &[u8]) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("channelgate-config-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_missing_file_is_named_by_its_absolute_path_with_a_way_forward() {
+        let e = Config::load(Path::new("no-such-dir/channelgate.toml")).unwrap_err();
+        let absolute = std::env::current_dir()
+            .unwrap()
+            .join("no-such-dir/channelgate.toml")
+            .display()
+            .to_string();
+        assert_eq!(e.source, absolute);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{absolute}: 1 problem\n  {absolute}: (file): no such file; pass `--config PATH` \
+                 or set CHANNELGATE_CONFIG to name the config file, or try `channelgate demo` \
+                 for a gateway that needs no config\n"
+            )
+        );
+    }
+
+    #[test]
+    fn other_read_errors_name_the_absolute_path_too() {
+        let dir = std::env::temp_dir();
+        let e = Config::load(&dir).unwrap_err();
+        assert_eq!(e.source, dir.display().to_string());
+        assert!(
+            e.problems[0]
+                .message
+                .starts_with("is a directory, not a file; pass `--config PATH`"),
+            "{e}"
+        );
+        let binary = temp_file("binary.toml", b"\xff\xfe");
+        let e = Config::load(&binary).unwrap_err();
+        std::fs::remove_file(&binary).unwrap();
+        assert_eq!(e.source, binary.display().to_string());
+        assert_eq!(e.problems[0].message, "is not UTF-8 text");
+    }
+
+    #[test]
+    fn problems_in_a_loaded_file_name_it_by_its_absolute_path() {
+        let path = temp_file("broken.toml", b"[servre]\n");
+        let e = Config::load(&path).unwrap_err();
+        std::fs::remove_file(&path).unwrap();
+        assert!(path.is_absolute());
+        assert!(
+            e.to_string()
+                .contains(&format!("  {}:1: servre: unknown key", path.display())),
+            "{e}"
+        );
     }
 
     #[test]
