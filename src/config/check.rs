@@ -45,6 +45,7 @@ impl Problems<'_> {
             key: key.into(),
             line,
             message: message.into(),
+            excerpt: None,
         });
     }
 

@@ -17,6 +17,7 @@
 //!   `webhooks`, `revocation`, `log`, `rules`;
 //! - `check`: what the sections share: the problem collector, reading a
 //!   table, and the checks of secrets, URLs, durations and counts;
+//! - `syntax`: a TOML syntax error's excerpt of its line;
 //! - [`duration`]: the duration grammar (`"90s"`, `"5m"`, `"12h"`, `"7d"`);
 //! - `summary`: the configuration in words, for `check-config`.
 
@@ -41,6 +42,7 @@ mod server;
 mod session;
 mod signin;
 mod summary;
+mod syntax;
 mod webhooks;
 
 pub use self::cache::CacheConfig;
@@ -149,6 +151,9 @@ pub struct Problem {
     pub line: Option<usize>,
     /// What is wrong and, where possible, how to fix it.
     pub message: String,
+    /// For a syntax error, the line as written with a caret under the
+    /// place the parser stopped (see [`Config::parse`]).
+    pub excerpt: Option<String>,
 }
 
 /// Every problem found in a configuration.
@@ -174,6 +179,9 @@ impl fmt::Display for ConfigError {
                 Some(line) => writeln!(f, "  {}:{line}: {}: {}", self.source, p.key, p.message)?,
                 None => writeln!(f, "  {}: {}: {}", self.source, p.key, p.message)?,
             }
+            for line in p.excerpt.iter().flat_map(|e| e.lines()) {
+                writeln!(f, "    {line}")?;
+            }
         }
         Ok(())
     }
@@ -197,13 +205,15 @@ impl Config {
                 key: "(file)".into(),
                 line: None,
                 message: unreadable(&e),
+                excerpt: None,
             }],
         })?;
         Self::parse(&text, &source, &process_env)
     }
 
     /// Validates `text`; `source` names it in messages; `env` supplies
-    /// environment variables.
+    /// environment variables. A syntax error carries an excerpt of its
+    /// line, unless the line may hold a secret.
     pub fn parse(text: &str, source: &str, env: Env<'_>) -> Result<Self, ConfigError> {
         let mut p = Problems {
             text,
@@ -213,6 +223,9 @@ impl Config {
             Ok(doc) => build(&mut p, doc.get_ref(), env),
             Err(e) => {
                 p.add("(syntax)", e.span(), e.message().trim_end().to_owned());
+                if let (Some(span), Some(problem)) = (e.span(), p.list.last_mut()) {
+                    problem.excerpt = Some(syntax::excerpt(text, &span));
+                }
                 None
             }
         };
@@ -537,6 +550,34 @@ everyone = true
         let p = only_problem("[pusher]\napp_id = \"1\nkey = 2\n");
         assert_eq!(p.key, "(syntax)");
         assert_eq!(p.line, Some(2));
+    }
+
+    #[test]
+    fn a_syntax_error_shows_its_line_with_a_caret() {
+        let e = parse(&format!("{MINIMAL}\n[cache]\nmembership_ttl = 5m\n")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "test.toml: 1 problem\n\
+             \x20 test.toml:12: (syntax): string values must be quoted, expected literal string\n\
+             \x20      |\n\
+             \x20   12 | membership_ttl = 5m\n\
+             \x20      |                  ^^\n"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_on_a_secret_line_hides_the_line() {
+        let text = MINIMAL.replace(
+            "secret = \"7ad3773142a6692b25b8\"",
+            "secret = \"7ad3773142a6692b25b8",
+        );
+        let e = parse(&text).unwrap_err();
+        let shown = e.to_string();
+        assert!(!shown.contains("7ad3773142a6692b25b8"), "{shown}");
+        assert!(
+            shown.contains("    5 | secret = … (not shown: this line may hold a secret)\n"),
+            "{shown}"
+        );
     }
 
     /// A file of its own in the temporary directory, holding `contents`.
