@@ -75,7 +75,7 @@ impl Keys {
             }
         };
         let bytes = |label: &[u8]| -> [u8; 32] {
-            let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(material)
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(material)
                 .expect("HMAC accepts keys of any length");
             mac.update(label);
             mac.finalize().into_bytes().into()
@@ -96,7 +96,7 @@ impl Keys {
     /// keyed for names. The session store finds a person's token index by
     /// it, and nobody else can name that record (in a cookie, say).
     pub fn name(&self, what: &[u8]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.names)
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.names)
             .expect("HMAC accepts keys of any length");
         mac.update(what);
         mac.finalize().into_bytes().into()

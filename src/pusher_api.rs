@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use github_standin::{Endpoint, MembershipState};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};

@@ -2,7 +2,7 @@
 //! them (`organization`, `membership` and `github_app_authorization`
 //! events, signed with `X-Hub-Signature-256`).
 
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 
 use super::*;
 use crate::api::{org_json, simple_user_json, team_json};

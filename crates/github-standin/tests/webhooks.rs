@@ -11,7 +11,7 @@ use axum::routing::post;
 use github_standin::{
     Change, Delivery, GithubStandIn, MembershipState, WebhookTarget, World, org_id, team_id,
 };
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use reqwest::redirect::Policy;
 use serde_json::Value;
 use sha2::Sha256;
