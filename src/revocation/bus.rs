@@ -174,7 +174,7 @@ pub async fn join(url: &Secret<String>, revocation: &Revocation) -> Result<(), S
 fn instance_id() -> String {
     let mut bytes = [0u8; 8];
     OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 #[cfg(test)]

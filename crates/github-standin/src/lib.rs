@@ -768,7 +768,7 @@ impl GithubStandIn {
     /// `len` lowercase hex digits that nobody can guess (at most 64), from
     /// the operating system's randomness.
     fn random_hex(&self, len: usize) -> String {
-        let mut out = hex(&rand::random::<[u8; 32]>());
+        let mut out = hex::encode(rand::random::<[u8; 32]>());
         out.truncate(len);
         out
     }
