@@ -11,7 +11,6 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
@@ -19,6 +18,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::error::ApiError;
+use super::form;
 use super::state::AppState;
 use crate::excerpt::Excerpt;
 use crate::membership::Group;
@@ -75,26 +75,17 @@ pub async fn receive(
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such route"));
     };
     let (parts, body) = request.into_parts();
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the delivery is over {MAX_BODY_BYTES} bytes"),
-        )
-    };
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
     let count = |event, outcome| state.metrics.webhook(event, outcome);
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        count("unknown", "too_large");
-        return Err(too_large());
-    }
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        count("unknown", "too_large");
-        return Err(too_large());
-    };
+    let body = form::read_up_to(body, MAX_BODY_BYTES)
+        .await
+        .inspect_err(|e| {
+            let outcome = if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "malformed"
+            };
+            count("unknown", outcome);
+        })?;
     if !signed(&parts.headers, &body, webhooks.secret.expose().as_bytes()) {
         count("unknown", "unauthorized");
         state.quiet.info(
