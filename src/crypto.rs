@@ -16,6 +16,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq as _;
 
 use crate::secret::Secret;
 
@@ -75,7 +76,7 @@ impl Keys {
             }
         };
         let bytes = |label: &[u8]| -> [u8; 32] {
-            let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(material)
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(material)
                 .expect("HMAC accepts keys of any length");
             mac.update(label);
             mac.finalize().into_bytes().into()
@@ -96,7 +97,7 @@ impl Keys {
     /// keyed for names. The session store finds a person's token index by
     /// it, and nobody else can name that record (in a cookie, say).
     pub fn name(&self, what: &[u8]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.names)
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.names)
             .expect("HMAC accepts keys of any length");
         mac.update(what);
         mac.finalize().into_bytes().into()
@@ -157,9 +158,12 @@ impl Keys {
     }
 }
 
-/// Equal bytes, in a time that does not depend on where they differ.
+/// Equal bytes, in a time that does not depend on where they differ: the
+/// one comparison of secrets and digests in the gateway. `subtle` keeps the
+/// compiler from turning it into an early exit. Only whether the lengths
+/// differ may show, and every secret compared here has a fixed length.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 /// A GitHub token as a session stores it: sealed. Opened only when GitHub

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
@@ -47,7 +47,7 @@ pub fn signed_query(
         ("auth_version", "1.0".to_owned()),
     ];
     if !body.is_empty() {
-        params.push(("body_md5", hex(&Md5::digest(body))));
+        params.push(("body_md5", hex::encode(Md5::digest(body))));
     }
     params.sort_by(|a, b| a.0.cmp(b.0));
     let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -55,7 +55,7 @@ pub fn signed_query(
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
         .expect("HMAC takes a key of any length");
     mac.update(format!("{method}\n{path}\n{query}").as_bytes());
-    let signature = hex(&mac.finalize().into_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
     // The key was checked to hold no ':' or spaces; escape it anyway, the
     // server unescapes before it checks the signature.
     let key_escaped: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
@@ -65,14 +65,6 @@ pub fn signed_query(
         1,
     );
     format!("{query}&auth_signature={signature}")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// Why a terminate call was given up.

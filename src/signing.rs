@@ -9,7 +9,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -184,7 +184,7 @@ impl Signer {
         let mut auth = String::with_capacity(self.key.len() + 1 + 2 * digest.len());
         auth.push_str(&self.key);
         auth.push(':');
-        push_hex(&mut auth, &digest);
+        auth.push_str(&hex::encode(digest));
         auth
     }
 
@@ -245,14 +245,6 @@ fn shared_secret(channel: &ChannelName, master_key: &Secret<[u8; 32]>) -> String
     hash.update(channel.as_str().as_bytes());
     hash.update(master_key.expose());
     BASE64.encode(hash.finalize())
-}
-
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
 }
 
 #[cfg(test)]

@@ -182,7 +182,7 @@ pub async fn join(
 fn instance_id() -> String {
     let mut bytes = [0u8; 8];
     OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 #[cfg(test)]

@@ -111,7 +111,7 @@ impl BearerToken {
     }
 
     fn digest_hex(&self) -> String {
-        hex(&self.digest)
+        hex::encode(self.digest)
     }
 }
 
@@ -120,14 +120,6 @@ fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     chacha20poly1305::aead::OsRng.fill_bytes(&mut bytes);
     bytes
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 /// How often a token's record is written back when it is used.
@@ -309,7 +301,7 @@ impl Tokens {
         if entries.len() >= MAX_TOKENS {
             return Err(CreateError::TooMany);
         }
-        let public = hex(&random::<8>());
+        let public = hex::encode(random::<8>());
         let mut made = None;
         // Another record under a fresh token's id is as likely as guessing
         // a token; still, never overwrite one.

@@ -1,4 +1,5 @@
-//! Request bodies as the gateway reads them: a form or JSON, told apart
+//! Request bodies as the gateway reads them: read whole up to a route's
+//! limit (413 past it, the same on every route), a form or JSON, told apart
 //! by `Content-Type`; a form's fields decoded once, each named one taken
 //! only when it appears at most once. The Pusher endpoints parse their own
 //! fields with these; the small bodies of the gateway's own routes (token
@@ -6,9 +7,10 @@
 
 use std::borrow::Cow;
 
-use axum::body::{Body, Bytes};
-use axum::http::HeaderMap;
+use axum::body::{Body, Bytes, HttpBody as _};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
+use futures_util::StreamExt as _;
 
 use super::error::ApiError;
 
@@ -57,14 +59,46 @@ pub fn only<'a>(fields: &'a Fields<'_>, name: &str) -> Result<Option<&'a str>, A
     Ok(first)
 }
 
-/// Largest body these routes read.
+/// Largest body of the gateway's own small routes (token names, device
+/// codes).
 pub const MAX_BODY_BYTES: usize = 4 * 1024;
 
-/// The body, up to [`MAX_BODY_BYTES`].
+/// The body of one of the small routes, up to [`MAX_BODY_BYTES`] (see
+/// [`read_up_to`]).
 pub async fn read(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::bad_request(format!("the body is over {MAX_BODY_BYTES} bytes")))
+    read_up_to(body, MAX_BODY_BYTES).await
+}
+
+/// The body, whole, if it has at most `limit` bytes: every route reads its
+/// body through here. Past the limit the answer is 413 naming it, as soon
+/// as a `Content-Length` or the bytes received show it; a body that cannot
+/// be read (the client hung up, say) is a 400.
+pub async fn read_up_to(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {limit} bytes, the most this route accepts"),
+        )
+    };
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large());
+    }
+    let unreadable =
+        |e: axum::Error| ApiError::bad_request(format!("the request body cannot be read: {e}"));
+    let mut stream = body.into_data_stream();
+    let (mut chunks, mut total) = (Vec::new(), 0);
+    while let Some(chunk) = stream.next().await.transpose().map_err(unreadable)? {
+        total += chunk.len();
+        if total > limit {
+            return Err(too_large());
+        }
+        chunks.push(chunk);
+    }
+    // Most bodies come in one chunk: it is kept as it is, not copied.
+    Ok(match chunks.len() {
+        1 => chunks.swap_remove(0),
+        _ => chunks.concat().into(),
+    })
 }
 
 /// The single value of `name` in a form or a JSON object (a string), or
@@ -102,6 +136,37 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
         h
+    }
+
+    /// A body that arrives in these chunks, with no declared length.
+    fn streamed(chunks: Vec<Result<&'static [u8], std::io::Error>>) -> Body {
+        Body::from_stream(futures_util::stream::iter(chunks))
+    }
+
+    #[tokio::test]
+    async fn a_body_is_read_whole_up_to_its_limit_and_413_past_it() {
+        let whole = read_up_to(streamed(vec![Ok(b"abc"), Ok(b"de")]), 5).await;
+        assert_eq!(&whole.unwrap()[..], b"abcde");
+        let over = read_up_to(streamed(vec![Ok(b"abc"), Ok(b"def")]), 5)
+            .await
+            .unwrap_err();
+        assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            over.message(),
+            "the request body is over 5 bytes, the most this route accepts"
+        );
+        // A declared length past the limit is refused before anything is read.
+        let declared = read_up_to(Body::from(vec![b'x'; 6]), 5).await.unwrap_err();
+        assert_eq!(declared.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(read_up_to(Body::empty(), 5).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_body_that_breaks_off_is_a_400() {
+        let broken = streamed(vec![Ok(b"ab"), Err(std::io::Error::other("reset by peer"))]);
+        let e = read_up_to(broken, 5).await.unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.message().contains("cannot be read"), "{}", e.message());
     }
 
     #[test]

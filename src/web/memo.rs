@@ -119,7 +119,7 @@ impl Default for RequestIds {
         let mut bytes = [0u8; 6];
         OsRng.fill_bytes(&mut bytes);
         Self {
-            prefix: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            prefix: hex::encode(bytes),
             next: AtomicU64::new(1),
         }
     }

@@ -1,9 +1,10 @@
 //! `POST /pusher/auth` and `POST /pusher/user-auth`, as pusher-js calls them.
 //!
-//! The order of checks is the contract: the origin, then the body (400 for
-//! anything malformed, naming the field), then the session (401), then the
-//! person's current membership (401 if GitHub revoked the token, 503 if it
-//! cannot be known), then the rules (403), and only then a signature.
+//! The order of checks is the contract: the origin, then the body (413 past
+//! [`MAX_BODY_BYTES`], 400 for anything malformed, naming the field), then
+//! the session (401), then the person's current membership (401 if GitHub
+//! revoked the token, 503 if it cannot be known), then the rules (403), and
+//! only then a signature.
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
@@ -98,7 +99,7 @@ async fn accept(
     }
     let addr = client_addr_of(&parts, state);
     Ok(Accepted {
-        body: read_body(body).await?,
+        body: form::read_up_to(body, MAX_BODY_BYTES).await?,
         headers: parts.headers,
         credential,
         addr,
@@ -113,15 +114,6 @@ struct Accepted {
     credential: Credential,
     addr: IpAddr,
     config: Arc<Config>,
-}
-
-/// Reads the body up to [`MAX_BODY_BYTES`].
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| {
-            ApiError::bad_request(format!("the request body is over {MAX_BODY_BYTES} bytes"))
-        })
 }
 
 fn parse_form(body: &[u8]) -> Result<AuthRequest, ApiError> {

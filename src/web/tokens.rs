@@ -12,6 +12,7 @@ use axum::http::header::{AUTHORIZATION, ORIGIN};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use time::format_description::well_known::Rfc3339;
 use tower_sessions::Session;
 
 use super::error::ApiError;
@@ -131,20 +132,13 @@ fn shown(t: &Listed) -> serde_json::Value {
     })
 }
 
-/// `2026-12-01T15:45:16Z`.
+/// `2026-12-01T15:45:16Z`; the bare number for a time RFC 3339 cannot
+/// write (before year 0 or after 9999).
 pub fn rfc3339(unix: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => unix.to_string(),
-    }
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
 }
 
 /// Refuses a bearer token (tokens are managed from the browser) and, when
@@ -189,4 +183,17 @@ fn name_of(headers: &HeaderMap, body: &[u8]) -> Result<String, ApiError> {
     check_name(&name)
         .map(str::to_owned)
         .map_err(ApiError::bad_request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn token_times_are_rfc3339_in_utc_to_the_second() {
+        assert_eq!(rfc3339(1_796_139_916), "2026-12-01T15:45:16Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        // Past year 9999 RFC 3339 has no form: the number is shown as is.
+        assert_eq!(rfc3339(i64::MAX), i64::MAX.to_string());
+    }
 }

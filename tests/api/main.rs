@@ -2,6 +2,7 @@
 //! against the GitHub stand-in over real HTTP. One test binary (with modules)
 //! so the tests link once.
 
+mod bodies;
 mod demo;
 mod device;
 mod faults;

@@ -158,7 +158,7 @@ impl GithubStandIn {
             h.update(text.as_bytes());
             h.update(b"\n");
             h.update(link.as_deref().unwrap_or("").as_bytes());
-            format!("W/\"{}\"", hex(&h.finalize()))
+            format!("W/\"{}\"", hex::encode(h.finalize()))
         };
         let mut r = if etag_matches(headers, &etag) {
             if let Some(endpoint) = endpoint {

@@ -97,10 +97,6 @@ const TOKEN_ERRORS: &str = "https://docs.github.com/apps/managing-oauth-apps/tro
 /// [`GithubStandIn::set_base_url`] sets the real one.
 const UNSET_BASE_URL: &str = "http://127.0.0.1";
 
-// ---------------------------------------------------------------------------
-// The stand-in
-// ---------------------------------------------------------------------------
-
 /// A GitHub stand-in serving a [`World`] over HTTP; cheap to clone (all
 /// clones share one state).
 ///
@@ -120,346 +116,6 @@ struct Inner {
     /// The HTTP client of webhook deliveries, made on first use (or why it
     /// could not be).
     webhook_client: OnceLock<Result<reqwest::Client, String>>,
-}
-
-/// An authorization code waiting to be exchanged.
-struct Grant {
-    login: String,
-    redirect_uri: String,
-    challenge: Option<String>,
-    scopes: Vec<String>,
-    created: Instant,
-}
-
-/// An issued access token.
-struct Token {
-    /// The person's lowercase login (their key in [`Db::people`]).
-    key: String,
-    /// The granted scopes, as `x-oauth-scopes` lists them.
-    scopes: String,
-    /// The person's [`Person::revocations`] when it was issued: it works
-    /// while they are still equal.
-    generation: u64,
-}
-
-/// A rate-limit budget (GitHub's is per person).
-#[derive(Debug, Clone, Copy, Default)]
-struct Budget {
-    /// Requests counted against the current window.
-    used: u64,
-    /// When the current window ends (epoch seconds); `0` before the first
-    /// request.
-    reset: u64,
-}
-
-impl Budget {
-    fn roll(&mut self) {
-        let now = epoch_seconds();
-        if now >= self.reset {
-            self.used = 0;
-            self.reset = now + 3600;
-        }
-    }
-}
-
-/// The world as the stand-in keeps it: indexed by person, so that a request
-/// costs the size of that person's data, not the size of the world.
-struct Db {
-    /// Everyone, in the world's order (the consent page lists them so).
-    users: Vec<UserRecord>,
-    /// Everyone who has a record, a membership or a token, by lowercase login.
-    people: HashMap<String, Person>,
-    /// How many team memberships each team has, by lowercase (org, slug).
-    team_sizes: HashMap<(String, String), usize>,
-    /// Every organization that has had a member, by lowercase name, with
-    /// the first spelling seen (the admin page offers them all).
-    known_orgs: BTreeMap<String, String>,
-    /// Every team that has had a member, by lowercase (org, slug), with the
-    /// first spelling seen.
-    known_teams: BTreeMap<(String, String), (String, String)>,
-}
-
-/// One person's part of the [`Db`].
-#[derive(Default)]
-struct Person {
-    /// Where the person's record is in [`Db::users`] (the first one with
-    /// the login).
-    user: Option<usize>,
-    /// Organization memberships as (org, state), in the order the API lists
-    /// them.
-    orgs: Vec<(String, MembershipState)>,
-    /// Team memberships as (org, slug), in the order the API lists them.
-    teams: Vec<(String, String)>,
-    /// How many times the person's tokens were revoked.
-    revocations: u64,
-    budget: Budget,
-}
-
-impl Db {
-    fn new(world: World) -> Self {
-        let World {
-            users,
-            orgs,
-            teams,
-            index: _,
-        } = world;
-        let mut db = Db {
-            users: Vec::with_capacity(users.len()),
-            people: HashMap::with_capacity(users.len()),
-            team_sizes: HashMap::new(),
-            known_orgs: BTreeMap::new(),
-            known_teams: BTreeMap::new(),
-        };
-        for user in users {
-            let at = db.users.len();
-            db.person(&user.login).user.get_or_insert(at);
-            db.users.push(user);
-        }
-        for m in orgs {
-            db.know(&m.org, None);
-            db.person(&m.login).orgs.push((m.org, m.state));
-        }
-        for t in teams {
-            db.know(&t.org, Some(&t.slug));
-            *db.team_sizes
-                .entry((t.org.to_ascii_lowercase(), t.slug.to_ascii_lowercase()))
-                .or_default() += 1;
-            db.person(&t.login).teams.push((t.org, t.slug));
-        }
-        db
-    }
-
-    /// Remembers organization `org` and, with `slug`, its team `slug`.
-    fn know(&mut self, org: &str, slug: Option<&str>) {
-        let org_key = org.to_ascii_lowercase();
-        if let Some(slug) = slug {
-            self.known_teams
-                .entry((org_key.clone(), slug.to_ascii_lowercase()))
-                .or_insert_with(|| (org.to_owned(), slug.to_owned()));
-        }
-        self.known_orgs
-            .entry(org_key)
-            .or_insert_with(|| org.to_owned());
-    }
-
-    fn person(&mut self, login: &str) -> &mut Person {
-        self.people.entry(login.to_ascii_lowercase()).or_default()
-    }
-
-    fn find_user(&self, login: &str) -> Option<&UserRecord> {
-        let at = self.people.get(&login.to_ascii_lowercase())?.user?;
-        self.users.get(at)
-    }
-
-    fn put_user(&mut self, user: UserRecord) {
-        let person = self
-            .people
-            .entry(user.login.to_ascii_lowercase())
-            .or_default();
-        match person.user {
-            Some(at) => self.users[at] = user,
-            None => {
-                person.user = Some(self.users.len());
-                self.users.push(user);
-            }
-        }
-    }
-
-    fn set_org(&mut self, login: &str, org: &str, state: Option<MembershipState>) {
-        match state {
-            Some(state) => {
-                self.know(org, None);
-                let orgs = &mut self.person(login).orgs;
-                match orgs.iter_mut().find(|(o, _)| o.eq_ignore_ascii_case(org)) {
-                    Some(m) => m.1 = state,
-                    None => orgs.push((org.to_owned(), state)),
-                }
-            }
-            None => {
-                if let Some(person) = self.people.get_mut(&login.to_ascii_lowercase())
-                    && let Some(i) = person
-                        .orgs
-                        .iter()
-                        .position(|(o, _)| o.eq_ignore_ascii_case(org))
-                {
-                    person.orgs.remove(i);
-                }
-            }
-        }
-    }
-
-    fn add_team(&mut self, login: &str, org: &str, slug: &str) {
-        self.know(org, Some(slug));
-        let teams = &mut self
-            .people
-            .entry(login.to_ascii_lowercase())
-            .or_default()
-            .teams;
-        if !teams
-            .iter()
-            .any(|(o, s)| o.eq_ignore_ascii_case(org) && s.eq_ignore_ascii_case(slug))
-        {
-            teams.push((org.to_owned(), slug.to_owned()));
-            *self
-                .team_sizes
-                .entry((org.to_ascii_lowercase(), slug.to_ascii_lowercase()))
-                .or_default() += 1;
-        }
-    }
-
-    fn remove_team(&mut self, login: &str, org: &str, slug: &str) {
-        let Some(person) = self.people.get_mut(&login.to_ascii_lowercase()) else {
-            return;
-        };
-        let before = person.teams.len();
-        person
-            .teams
-            .retain(|(o, s)| !(o.eq_ignore_ascii_case(org) && s.eq_ignore_ascii_case(slug)));
-        let removed = before - person.teams.len();
-        if removed == 0 {
-            return;
-        }
-        let key = (org.to_ascii_lowercase(), slug.to_ascii_lowercase());
-        if let Some(size) = self.team_sizes.get_mut(&key) {
-            *size = size.saturating_sub(removed);
-            if *size == 0 {
-                self.team_sizes.remove(&key);
-            }
-        }
-    }
-
-    /// How many memberships team `slug` of `org` has.
-    fn team_size(&self, org: &str, slug: &str) -> usize {
-        self.team_sizes
-            .get(&(org.to_ascii_lowercase(), slug.to_ascii_lowercase()))
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
-/// Who a valid token belongs to.
-struct SignedIn {
-    /// Their lowercase login.
-    key: String,
-    user: UserRecord,
-    scopes: String,
-}
-
-struct St {
-    db: Db,
-    base_url: String,
-    auto_consent: Option<String>,
-    deny: bool,
-    codes: HashMap<String, Grant>,
-    /// Every code issued, oldest first, with when it was made: the expired
-    /// ones are forgotten from the front.
-    code_order: VecDeque<(Instant, String)>,
-    tokens: HashMap<String, Token>,
-    /// The OAuth app's registered callback URLs: GitHub redirects only there.
-    callbacks: Vec<Url>,
-    issued: usize,
-    down: bool,
-    delay: Duration,
-    rate_limited: Option<u64>,
-    secondary: Option<u64>,
-    malformed: bool,
-    endless: bool,
-    page_cap: Option<usize>,
-    trap: Option<Trap>,
-    calls: HashMap<Endpoint, u64>,
-    /// Requests inside their delay now, and the most there have been at once.
-    in_delay: usize,
-    most_in_delay: usize,
-    not_modified: HashMap<Endpoint, u64>,
-    /// The budget of requests without a valid token.
-    anonymous: Budget,
-    /// Where [`GithubStandIn::announce`] sends webhooks.
-    webhook: Option<WebhookTarget>,
-    /// The last deliveries, oldest first.
-    deliveries: VecDeque<Delivery>,
-    /// Device codes handed out, by device code.
-    devices: HashMap<String, device::Device>,
-    /// How new device codes are timed.
-    device: device::DeviceSettings,
-}
-
-impl St {
-    /// `key`'s rate-limit budget (the anonymous one for `None` or a
-    /// stranger), its window rolled forward if it has ended.
-    fn budget(&mut self, key: Option<&str>) -> &mut Budget {
-        let budget = match key.and_then(|k| self.db.people.get_mut(k)) {
-            Some(person) => &mut person.budget,
-            None => &mut self.anonymous,
-        };
-        budget.roll();
-        budget
-    }
-
-    fn rate_headers(&mut self, key: Option<&str>, headers: &mut HeaderMap) {
-        let (remaining, used, reset) = match self.rate_limited {
-            Some(reset) => (0, RATE_LIMIT, reset),
-            None => {
-                let budget = self.budget(key);
-                (
-                    RATE_LIMIT.saturating_sub(budget.used),
-                    budget.used,
-                    budget.reset,
-                )
-            }
-        };
-        put(headers, "x-ratelimit-limit", &RATE_LIMIT.to_string());
-        put(headers, "x-ratelimit-remaining", &remaining.to_string());
-        put(headers, "x-ratelimit-reset", &reset.to_string());
-        put(headers, "x-ratelimit-used", &used.to_string());
-        put(headers, "x-ratelimit-resource", "core");
-    }
-
-    /// The person a token belongs to, unless it is unknown or revoked.
-    fn signed_in(&self, token: &str) -> Option<SignedIn> {
-        let token = self.tokens.get(token)?;
-        let person = self.db.people.get(&token.key)?;
-        if person.revocations != token.generation {
-            return None;
-        }
-        let user = self.db.users.get(person.user?)?.clone();
-        Some(SignedIn {
-            key: token.key.clone(),
-            user,
-            scopes: token.scopes.clone(),
-        })
-    }
-
-    /// Keeps a new code until it is exchanged or expires.
-    fn add_code(&mut self, code: String, grant: Grant) {
-        self.forget_expired_codes();
-        self.code_order.push_back((grant.created, code.clone()));
-        self.codes.insert(code, grant);
-    }
-
-    /// Drops the codes that have expired unexchanged, in amortized constant
-    /// time per code.
-    fn forget_expired_codes(&mut self) {
-        while let Some((created, _)) = self.code_order.front()
-            && created.elapsed() > CODE_LIFETIME
-        {
-            if let Some((created, code)) = self.code_order.pop_front()
-                && self.codes.get(&code).is_some_and(|g| g.created == created)
-            {
-                self.codes.remove(&code);
-            }
-        }
-        // Exchanged codes wait in the queue until they expire; when they are
-        // most of it, drop them (the queue at least doubled since last time).
-        if self.code_order.len() > 2 * self.codes.len() + 64 {
-            let codes = &self.codes;
-            self.code_order
-                .retain(|(created, code)| codes.get(code).is_some_and(|g| g.created == *created));
-        }
-    }
-
-    fn api_url(&self) -> String {
-        format!("{}/api/v3", self.base_url)
-    }
 }
 
 impl std::fmt::Debug for GithubStandIn {
@@ -513,34 +169,7 @@ impl GithubStandIn {
             inner: Arc::new(Inner {
                 client_id: client_id.to_owned(),
                 client_secret: client_secret.to_owned(),
-                state: Mutex::new(St {
-                    db: Db::new(world),
-                    base_url: UNSET_BASE_URL.to_owned(),
-                    auto_consent: None,
-                    deny: false,
-                    codes: HashMap::new(),
-                    code_order: VecDeque::new(),
-                    tokens: HashMap::new(),
-                    callbacks: Vec::new(),
-                    issued: 0,
-                    down: false,
-                    delay: Duration::ZERO,
-                    rate_limited: None,
-                    secondary: None,
-                    malformed: false,
-                    endless: false,
-                    page_cap: None,
-                    trap: None,
-                    calls: HashMap::new(),
-                    in_delay: 0,
-                    most_in_delay: 0,
-                    not_modified: HashMap::new(),
-                    anonymous: Budget::default(),
-                    webhook: None,
-                    deliveries: VecDeque::new(),
-                    devices: HashMap::new(),
-                    device: device::DeviceSettings::default(),
-                }),
+                state: Mutex::new(St::new(world)),
                 webhook_client: OnceLock::new(),
             }),
         }
@@ -609,153 +238,6 @@ impl GithubStandIn {
         self.lock().api_url()
     }
 
-    /// `Some(login)`: `GET /login/oauth/authorize` redirects at once with a
-    /// code for that person (who must exist in the world when the request
-    /// comes); `None`: it shows the consent page.
-    pub fn set_auto_consent(&self, login: Option<&str>) {
-        self.lock().auto_consent = login.map(str::to_owned);
-    }
-
-    /// While on, authorize (`GET` and `POST`) redirects back with
-    /// `error=access_denied`, as GitHub does when the person cancels.
-    pub fn set_deny_consent(&self, deny: bool) {
-        self.lock().deny = deny;
-    }
-
-    /// Sets `login`'s membership of `org` to `state`; `None` removes it.
-    pub fn set_org_state(&self, login: &str, org: &str, state: Option<MembershipState>) {
-        self.lock().db.set_org(login, org, state);
-    }
-
-    /// Puts `login` in team `slug` of `org` (a no-op when already there).
-    pub fn add_to_team(&self, login: &str, org: &str, slug: &str) {
-        self.lock().db.add_team(login, org, slug);
-    }
-
-    /// Takes `login` out of team `slug` of `org`.
-    pub fn remove_from_team(&self, login: &str, org: &str, slug: &str) {
-        self.lock().db.remove_team(login, org, slug);
-    }
-
-    /// Adds a person (replacing any person with the same login).
-    pub fn add_user(&self, user: UserRecord) {
-        self.lock().db.put_user(user);
-    }
-
-    /// Renames `old` to `new`, as GitHub lets people do: the same id,
-    /// memberships and tokens; the old login is free for anyone to take.
-    pub fn rename_user(&self, old: &str, new: &str) {
-        let (old_key, new_key) = (old.to_ascii_lowercase(), new.to_ascii_lowercase());
-        let mut st = self.lock();
-        if let Some(person) = st.db.people.remove(&old_key) {
-            if let Some(at) = person.user {
-                st.db.users[at].login = new.to_owned();
-            }
-            st.db.people.insert(new_key.clone(), person);
-        }
-        for token in st.tokens.values_mut() {
-            if token.key == old_key {
-                token.key.clone_from(&new_key);
-            }
-        }
-    }
-
-    /// Revokes every token issued to `login` so far: they now get
-    /// `401 Bad credentials`. Tokens issued later (after a new login) work.
-    pub fn revoke_tokens(&self, login: &str) {
-        webhook::revoke(&mut self.lock(), login);
-    }
-
-    /// While on, every route answers `503` (API: JSON
-    /// `{"message":"Service Unavailable"}`; web: a short page).
-    pub fn set_down(&self, down: bool) {
-        self.lock().down = down;
-    }
-
-    /// Delays every response by `delay` (`Duration::ZERO` for none).
-    pub fn set_delay(&self, delay: Duration) {
-        self.lock().delay = delay;
-    }
-
-    /// `Some(reset)`: the API answers `403` "API rate limit exceeded" with
-    /// `x-ratelimit-remaining: 0` and `x-ratelimit-reset: reset` (epoch
-    /// seconds); `None` lifts it.
-    pub fn set_rate_limited(&self, reset: Option<u64>) {
-        self.lock().rate_limited = reset;
-    }
-
-    /// `Some(seconds)`: the API answers `429` with `retry-after: seconds` (a
-    /// secondary rate limit); `None` lifts it.
-    pub fn set_secondary_rate_limited(&self, retry_after: Option<u64>) {
-        self.lock().secondary = retry_after;
-    }
-
-    /// While on, authenticated API requests get `200` with a truncated body
-    /// that is not valid JSON.
-    pub fn set_malformed(&self, malformed: bool) {
-        self.lock().malformed = malformed;
-    }
-
-    /// While on, list endpoints always send a `rel="next"` link (to page + 1,
-    /// forever, with no `rel="last"`) and every page repeats the list's data.
-    pub fn set_endless_pagination(&self, endless: bool) {
-        self.lock().endless = endless;
-    }
-
-    /// Sets a trap for clients that follow answers blindly (`None` lifts it):
-    /// each would carry the person's token somewhere it must not go.
-    pub fn set_trap(&self, trap: Option<Trap>) {
-        self.lock().trap = trap;
-    }
-
-    /// Caps `per_page` below what the client asks, to force pagination;
-    /// `None` (the default) is GitHub's maximum of 100.
-    pub fn set_page_size_cap(&self, cap: Option<usize>) {
-        self.lock().page_cap = cap.map(|c| c.max(1));
-    }
-
-    /// Requests received for `endpoint`, whatever the answer (304s and
-    /// failures included).
-    pub fn calls(&self, endpoint: Endpoint) -> u64 {
-        self.lock().calls.get(&endpoint).copied().unwrap_or(0)
-    }
-
-    /// How many of [`calls`](Self::calls) were answered `304 Not Modified`.
-    pub fn not_modified(&self, endpoint: Endpoint) -> u64 {
-        self.lock()
-            .not_modified
-            .get(&endpoint)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Sets [`calls`](Self::calls) and [`not_modified`](Self::not_modified)
-    /// back to zero.
-    pub fn reset_counters(&self) {
-        let mut st = self.lock();
-        st.calls.clear();
-        st.not_modified.clear();
-        st.most_in_delay = 0;
-    }
-
-    /// The most requests that have waited out the delay switch at the same
-    /// time since the counters were reset: with a delay set, how many
-    /// requests a client had in flight at once.
-    pub fn most_at_once(&self) -> usize {
-        self.lock().most_in_delay
-    }
-
-    /// How many access tokens have been issued in all (revoked ones included).
-    pub fn issued_tokens(&self) -> usize {
-        self.lock().issued
-    }
-
-    /// Every access token issued so far, for tests that check none leaks
-    /// (into a log, a page, a cookie).
-    pub fn issued_token_values(&self) -> Vec<String> {
-        self.lock().tokens.keys().cloned().collect()
-    }
-
     // -- internals ----------------------------------------------------------
 
     fn lock(&self) -> MutexGuard<'_, St> {
@@ -768,7 +250,7 @@ impl GithubStandIn {
     /// `len` lowercase hex digits that nobody can guess (at most 64), from
     /// the operating system's randomness.
     fn random_hex(&self, len: usize) -> String {
-        let mut out = hex(&rand::random::<[u8; 32]>());
+        let mut out = hex::encode(rand::random::<[u8; 32]>());
         out.truncate(len);
         out
     }
@@ -813,22 +295,25 @@ impl GithubStandIn {
         }
         f(self)
     }
-
-    // -- OAuth web flow ------------------------------------------------------
 }
 
 mod admin;
 mod api;
+mod db;
 mod device;
 mod oauth;
 mod pages;
 mod routes;
+mod state;
+mod switches;
 mod util;
 mod webhook;
 mod world;
 
+use db::{Budget, Db, Person};
 use pages::*;
 use routes::*;
+use state::{Grant, SignedIn, St, Token};
 use util::*;
 pub use webhook::{Change, Delivery, WebhookTarget, org_id, signature_256, team_id};
 pub use world::{Endpoint, MembershipState, OrgMembership, TeamMembership, UserRecord, World};

@@ -30,14 +30,6 @@ pub(crate) fn epoch_seconds() -> u64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
 /// A stable id for an organization or team, from its lowercased name.
 pub(crate) fn derived_id(kind: &str, name: &str) -> u64 {
     let digest = Sha256::digest(format!("{kind}:{}", name.to_ascii_lowercase()).as_bytes());

@@ -2,7 +2,7 @@
 //! them (`organization`, `membership` and `github_app_authorization`
 //! events, signed with `X-Hub-Signature-256`).
 
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 
 use super::*;
 use crate::api::{org_json, simple_user_json, team_json};
@@ -108,7 +108,7 @@ pub struct Delivery {
 pub fn signature_256(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
-    format!("sha256={}", hex(&mac.finalize().into_bytes()))
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 /// The id the stand-in gives organization `org` (in API answers and

@@ -11,7 +11,7 @@ use axum::routing::post;
 use github_standin::{
     Change, Delivery, GithubStandIn, MembershipState, WebhookTarget, World, org_id, team_id,
 };
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use reqwest::redirect::Policy;
 use serde_json::Value;
 use sha2::Sha256;
@@ -196,12 +196,7 @@ fn check_delivery(got: &Received, delivery: &Delivery, event: &str) {
     );
     let mut mac = Hmac::<Sha256>::new_from_slice(HOOK_SECRET.as_bytes()).unwrap();
     mac.update(&got.body);
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let expected = hex::encode(mac.finalize().into_bytes());
     assert_eq!(
         got.header("x-hub-signature-256"),
         format!("sha256={expected}")
