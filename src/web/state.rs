@@ -58,42 +58,26 @@ pub struct Parts {
     pub tasks: Tasks,
 }
 
-/// The shared parts of [`AppState`].
+/// The shared parts of [`AppState`]: the [`Parts`] (reached through
+/// `Deref`, so a handler writes `state.github`), and what the web layer
+/// keeps of its own.
 pub struct Shared {
     /// The validated configuration; a reload swaps it (see [`AppState::config`]).
     config: ArcSwap<Config>,
     /// `[limits]`, swapped by a reload that changes them.
     limits: ArcSwap<Limits>,
-    /// The GitHub REST client.
-    pub github: GithubClient,
-    /// The OAuth web-flow client.
-    pub oauth: OAuthClient,
-    /// Signs for the Pusher app.
-    pub signer: Signer,
-    /// People's current memberships, cached briefly.
-    pub memberships: Memberships,
-    /// What was signed, watched until `revocation.watch_for` passes.
-    pub revocation: Revocation,
-    /// What is counted for Prometheus.
-    pub metrics: Metrics,
+    /// What [`crate::app::build`] made.
+    parts: Parts,
     /// Ids for requests that come without a usable `x-request-id`.
     pub ids: RequestIds,
-    /// The session store, for readiness checks.
-    pub store: Store,
     /// Identities of cookie sessions decoded from the store, held a moment
     /// for the next request.
     pub held: HeldIdentities,
     /// The same for bearer tokens, apart: a cookie's session id is the
     /// client's to choose, and must never find a token's identity.
     pub held_tokens: HeldIdentities,
-    /// Bearer tokens for apps without a browser, in the session store.
-    pub tokens: Tokens,
     /// Device codes being polled (`/auth/device/token`).
     pub device_polls: DevicePolls,
-    /// The clock of TTLs, grace, back-off, holds and `session.max_age`.
-    pub clock: Clock,
-    /// Seals tokens in stored sessions and the login cookie.
-    pub keys: Keys,
     /// OAuth states already presented at the callback.
     pub spent_states: SpentStates,
     /// The session cookie's name as sent (`__Host-` prefixed over https).
@@ -102,8 +86,13 @@ pub struct Shared {
     pub quiet: QuietLog,
     /// Webhook deliveries already handled.
     pub deliveries: SeenDeliveries,
-    /// The background work: a webhook's re-reads run there.
-    pub tasks: Tasks,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -116,40 +105,18 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// The state of a gateway with `config`, over the parts built for it.
     pub fn new(config: Config, parts: Parts) -> Self {
-        let Parts {
-            github,
-            oauth,
-            signer,
-            memberships,
-            revocation,
-            metrics,
-            store,
-            tokens,
-            keys,
-            clock,
-            tasks,
-        } = parts;
+        let capacity = config.cache.max_entries;
         Self(Arc::new(Shared {
-            github,
-            oauth,
-            signer,
-            memberships,
-            revocation,
-            metrics,
             ids: RequestIds::default(),
-            tokens,
             device_polls: DevicePolls::default(),
-            store,
-            held: HeldIdentities::new(config.cache.max_entries, clock.clone()),
-            held_tokens: HeldIdentities::new(config.cache.max_entries, clock.clone()),
-            keys,
-            clock,
+            held: HeldIdentities::new(capacity, parts.clock.clone()),
+            held_tokens: HeldIdentities::new(capacity, parts.clock.clone()),
             spent_states: SpentStates::default(),
             session_cookie_name: config.session.cookie_name(config.server.is_https()),
             limits: ArcSwap::from_pointee(Limits::of(&config.limits)),
             quiet: QuietLog::default(),
             deliveries: SeenDeliveries::default(),
-            tasks,
+            parts,
             config: ArcSwap::from_pointee(config),
         }))
     }
