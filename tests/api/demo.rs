@@ -1,13 +1,15 @@
 //! `channelgate demo`: the suggested experiments give the documented
-//! results, and a login works from either loopback name.
+//! results, a login works from either loopback name, and its decision log
+//! lines read alike.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use channelgate::demo::{self, TRIES};
 use reqwest::StatusCode;
+use serde_json::Value;
 
-use crate::helpers::{Browser, location};
+use crate::helpers::{Browser, Captured, location};
 
 /// A demo on a free port of 127.0.0.1.
 async fn start_demo() -> demo::Demo {
@@ -174,4 +176,91 @@ async fn a_page_opened_at_localhost_is_sent_to_the_demos_one_origin() {
         .await
         .unwrap();
     assert_eq!(rebound.status(), StatusCode::MISDIRECTED_REQUEST);
+}
+
+/// The `fields` names of the first `authorization` line with `decision`
+/// and `kind` in `lines`.
+fn decision_fields(lines: &[Value], kind: &str, decision: &str) -> Vec<String> {
+    let line = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"] == "authorization"
+                && l["fields"]["kind"] == kind
+                && l["fields"]["decision"] == decision
+        })
+        .unwrap_or_else(|| panic!("no {kind} {decision} line in {lines:#?}"));
+    assert!(
+        line["spans"][0]["request_id"].is_string(),
+        "a request id: {line}"
+    );
+    let mut names: Vec<String> = line["fields"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_denial_is_logged_with_the_fields_of_an_allow() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    // This test's runtime has one thread: the demo logs through it.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let demo = start_demo().await;
+    let grace = Browser::new();
+    log_in_by_consent(&grace, &demo.url, "grace").await;
+    for (channel, expected) in [
+        ("private-acme-roadmap", StatusCode::OK),
+        ("private-supersecretchat", StatusCode::FORBIDDEN),
+    ] {
+        let response = grace
+            .http
+            .post(format!("{}/pusher/auth", demo.url))
+            .form(&[("socket_id", "1.2"), ("channel_name", channel)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{channel}");
+    }
+    // grace is in acme and may sign in; linus, in no organisation, may not.
+    let linus = Browser::new();
+    log_in_by_consent(&linus, &demo.url, "linus").await;
+    for (browser, expected) in [(&grace, StatusCode::OK), (&linus, StatusCode::FORBIDDEN)] {
+        let response = browser
+            .http
+            .post(format!("{}/pusher/user-auth", demo.url))
+            .form(&[("socket_id", "1.2")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected);
+    }
+
+    let log = captured.text();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    let allowed = decision_fields(&lines, "private", "allow");
+    assert!(
+        ["login", "id", "channel", "reason", "latency_ms"]
+            .iter()
+            .all(|f| allowed.iter().any(|a| a == f)),
+        "{allowed:?}"
+    );
+    assert_eq!(decision_fields(&lines, "private", "deny"), allowed);
+    assert_eq!(
+        decision_fields(&lines, "user", "deny"),
+        decision_fields(&lines, "user", "allow")
+    );
 }

@@ -647,9 +647,9 @@ async fn a_flood_of_identical_denials_is_logged_once_with_a_count() {
     );
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let lines = |what: &str| log.lines().filter(|l| l.contains(what)).count();
-    assert_eq!(lines("bo private-ops"), 1, "{log}");
+    assert_eq!(lines("channel=private-ops"), 1, "{log}");
     assert_eq!(
-        lines("bo private-user-ada"),
+        lines("channel=private-user-ada"),
         1,
         "a different denial is its own line"
     );
