@@ -109,6 +109,8 @@ fn explain_prints_a_decision_per_channel_and_exits_1_on_any_deny() {
         "config.toml",
         "--login",
         "jbloggs",
+        "--id",
+        "7",
         "--team",
         "acme/secret-agents",
         "private-supersecretchat",
@@ -172,6 +174,8 @@ fn explain_refuses_bad_input_with_status_2() {
             "config.toml",
             "--login",
             "a b",
+            "--id",
+            "1",
             "private-x",
         ][..],
         &[
@@ -180,17 +184,29 @@ fn explain_refuses_bad_input_with_status_2() {
             "config.toml",
             "--login",
             "a",
+            "--id",
+            "1",
             "--team",
             "acme",
             "private-x",
         ],
-        &["explain", "--config", "config.toml", "--login", "a"],
+        &[
+            "explain",
+            "--config",
+            "config.toml",
+            "--login",
+            "a",
+            "--id",
+            "1",
+        ],
         &[
             "explain",
             "--config",
             "/nonexistent.toml",
             "--login",
             "a",
+            "--id",
+            "1",
             "private-x",
         ],
         &[
@@ -217,6 +233,8 @@ fn explain_calls_a_name_outside_the_grammar_bad_input() {
         "config.toml",
         "--login",
         "a",
+        "--id",
+        "1",
         "private-ok",
         "private-x\nallow forged",
     ]);
@@ -518,4 +536,19 @@ fn sighup_reloads_the_file_and_a_broken_one_changes_nothing() {
     );
     assert_eq!(child.wait().unwrap().code(), Some(0));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn explain_asks_for_the_id_instead_of_assuming_one() {
+    let out = channelgate(&[
+        "explain",
+        "--config",
+        "config.toml",
+        "--login",
+        "ada",
+        "private-encrypted-inbox-1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "", "nothing is evaluated");
+    assert!(stderr(&out).contains("--id <N>"), "{}", stderr(&out));
 }

@@ -14,8 +14,9 @@ pub struct Args {
     /// The person's GitHub login.
     #[arg(long, value_name = "LOGIN")]
     login: String,
-    /// The person's numeric GitHub id.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// The person's numeric GitHub id (what `{id}` in a rule stands for);
+    /// `gh api users/LOGIN --jq .id` prints it.
+    #[arg(long, value_name = "N")]
     id: u64,
     /// An org in which the person's membership is active (repeatable).
     #[arg(long = "org", value_name = "ORG")]
