@@ -1,4 +1,5 @@
-//! The `channelgate` binary as an admin uses it: check-config and explain.
+//! The `channelgate` binary as an admin uses it: check-config, explain,
+//! serve and demo, and their output piped.
 
 use std::process::{Command, Output};
 
@@ -551,4 +552,131 @@ fn explain_asks_for_the_id_instead_of_assuming_one() {
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert_eq!(stdout(&out), "", "nothing is evaluated");
     assert!(stderr(&out).contains("--id <N>"), "{}", stderr(&out));
+}
+
+/// Runs `channelgate args` with its stdout a pipe whose reader has gone
+/// away, as `channelgate … | head -0` leaves it; returns its stderr and
+/// exit status.
+fn with_stdout_closed(args: &[&str]) -> (String, Option<i32>) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_channelgate"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("CHANNELGATE_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the command has loaded its configuration, let alone
+    // printed: every write to stdout then fails with a broken pipe.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (err, child.wait().unwrap().code())
+}
+
+#[test]
+fn a_command_whose_reader_goes_away_ends_quietly() {
+    for (args, status) in [
+        (&["check-config", "--config", "config.toml"][..], 0),
+        (
+            &[
+                "explain",
+                "--config",
+                "config.toml",
+                "--login",
+                "ada",
+                "--id",
+                "1",
+                "private-user-ada",
+                "private-user-bo",
+            ],
+            1,
+        ),
+        (&["--help"], 0),
+        (&["serve", "--help"], 0),
+    ] {
+        let (err, code) = with_stdout_closed(args);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(code, Some(status), "{args:?}: {err}");
+    }
+}
+
+/// A free port of 127.0.0.1 (free when this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` at 127.0.0.1:`port`, as a browser at that origin asks; the
+/// whole answer.
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+#[cfg(unix)]
+#[test]
+fn the_demo_keeps_serving_after_its_reader_goes_away() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_channelgate"))
+        .args(["demo", "--listen", &listen])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let (lines, log) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    // The banner went nowhere; the line logged after it says the demo
+    // lived through that.
+    let mut seen = Vec::new();
+    loop {
+        match log.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) if line.contains("channelgate demo ready") => break,
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("the demo did not start:\n{}", seen.join("\n")),
+        }
+    }
+    let health = http_get(port, "/healthz").unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    reader.join().unwrap();
+    let rest: Vec<String> = log.try_iter().collect();
+    let all = [seen, rest].concat().join("\n");
+    assert!(!all.contains("panicked"), "{all}");
 }

@@ -1,4 +1,6 @@
 //! `channelgate demo`: the gateway beside the GitHub stand-in, on loopback.
+//! Its banner goes to stdout; a reader that goes away (`| head`) does not
+//! stop the demo.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -30,7 +32,8 @@ pub fn run(
             .await
             .map_err(|e| e.to_string())?;
         let stop = server::shutdown_signal();
-        println!("{}", demo::banner(&demo.url, &pusher_host));
+        super::print_out(&demo::banner(&demo.url, &pusher_host));
+        tracing::info!(url = %demo.url, "channelgate demo ready");
         stop.await;
         demo.gateway.shutdown().await.map_err(|e| e.to_string())
     })

@@ -1,5 +1,6 @@
 //! `channelgate explain`: the rules evaluated offline for a described person.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,7 +35,7 @@ pub fn run(args: Args) -> ExitCode {
     let person = match describe_person(args.login, args.id, args.orgs, args.teams) {
         Ok(person) => person,
         Err(message) => {
-            eprintln!("error: {message}");
+            super::print_err(&format!("error: {message}\n"));
             return ExitCode::from(2);
         }
     };
@@ -44,7 +45,7 @@ pub fn run(args: Args) -> ExitCode {
         .iter()
         .find_map(|c| ChannelName::parse(c).err())
     {
-        eprintln!("error: {e}");
+        super::print_err(&format!("error: {e}\n"));
         return ExitCode::from(2);
     }
     let Some(config) = super::load(args.config) else {
@@ -52,6 +53,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     let width = args.channels.iter().map(String::len).max().unwrap_or(0);
     let mut all_allowed = true;
+    let mut lines = String::new();
     for channel in &args.channels {
         let decision = config.rules.decide(&person, channel);
         all_allowed &= decision.is_allowed();
@@ -60,8 +62,9 @@ pub fn run(args: Args) -> ExitCode {
         } else {
             "deny "
         };
-        println!("{verdict} {channel:width$}  {decision}");
+        let _ = writeln!(lines, "{verdict} {channel:width$}  {decision}");
     }
+    super::print_out(&lines);
     if all_allowed {
         ExitCode::SUCCESS
     } else {

@@ -4,8 +4,12 @@
 //! Exit status: 0 on success; 1 when a configuration is refused or (for
 //! `explain`) a channel is denied; 2 for bad command-line input, which clap
 //! reports for every value that does not parse. Nothing here may panic on
-//! input.
+//! input, nor when the reader of its output goes away (`| head`): Rust
+//! ignores SIGPIPE, so a write to a closed pipe fails with `BrokenPipe`, and
+//! [`print_out`] and [`print_err`] drop what cannot be written instead of
+//! panicking as `println!` does.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -75,9 +79,13 @@ pub fn init_logging(default: &str) {
 pub fn init_logging_as(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // A log line that cannot be written (stderr closed) is dropped: the
+    // subscriber's own report of it would go to the same closed stderr
+    // through `eprintln!`, which panics.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -99,8 +107,21 @@ fn config_path(arg: Option<PathBuf>) -> PathBuf {
 /// Loads the configuration, printing every problem when it is refused.
 fn load(arg: Option<PathBuf>) -> Option<Config> {
     Config::load(&config_path(arg))
-        .map_err(|e| eprint!("{e}"))
+        .map_err(|e| print_err(&e.to_string()))
         .ok()
+}
+
+/// Writes `text` to stdout. When the reader has gone away (`| head`),
+/// the rest of the output has nobody to read it: it is dropped, and the
+/// command ends with the status it would have had.
+fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// Writes `text` to stderr, dropping it when stderr is closed.
+fn print_err(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// Runs `job` on a new multi-threaded runtime; an error is printed and is
@@ -112,7 +133,7 @@ fn on_runtime<F: Future<Output = Result<(), String>>>(job: impl FnOnce() -> F) -
     match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            print_err(&format!("error: {e}\n"));
             ExitCode::FAILURE
         }
     }
