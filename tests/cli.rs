@@ -1,5 +1,5 @@
 //! The `channelgate` binary as an admin uses it: check-config, explain,
-//! serve and demo, and their output piped.
+//! serve and demo, their help, their errors, and their output piped.
 
 use std::process::{Command, Output};
 
@@ -299,6 +299,13 @@ fn a_redis_password_is_never_printed() {
     let err = stderr(&served);
     assert!(err.contains("Redis session store"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
+    // What, where and how to fix it, in words.
+    assert!(
+        err.contains(&format!("(session.store in {path}): connection refused")),
+        "{err}"
+    );
+    assert!(err.contains("Start Redis there"), "{err}");
+    assert!(!err.contains("Os {") && !err.contains("code:"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -539,21 +546,6 @@ fn sighup_reloads_the_file_and_a_broken_one_changes_nothing() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-#[test]
-fn explain_asks_for_the_id_instead_of_assuming_one() {
-    let out = channelgate(&[
-        "explain",
-        "--config",
-        "config.toml",
-        "--login",
-        "ada",
-        "private-encrypted-inbox-1",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
-    assert_eq!(stdout(&out), "", "nothing is evaluated");
-    assert!(stderr(&out).contains("--id <N>"), "{}", stderr(&out));
-}
-
 /// Runs `channelgate args` with its stdout a pipe whose reader has gone
 /// away, as `channelgate … | head -0` leaves it; returns its stderr and
 /// exit status.
@@ -638,7 +630,8 @@ fn the_demo_keeps_serving_after_its_reader_goes_away() {
     use std::time::Duration;
 
     let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    // `localhost:PORT` is accepted for --listen and means 127.0.0.1:PORT.
+    let listen = format!("localhost:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_channelgate"))
         .args(["demo", "--listen", &listen])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -679,4 +672,80 @@ fn the_demo_keeps_serving_after_its_reader_goes_away() {
     let rest: Vec<String> = log.try_iter().collect();
     let all = [seen, rest].concat().join("\n");
     assert!(!all.contains("panicked"), "{all}");
+}
+
+#[test]
+fn a_port_in_use_names_the_flag_or_the_key_and_the_fix() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let next = port.wrapping_add(1).max(1024);
+
+    let demo = channelgate(&["demo", "--listen", &format!("127.0.0.1:{port}")]);
+    assert_eq!(demo.status.code(), Some(1), "{}", stderr(&demo));
+    let err = stderr(&demo);
+    assert!(
+        err.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (--listen): the address is already in use"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "Stop that process, or choose another port, such as --listen 127.0.0.1:{next}"
+        )),
+        "{err}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("channelgate-cli-inuse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("inuse.toml");
+    let text = std::fs::read_to_string("config.toml").unwrap().replace(
+        "listen = \"127.0.0.1:8080\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&path, text).unwrap();
+    let served = channelgate(&["serve", "--config", path.to_str().unwrap()]);
+    assert_eq!(served.status.code(), Some(1), "{}", stderr(&served));
+    let err = stderr(&served);
+    assert!(
+        err.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (server.listen in {}): the address is already in use",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "set server.listen to another address, such as \"127.0.0.1:{next}\""
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "no Rust error text: {err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    drop(taken);
+}
+
+#[test]
+fn demo_listen_shows_the_expected_form_of_an_address() {
+    let out = channelgate(&["demo", "--listen", "nowhere:8081"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("--listen"), "{err}");
+    assert!(err.contains("such as --listen 127.0.0.1:8081"), "{err}");
+    assert!(!err.contains("invalid socket address syntax"), "{err}");
+}
+
+#[test]
+fn explain_asks_for_the_id_instead_of_assuming_one() {
+    let out = channelgate(&[
+        "explain",
+        "--config",
+        "config.toml",
+        "--login",
+        "ada",
+        "private-encrypted-inbox-1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "", "nothing is evaluated");
+    assert!(stderr(&out).contains("--id <N>"), "{}", stderr(&out));
 }

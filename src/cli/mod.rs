@@ -1,16 +1,17 @@
 //! The `channelgate` command line: parses the arguments and hands each
 //! command to its own file. `main.rs` only calls [`run`].
 //!
-//! Exit status: 0 on success; 1 when a configuration is refused or (for
-//! `explain`) a channel is denied; 2 for bad command-line input, which clap
+//! Exit status: 0 on success; 1 when a configuration is refused, the
+//! gateway cannot start or (for `explain`) a channel is denied; 2 for bad command-line input, which clap
 //! reports for every value that does not parse. Nothing here may panic on
 //! input, nor when the reader of its output goes away (`| head`): Rust
 //! ignores SIGPIPE, so a write to a closed pipe fails with `BrokenPipe`, and
 //! [`print_out`] and [`print_err`] drop what cannot be written instead of
 //! panicking as `println!` does.
 
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::io::{ErrorKind, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -109,6 +110,48 @@ fn load(arg: Option<PathBuf>) -> Option<Config> {
     Config::load(&config_path(arg))
         .map_err(|e| print_err(&e.to_string()))
         .ok()
+}
+
+/// `path` as an absolute path, for messages that tell where to look.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Why `addr` could not be bound, in words: `setting` says where it was
+/// chosen (`server.listen in FILE`, `--listen`), and `choose` turns an
+/// address to try instead into the advice to choose it.
+fn listen_error(
+    addr: SocketAddr,
+    source: &std::io::Error,
+    setting: &str,
+    choose: impl Fn(SocketAddr) -> String,
+) -> String {
+    let with_port = |port| SocketAddr::new(addr.ip(), port);
+    let (why, fix) = match source.kind() {
+        ErrorKind::AddrInUse => (
+            "the address is already in use by another process".to_owned(),
+            format!(
+                "Stop that process, or {}",
+                choose(with_port(addr.port().wrapping_add(1).max(1024)))
+            ),
+        ),
+        ErrorKind::PermissionDenied => (
+            "this user may not listen there (ports below 1024 need privileges)".to_owned(),
+            format!("Run with the privilege, or {}", choose(with_port(8080))),
+        ),
+        ErrorKind::AddrNotAvailable => (
+            "no network interface of this machine has that address".to_owned(),
+            format!(
+                "Use an address of this machine: {}",
+                choose(SocketAddr::from(([127, 0, 0, 1], addr.port())))
+            ),
+        ),
+        _ => (
+            source.to_string(),
+            format!("Check that address, or {}", choose(with_port(8080))),
+        ),
+    };
+    format!("cannot listen on {addr} ({setting}): {why}. {fix}.")
 }
 
 /// Writes `text` to stdout. When the reader has gone away (`| head`),
