@@ -749,3 +749,39 @@ fn explain_asks_for_the_id_instead_of_assuming_one() {
     assert_eq!(stdout(&out), "", "nothing is evaluated");
     assert!(stderr(&out).contains("--id <N>"), "{}", stderr(&out));
 }
+
+#[test]
+fn every_help_says_the_exit_codes_and_serve_help_its_signals_and_environment() {
+    for command in [
+        &[][..],
+        &["serve"],
+        &["check-config"],
+        &["demo"],
+        &["explain"],
+    ] {
+        let args = [command, &["--help"]].concat();
+        let out = channelgate(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = stdout(&out);
+        for shown in ["Exit status:", "  0  ", "  1  ", "  2  bad input"] {
+            assert!(text.contains(shown), "{args:?}: {shown:?} in {text}");
+        }
+    }
+    let serve = stdout(&channelgate(&["serve", "--help"]));
+    for shown in [
+        "SIGTERM",
+        "SIGINT",
+        "SIGHUP",
+        "RUST_LOG",
+        "CHANNELGATE_CONFIG",
+        "CHANNELGATE_PUSHER_SECRET",
+        "CHANNELGATE_PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
+        "CHANNELGATE_GITHUB_CLIENT_SECRET",
+        "CHANNELGATE_GITHUB_WEBHOOK_SECRET",
+        "CHANNELGATE_SESSION_ENCRYPTION_KEY_BASE64",
+        "default 127.0.0.1:8080",
+        "./config.toml",
+    ] {
+        assert!(serve.contains(shown), "{shown:?} in {serve}");
+    }
+}

@@ -2,12 +2,12 @@
 //! command to its own file. `main.rs` only calls [`run`].
 //!
 //! Exit status: 0 on success; 1 when a configuration is refused, the
-//! gateway cannot start or (for `explain`) a channel is denied; 2 for bad command-line input, which clap
-//! reports for every value that does not parse. Nothing here may panic on
-//! input, nor when the reader of its output goes away (`| head`): Rust
-//! ignores SIGPIPE, so a write to a closed pipe fails with `BrokenPipe`, and
-//! [`print_out`] and [`print_err`] drop what cannot be written instead of
-//! panicking as `println!` does.
+//! gateway cannot start or (for `explain`) a channel is denied; 2 for bad
+//! command-line input, which clap reports for every value that does not
+//! parse. Nothing here may panic on input, nor when the reader of its
+//! output goes away (`| head`): Rust ignores SIGPIPE, so a write to a closed
+//! pipe fails with `BrokenPipe`, and [`print_out`] and [`print_err`] drop
+//! what cannot be written instead of panicking as `println!` does.
 
 use std::io::{ErrorKind, Write as _};
 use std::net::SocketAddr;
@@ -24,10 +24,20 @@ mod demo;
 mod explain;
 mod serve;
 
+/// The end of the top-level `--help`.
+const TOP_HELP: &str = "\
+Start with `channelgate demo` (no GitHub app, no Pusher account), then
+`channelgate serve --config config.toml`. Each command has its own --help.
+
+Exit status:
+  0  success
+  1  a configuration refused, the gateway unable to start, or (explain) a channel denied
+  2  bad input: an unknown flag or a value that does not parse";
+
 /// An authorization gateway for Pusher Channels: GitHub login, rules in
 /// config.toml, signatures only for what a rule allows.
 #[derive(Debug, Parser)]
-#[command(name = "channelgate", version)]
+#[command(name = "channelgate", version, after_help = TOP_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,13 +45,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gateway.
+    /// Run the gateway: GitHub login, and Pusher signatures for what the rules allow.
+    #[command(
+        long_about = "Run the gateway: browsers log in with GitHub at /auth/login, and \
+            POST /pusher/auth signs a Pusher channel only when a rule of the configuration \
+            allows it to that person. Listens at server.listen (default 127.0.0.1:8080) \
+            until stopped; logs to stderr as [log] says (default: text at info).",
+        after_help = SERVE_HELP
+    )]
     Serve {
         /// The configuration file [default: $CHANNELGATE_CONFIG, then ./config.toml]
         #[arg(long, value_name = "PATH")]
         config: Option<PathBuf>,
     },
     /// Load and validate the configuration, then print the rules as understood.
+    #[command(
+        long_about = "Load and validate the configuration, then print the rules and settings \
+            as understood (secrets never shown). A refused file is reported with every \
+            problem at once, each with its key and line.",
+        after_help = CHECK_CONFIG_HELP
+    )]
     CheckConfig {
         /// The configuration file [default: $CHANNELGATE_CONFIG, then ./config.toml]
         #[arg(long, value_name = "PATH")]
@@ -50,13 +73,68 @@ enum Command {
     /// Run the whole gateway on this machine with a built-in GitHub stand-in
     /// and demo people: no GitHub app, no Pusher account, no secrets.
     #[cfg(feature = "demo")]
+    #[command(after_help = DEMO_HELP)]
     Demo(demo::Args),
     /// Evaluate the rules offline for a described person, one line per channel.
-    ///
-    /// Exits 0 when every channel is allowed, 1 when any is denied, 2 on
-    /// bad input (a channel name outside Pusher's grammar included).
+    #[command(after_help = EXPLAIN_HELP)]
     Explain(explain::Args),
 }
+
+/// The end of `serve --help`: signals, environment, exit status.
+const SERVE_HELP: &str = "\
+Signals:
+  SIGTERM, SIGINT  stop gracefully: stop accepting, let requests in flight finish, exit 0
+  SIGHUP           read the configuration file again; a broken file changes nothing
+
+Environment:
+  CHANNELGATE_CONFIG                                the configuration file when --config is not given
+  CHANNELGATE_PUSHER_SECRET                         pusher.secret
+  CHANNELGATE_PUSHER_ENCRYPTION_MASTER_KEY_BASE64   pusher.encryption_master_key_base64
+  CHANNELGATE_GITHUB_CLIENT_SECRET                  github.client_secret
+  CHANNELGATE_GITHUB_WEBHOOK_SECRET                 webhooks.secret
+  CHANNELGATE_SESSION_ENCRYPTION_KEY_BASE64         session.encryption_key_base64
+  RUST_LOG                                          log filter, overriding log.level (such as info,channelgate=debug)
+  A secret set in the environment wins over the file, so the file need not hold it.
+
+Exit status:
+  0  stopped by a signal after finishing the requests in flight
+  1  the configuration refused, or the gateway unable to start (a port in use, a store out of reach)
+  2  bad input: an unknown flag or a value that does not parse";
+
+/// The end of `check-config --help`.
+const CHECK_CONFIG_HELP: &str = "\
+Environment:
+  CHANNELGATE_CONFIG and the secret variables listed in `channelgate serve --help` are read
+  as serve reads them.
+
+Exit status:
+  0  the configuration is valid
+  1  the configuration is refused (every problem is printed to stderr)
+  2  bad input: an unknown flag or a value that does not parse";
+
+/// The end of `demo --help`.
+#[cfg(feature = "demo")]
+const DEMO_HELP: &str = "\
+Open the printed URL (http://127.0.0.1:8080/ by default; http://localhost:8080/ is sent there)
+and log in as one of the demo people. Ctrl-C (SIGINT) or SIGTERM stops the demo.
+RUST_LOG overrides the demo's log filter (info,channelgate::web::pusher=debug).
+
+Exit status:
+  0  stopped by a signal
+  1  the demo could not start (such as a port in use)
+  2  bad input: an unknown flag or a value that does not parse";
+
+/// The end of `explain --help`.
+const EXPLAIN_HELP: &str = "\
+Example:
+  channelgate explain --config config.toml --login ada --id 1001 --team acme/secret-agents \\
+      private-supersecretchat private-user-ada
+
+Exit status:
+  0  every channel is allowed
+  1  some channel is denied
+  2  bad input: a flag, a channel name outside Pusher's grammar, or a configuration that
+     cannot be loaded";
 
 /// Parses the arguments and runs the command.
 pub fn run() -> ExitCode {
