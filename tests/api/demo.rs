@@ -214,6 +214,12 @@ async fn a_denial_is_logged_with_the_fields_of_an_allow() {
         .with_writer(move || writer.clone())
         .with_max_level(tracing::Level::INFO)
         .finish();
+    // tracing caches each callsite's interest for the whole process. With
+    // one dispatcher registered, a callsite first reached by another test's
+    // thread (which has no subscriber) is cached as never wanted, and this
+    // test's request span or line would vanish; with two registered, the
+    // interest is asked of every live dispatcher, this test's included.
+    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
     // This test's runtime has one thread: the demo logs through it.
     let _guard = tracing::subscriber::set_default(subscriber);
     let demo = start_demo().await;
