@@ -11,10 +11,10 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::{Path, Request};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Request, State};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
@@ -344,7 +344,10 @@ pub async fn start_with(
                 .router()
                 .merge(Router::new().route("/avatars/{file}", get(avatar))),
         )
-        .layer(middleware::from_fn(loopback_host_only));
+        .layer(middleware::from_fn_with_state(
+            Canonical(public_url.clone()),
+            one_loopback_origin,
+        ));
     Ok(Demo {
         gateway: Gateway::serve(listener, addr, app, limits).owning(state),
         github,
@@ -352,24 +355,55 @@ pub async fn start_with(
     })
 }
 
-/// Refuses a request whose `Host` is not a loopback name. The demo's
-/// secrets are public, so a web page must not reach it through a DNS name
-/// that an attacker points at 127.0.0.1 (DNS rebinding).
-async fn loopback_host_only(request: Request, next: Next) -> Response {
+/// The demo's one origin (`http://127.0.0.1:PORT`), where every browser
+/// is sent first.
+#[derive(Clone)]
+struct Canonical(Url);
+
+impl Canonical {
+    /// `HOST[:PORT]` as a browser writes it in its `Host` header.
+    fn authority(&self) -> String {
+        let host = self.0.host_str().unwrap_or_default();
+        match self.0.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        }
+    }
+}
+
+/// Refuses a request whose `Host` is not a loopback name, and sends a
+/// browser that reached the demo through another loopback name (such as
+/// `localhost`) to the demo's one origin. The demo's secrets are public, so
+/// a web page must not reach it through a DNS name that an attacker points
+/// at 127.0.0.1 (DNS rebinding). And a login must start and end on one
+/// origin: its cookie is set for the name the browser used, while GitHub
+/// (the stand-in) sends it back to the one callback URL.
+async fn one_loopback_origin(
+    State(canonical): State<Canonical>,
+    request: Request,
+    next: Next,
+) -> Response {
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    if is_loopback_host(host) {
-        next.run(request).await
-    } else {
-        (
+    if !is_loopback_host(host) {
+        return (
             StatusCode::MISDIRECTED_REQUEST,
             "the channelgate demo answers only to loopback names such as 127.0.0.1 and localhost\n",
         )
-            .into_response()
+            .into_response();
     }
+    let authority = canonical.authority();
+    let navigation = matches!(*request.method(), Method::GET | Method::HEAD);
+    if navigation && !host.eq_ignore_ascii_case(&authority) {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        // Temporary: another demo, or a real gateway, may answer at this
+        // name later.
+        return Redirect::temporary(&format!("http://{authority}{path}")).into_response();
+    }
+    next.run(request).await
 }
 
 /// `localhost`, `*.localhost` or a loopback address, with any port.

@@ -1,4 +1,5 @@
-//! The `channelgate` binary as an admin uses it: check-config and explain.
+//! The `channelgate` binary as an admin uses it: check-config, explain,
+//! serve and demo, their help, their errors, and their output piped.
 
 use std::process::{Command, Output};
 
@@ -109,6 +110,8 @@ fn explain_prints_a_decision_per_channel_and_exits_1_on_any_deny() {
         "config.toml",
         "--login",
         "jbloggs",
+        "--id",
+        "7",
         "--team",
         "acme/secret-agents",
         "private-supersecretchat",
@@ -172,6 +175,8 @@ fn explain_refuses_bad_input_with_status_2() {
             "config.toml",
             "--login",
             "a b",
+            "--id",
+            "1",
             "private-x",
         ][..],
         &[
@@ -180,17 +185,29 @@ fn explain_refuses_bad_input_with_status_2() {
             "config.toml",
             "--login",
             "a",
+            "--id",
+            "1",
             "--team",
             "acme",
             "private-x",
         ],
-        &["explain", "--config", "config.toml", "--login", "a"],
+        &[
+            "explain",
+            "--config",
+            "config.toml",
+            "--login",
+            "a",
+            "--id",
+            "1",
+        ],
         &[
             "explain",
             "--config",
             "/nonexistent.toml",
             "--login",
             "a",
+            "--id",
+            "1",
             "private-x",
         ],
         &[
@@ -217,6 +234,8 @@ fn explain_calls_a_name_outside_the_grammar_bad_input() {
         "config.toml",
         "--login",
         "a",
+        "--id",
+        "1",
         "private-ok",
         "private-x\nallow forged",
     ]);
@@ -280,6 +299,13 @@ fn a_redis_password_is_never_printed() {
     let err = stderr(&served);
     assert!(err.contains("Redis session store"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
+    // What, where and how to fix it, in words.
+    assert!(
+        err.contains(&format!("(session.store in {path}): connection refused")),
+        "{err}"
+    );
+    assert!(err.contains("Start Redis there"), "{err}");
+    assert!(!err.contains("Os {") && !err.contains("code:"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -518,4 +544,244 @@ fn sighup_reloads_the_file_and_a_broken_one_changes_nothing() {
     );
     assert_eq!(child.wait().unwrap().code(), Some(0));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs `channelgate args` with its stdout a pipe whose reader has gone
+/// away, as `channelgate … | head -0` leaves it; returns its stderr and
+/// exit status.
+fn with_stdout_closed(args: &[&str]) -> (String, Option<i32>) {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_channelgate"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("CHANNELGATE_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the command has loaded its configuration, let alone
+    // printed: every write to stdout then fails with a broken pipe.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (err, child.wait().unwrap().code())
+}
+
+#[test]
+fn a_command_whose_reader_goes_away_ends_quietly() {
+    for (args, status) in [
+        (&["check-config", "--config", "config.toml"][..], 0),
+        (
+            &[
+                "explain",
+                "--config",
+                "config.toml",
+                "--login",
+                "ada",
+                "--id",
+                "1",
+                "private-user-ada",
+                "private-user-bo",
+            ],
+            1,
+        ),
+        (&["--help"], 0),
+        (&["serve", "--help"], 0),
+    ] {
+        let (err, code) = with_stdout_closed(args);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(code, Some(status), "{args:?}: {err}");
+    }
+}
+
+/// A free port of 127.0.0.1 (free when this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` at 127.0.0.1:`port`, as a browser at that origin asks; the
+/// whole answer.
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+#[cfg(unix)]
+#[test]
+fn the_demo_keeps_serving_after_its_reader_goes_away() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let port = free_port();
+    // `localhost:PORT` is accepted for --listen and means 127.0.0.1:PORT.
+    let listen = format!("localhost:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_channelgate"))
+        .args(["demo", "--listen", &listen])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let (lines, log) = mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    // The banner went nowhere; the line logged after it says the demo
+    // lived through that.
+    let mut seen = Vec::new();
+    loop {
+        match log.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) if line.contains("channelgate demo ready") => break,
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("the demo did not start:\n{}", seen.join("\n")),
+        }
+    }
+    let health = http_get(port, "/healthz").unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    reader.join().unwrap();
+    let rest: Vec<String> = log.try_iter().collect();
+    let all = [seen, rest].concat().join("\n");
+    assert!(!all.contains("panicked"), "{all}");
+}
+
+#[test]
+fn a_port_in_use_names_the_flag_or_the_key_and_the_fix() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let next = port.wrapping_add(1).max(1024);
+
+    let demo = channelgate(&["demo", "--listen", &format!("127.0.0.1:{port}")]);
+    assert_eq!(demo.status.code(), Some(1), "{}", stderr(&demo));
+    let err = stderr(&demo);
+    assert!(
+        err.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (--listen): the address is already in use"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "Stop that process, or choose another port, such as --listen 127.0.0.1:{next}"
+        )),
+        "{err}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("channelgate-cli-inuse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("inuse.toml");
+    let text = std::fs::read_to_string("config.toml").unwrap().replace(
+        "listen = \"127.0.0.1:8080\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&path, text).unwrap();
+    let served = channelgate(&["serve", "--config", path.to_str().unwrap()]);
+    assert_eq!(served.status.code(), Some(1), "{}", stderr(&served));
+    let err = stderr(&served);
+    assert!(
+        err.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} (server.listen in {}): the address is already in use",
+            path.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "set server.listen to another address, such as \"127.0.0.1:{next}\""
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "no Rust error text: {err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    drop(taken);
+}
+
+#[test]
+fn demo_listen_shows_the_expected_form_of_an_address() {
+    let out = channelgate(&["demo", "--listen", "nowhere:8081"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("--listen"), "{err}");
+    assert!(err.contains("such as --listen 127.0.0.1:8081"), "{err}");
+    assert!(!err.contains("invalid socket address syntax"), "{err}");
+}
+
+#[test]
+fn explain_asks_for_the_id_instead_of_assuming_one() {
+    let out = channelgate(&[
+        "explain",
+        "--config",
+        "config.toml",
+        "--login",
+        "ada",
+        "private-encrypted-inbox-1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "", "nothing is evaluated");
+    assert!(stderr(&out).contains("--id <N>"), "{}", stderr(&out));
+}
+
+#[test]
+fn every_help_says_the_exit_codes_and_serve_help_its_signals_and_environment() {
+    for command in [
+        &[][..],
+        &["serve"],
+        &["check-config"],
+        &["demo"],
+        &["explain"],
+    ] {
+        let args = [command, &["--help"]].concat();
+        let out = channelgate(&args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        let text = stdout(&out);
+        for shown in ["Exit status:", "  0  ", "  1  ", "  2  bad input"] {
+            assert!(text.contains(shown), "{args:?}: {shown:?} in {text}");
+        }
+    }
+    let serve = stdout(&channelgate(&["serve", "--help"]));
+    for shown in [
+        "SIGTERM",
+        "SIGINT",
+        "SIGHUP",
+        "RUST_LOG",
+        "CHANNELGATE_CONFIG",
+        "CHANNELGATE_PUSHER_SECRET",
+        "CHANNELGATE_PUSHER_ENCRYPTION_MASTER_KEY_BASE64",
+        "CHANNELGATE_GITHUB_CLIENT_SECRET",
+        "CHANNELGATE_GITHUB_WEBHOOK_SECRET",
+        "CHANNELGATE_SESSION_ENCRYPTION_KEY_BASE64",
+        "default 127.0.0.1:8080",
+        "./config.toml",
+    ] {
+        assert!(serve.contains(shown), "{shown:?} in {serve}");
+    }
 }

@@ -9,12 +9,11 @@ pub fn run(config: Option<PathBuf>) -> ExitCode {
     let path = super::config_path(config);
     match Config::load(&path) {
         Ok(config) => {
-            println!("{}: valid", path.display());
-            print!("{}", config.summary());
+            super::print_out(&format!("{}: valid\n{}", path.display(), config.summary()));
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprint!("{e}");
+            super::print_err(&e.to_string());
             ExitCode::FAILURE
         }
     }

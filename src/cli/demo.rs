@@ -1,20 +1,39 @@
 //! `channelgate demo`: the gateway beside the GitHub stand-in, on loopback.
+//! Its banner goes to stdout; a reader that goes away (`| head`) does not
+//! stop the demo.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 
 use crate::config::HostPort;
-use crate::demo;
+use crate::demo::{self, DemoError};
 use crate::web as server;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Address to listen on; loopback only.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    /// Address to listen on, as IP:PORT; loopback only (localhost:PORT
+    /// means 127.0.0.1:PORT).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080", value_parser = listen_addr)]
     listen: SocketAddr,
     /// A Pusher-protocol server (such as sockudo) the page may subscribe through.
     #[arg(long, value_name = "HOST:PORT", default_value = demo::DEFAULT_PUSHER_HOST)]
     pusher_host: HostPort,
+}
+
+/// `--listen`: `IP:PORT`, or `localhost:PORT` for 127.0.0.1 (the demo
+/// needs one address to bind, and names it in every URL it prints).
+fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let expected = "expected IP:PORT, such as --listen 127.0.0.1:8081 (or localhost:8081)";
+    match text.rsplit_once(':') {
+        Some((host, port)) if host.eq_ignore_ascii_case("localhost") => port
+            .parse::<u16>()
+            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            .map_err(|_| format!("{port:?} is not a port (0 to 65535); {expected}")),
+        _ => Err(expected.to_owned()),
+    }
 }
 
 pub fn run(
@@ -28,10 +47,62 @@ pub fn run(
     super::on_runtime(|| async move {
         let demo = demo::start(listen, &pusher_host)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| start_error(&e))?;
         let stop = server::shutdown_signal();
-        println!("{}", demo::banner(&demo.url, &pusher_host));
+        super::print_out(&demo::banner(&demo.url, &pusher_host));
+        tracing::info!(url = %demo.url, "channelgate demo ready");
         stop.await;
         demo.gateway.shutdown().await.map_err(|e| e.to_string())
     })
+}
+
+/// Why the demo did not start, with the flag to change.
+fn start_error(e: &DemoError) -> String {
+    match e {
+        DemoError::Bind { addr, source } => {
+            super::listen_error(*addr, source, "--listen", |other| {
+                format!("choose another port, such as --listen {other}")
+            })
+        }
+        DemoError::NotLoopback(addr) => format!(
+            "{e}. Use --listen 127.0.0.1:{port} (or [::1]:{port})",
+            port = addr.port()
+        ),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_an_address_or_localhost_and_shows_the_form_otherwise() {
+        assert_eq!(
+            listen_addr("127.0.0.1:8081").unwrap().to_string(),
+            "127.0.0.1:8081"
+        );
+        assert_eq!(listen_addr("[::1]:8081").unwrap().to_string(), "[::1]:8081");
+        assert_eq!(
+            listen_addr("localhost:8081").unwrap().to_string(),
+            "127.0.0.1:8081"
+        );
+        assert_eq!(
+            listen_addr("LocalHost:0").unwrap().to_string(),
+            "127.0.0.1:0"
+        );
+        for bad in [
+            "nowhere",
+            "localhost",
+            "localhost:http",
+            "example.com:80",
+            ":8080",
+        ] {
+            let message = listen_addr(bad).unwrap_err();
+            assert!(
+                message.contains("--listen 127.0.0.1:8081"),
+                "{bad}: {message}"
+            );
+        }
+    }
 }

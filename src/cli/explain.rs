@@ -1,5 +1,6 @@
 //! `channelgate explain`: the rules evaluated offline for a described person.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,8 +15,9 @@ pub struct Args {
     /// The person's GitHub login.
     #[arg(long, value_name = "LOGIN")]
     login: String,
-    /// The person's numeric GitHub id.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// The person's numeric GitHub id (what `{id}` in a rule stands for);
+    /// `gh api users/LOGIN --jq .id` prints it.
+    #[arg(long, value_name = "N")]
     id: u64,
     /// An org in which the person's membership is active (repeatable).
     #[arg(long = "org", value_name = "ORG")]
@@ -33,7 +35,7 @@ pub fn run(args: Args) -> ExitCode {
     let person = match describe_person(args.login, args.id, args.orgs, args.teams) {
         Ok(person) => person,
         Err(message) => {
-            eprintln!("error: {message}");
+            super::print_err(&format!("error: {message}\n"));
             return ExitCode::from(2);
         }
     };
@@ -43,7 +45,7 @@ pub fn run(args: Args) -> ExitCode {
         .iter()
         .find_map(|c| ChannelName::parse(c).err())
     {
-        eprintln!("error: {e}");
+        super::print_err(&format!("error: {e}\n"));
         return ExitCode::from(2);
     }
     let Some(config) = super::load(args.config) else {
@@ -51,6 +53,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     let width = args.channels.iter().map(String::len).max().unwrap_or(0);
     let mut all_allowed = true;
+    let mut lines = String::new();
     for channel in &args.channels {
         let decision = config.rules.decide(&person, channel);
         all_allowed &= decision.is_allowed();
@@ -59,8 +62,9 @@ pub fn run(args: Args) -> ExitCode {
         } else {
             "deny "
         };
-        println!("{verdict} {channel:width$}  {decision}");
+        let _ = writeln!(lines, "{verdict} {channel:width$}  {decision}");
     }
+    super::print_out(&lines);
     if all_allowed {
         ExitCode::SUCCESS
     } else {

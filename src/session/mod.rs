@@ -199,17 +199,18 @@ impl Store {
                     reason: reason.replace(url.expose(), &redact_url(url.expose())),
                 };
                 // rediss:// turns on TLS, verified against the system's roots.
-                let config = RedisConfig::from_url(url.expose()).map_err(|e| err(e.to_string()))?;
+                let config =
+                    RedisConfig::from_url(url.expose()).map_err(|e| err(redis_reason(&e)))?;
                 // Reconnect for ever after Redis restarts or drops idle
                 // connections (without a policy fred never reconnects).
                 let reconnect = ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
                 let pool = Pool::new(config, None, None, Some(reconnect), 4)
-                    .map_err(|e| err(e.to_string()))?;
+                    .map_err(|e| err(redis_reason(&e)))?;
                 pool.connect();
                 tokio::time::timeout(Duration::from_secs(5), pool.wait_for_connect())
                     .await
                     .map_err(|_| err("no answer within 5s".into()))?
-                    .map_err(|e| err(e.to_string()))?;
+                    .map_err(|e| err(redis_reason(&e)))?;
                 Ok(Self::Redis(RedisSessions {
                     store: RedisStore::new(pool.clone()),
                     pool,
@@ -228,6 +229,25 @@ impl Store {
             .with_secure(secure)
             .with_path("/")
             .with_expiry(inactivity(config.ttl))
+    }
+}
+
+/// A Redis error in words. fred keeps an I/O error only as its `Debug`
+/// text (`Os { code: 111, kind: ConnectionRefused, message: "Connection
+/// refused" }`), so its message is read back from that text.
+fn redis_reason(e: &fred::error::Error) -> String {
+    let quoted = |field: &str| {
+        let (_, rest) = e.details().split_once(field)?;
+        let (text, _) = rest.split_once('"')?;
+        let mut chars = text.chars();
+        let first = chars.next()?;
+        Some(first.to_lowercase().chain(chars).collect::<String>())
+    };
+    match e.kind() {
+        fred::error::ErrorKind::IO => quoted("message: \"")
+            .or_else(|| quoted("error: \""))
+            .unwrap_or_else(|| "the connection failed".to_owned()),
+        _ => e.to_string(),
     }
 }
 

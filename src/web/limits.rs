@@ -179,6 +179,14 @@ impl QuietLog {
         )
     }
 
+    /// [`Self::info`] with the caller's own line (`write`), such as one
+    /// with structured fields: written unless the same `what` and `detail`
+    /// were within the window, and counted then.
+    pub fn info_with(&self, what: &'static str, detail: String, write: impl FnOnce()) -> bool {
+        let key = (what, &detail);
+        self.once(key, what, detail.clone(), write)
+    }
+
     /// Logs `what` with `detail` at warn, unless one with the same `what`
     /// and `key` was logged within the window: then it is only counted.
     pub fn warn(&self, what: &'static str, key: &str, detail: String) -> bool {

@@ -431,9 +431,7 @@ impl Signing<'_> {
             Err(_) => "deny",
         };
         self.state.metrics.decision(kind, outcome);
-        if outcome != "deny" {
-            // Denials are logged by `sign`, once a minute per kind however
-            // often repeated; every allow (and error) has its own line.
+        let line = || {
             tracing::info!(
                 %login,
                 id = self.membership.person.id,
@@ -444,6 +442,14 @@ impl Signing<'_> {
                 latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
                 "authorization"
             );
+        };
+        if outcome == "deny" {
+            // The same line, once a minute per denial however often
+            // repeated; every allow (and error) has its own line.
+            let detail = format!("{login} {channel}: {decision}");
+            self.state.quiet.info_with("denied", detail, line);
+        } else {
+            line();
         }
         result
     }
@@ -454,16 +460,12 @@ impl Signing<'_> {
         channel: &ChannelName,
         decision: &Decision<'_>,
     ) -> Result<ChannelAuth, ApiError> {
-        let login = &self.membership.person.login;
         match decision {
             Decision::Deny(Denial::Public(name)) => Err(ApiError::bad_request(
                 SignError::PublicChannel(name.clone()).to_string(),
             )),
             Decision::Deny(_) => {
-                // One line per kind of denial a minute, however often repeated.
-                self.state
-                    .quiet
-                    .info("denied", format!("{login} {channel}: {decision}"));
+                // Logged by `authorize`, like an allow.
                 Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     format!("you may not join {channel}"),
@@ -595,9 +597,21 @@ pub async fn user_auth(
             Some(c) => format!("meets none of [signin] ({})", c.describe()),
         };
         state.metrics.decision("user", "deny");
-        state.quiet.info(
+        // The allow's line, once a minute per person however often repeated.
+        state.quiet.info_with(
             "sign-in denied",
             format!("{} (id {}): {reason}", person.login, person.id),
+            || {
+                tracing::info!(
+                    login = %person.login,
+                    id = person.id,
+                    kind = "user",
+                    decision = "deny",
+                    %reason,
+                    latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                    "authorization"
+                );
+            },
         );
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
