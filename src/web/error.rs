@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::html::render;
-use super::limits::QuietLog;
 
 #[derive(Template)]
 #[template(path = "login_error.html")]
@@ -235,15 +234,15 @@ impl From<crate::channel::InputError> for ApiError {
     }
 }
 
-/// 503s logged once a minute per kind, for the whole process.
-fn outages() -> &'static QuietLog {
-    static OUTAGES: std::sync::OnceLock<QuietLog> = std::sync::OnceLock::new();
-    OUTAGES.get_or_init(QuietLog::default)
-}
-
-/// Writes the counts of repeated 503s whose minute has ended.
-pub fn flush_outages() {
-    outages().flush();
+/// A 503's message and cause, handed by the answer to the request's
+/// observer ([`super::observe`]), which logs it in the gateway's own quiet
+/// log: an outage of GitHub or the store is one line a minute per kind.
+#[derive(Debug, Clone)]
+pub struct Outage {
+    /// What the client was told (the kind).
+    pub message: String,
+    /// Why, for the log.
+    pub cause: String,
 }
 
 #[derive(Serialize)]
@@ -255,12 +254,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // The one place an API error is logged: a 5xx with its cause. A
         // 503 is what an outage of GitHub or the store looks like, for
-        // every request at once: the first of a kind each minute is
-        // written, the rest counted. Anything else is a fault of ours.
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            let cause = self.cause.clone().unwrap_or_else(|| self.message.clone());
-            outages().warn("answered 503", &self.message, cause);
-        } else if self.status.is_server_error() {
+        // every request at once: it goes to the observer with its cause,
+        // which writes the first of a kind each minute and counts the
+        // rest. Anything else is a fault of ours.
+        let outage = (self.status == StatusCode::SERVICE_UNAVAILABLE).then(|| Outage {
+            cause: self.cause.clone().unwrap_or_else(|| self.message.clone()),
+            message: self.message.clone(),
+        });
+        if self.status.is_server_error() && outage.is_none() {
             let cause = self.cause.as_deref().unwrap_or(&self.message);
             tracing::error!(status = self.status.as_u16(), %cause, "answered with a server error");
         }
@@ -271,6 +272,9 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(outage) = outage {
+            response.extensions_mut().insert(outage);
+        }
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

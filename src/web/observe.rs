@@ -1,7 +1,8 @@
 //! Every request observed: an id (the client's `x-request-id` when it is
 //! well-formed, else one made here), echoed in the answer and carried by
 //! every log line of the request (a `request` span), and the request
-//! counted by route template and status.
+//! counted by route template and status. A 503 is logged here, in the
+//! gateway's quiet log: one line a minute per kind of outage.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
@@ -9,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
+use super::error::Outage;
 use super::state::AppState;
 
 /// The request id header, read and echoed.
@@ -64,7 +66,13 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
         method = %request.method(),
         route,
     );
-    let mut response = next.run(request).instrument(span).await;
+    let mut response = next.run(request).instrument(span.clone()).await;
+    if let Some(outage) = response.extensions_mut().remove::<Outage>() {
+        let _inside = span.enter();
+        state
+            .quiet
+            .warn("answered 503", &outage.message, outage.cause);
+    }
     state
         .metrics
         .http(route, response.status().as_u16(), started.elapsed());

@@ -130,7 +130,6 @@ impl AppState {
         self.quiet.flush();
         self.held.prune();
         self.held_tokens.prune();
-        super::error::flush_outages();
     }
 
     /// The configuration now. A request that loads it once sees one
