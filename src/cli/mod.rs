@@ -83,7 +83,8 @@ enum Command {
 /// The end of `serve --help`: signals, environment, exit status.
 const SERVE_HELP: &str = "\
 Signals:
-  SIGTERM, SIGINT  stop gracefully: stop accepting, let requests in flight finish, exit 0
+  SIGTERM, SIGINT  stop gracefully: stop accepting, let requests in flight finish, stop the
+                   sweeps (a call ending someone's Pusher connections gets up to 5 s), exit 0
   SIGHUP           read the configuration file again; a broken file changes nothing
 
 Environment:
