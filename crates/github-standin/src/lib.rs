@@ -21,7 +21,7 @@
 //! | --- | --- |
 //! | `GET /login/oauth/authorize` | checks `client_id`, `redirect_uri` and PKCE; redirects at once (auto-consent or deny switch) or shows a consent page listing every person of the world |
 //! | `POST /login/oauth/authorize` | the consent page's form: `login=<person>` or `cancel`; answers the same redirects |
-//! | `POST /login/oauth/access_token` | exchanges a code for a `gho_` token; client credentials in the form body or HTTP Basic. With `grant_type=urn:ietf:params:oauth:grant-type:device_code`, polls a device code instead (no client secret) |
+//! | `POST /login/oauth/access_token` | exchanges a code for a `gho_` token (with [`GithubStandIn::set_token_lifetime`], an expiring `ghu_` token and a `ghr_` refresh token); client credentials in the form body or HTTP Basic. With `grant_type=urn:ietf:params:oauth:grant-type:device_code`, polls a device code instead (no client secret); with `grant_type=refresh_token`, spends a refresh token for a new pair, killing the old pair at once (a spent, unknown, expired or revoked one: `bad_refresh_token`) |
 //! | `POST /login/device/code` | starts the device flow: `device_code`, `user_code`, `verification_uri`, `expires_in`, `interval` |
 //! | `GET /login/device` | the page where a person enters a user code and continues as someone of the world, or cancels |
 //! | `POST /login/device` | its form (`user_code`, `login=<person>` or `cancel`) |
@@ -76,6 +76,8 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 use url::Url;
 
+/// How long a refresh token stays valid (GitHub: about six months).
+const REFRESH_TOKEN_LIFETIME: Duration = Duration::from_secs(15_897_600);
 /// How long an authorization code stays valid (GitHub: ten minutes).
 const CODE_LIFETIME: Duration = Duration::from_secs(600);
 /// GitHub's hourly request budget per person (all their OAuth tokens).
@@ -313,7 +315,7 @@ mod world;
 use db::{Budget, Db, Person};
 use pages::*;
 use routes::*;
-use state::{Grant, SignedIn, St, Token};
+use state::{Grant, RefreshToken, SignedIn, St, Token};
 use util::*;
 pub use webhook::{Change, Delivery, WebhookTarget, org_id, signature_256, team_id};
 pub use world::{Endpoint, MembershipState, OrgMembership, TeamMembership, UserRecord, World};
@@ -432,6 +434,78 @@ mod tests {
         let code = code_for(s, login, &challenge).await;
         let answer = exchange_code(s, &code, &verifier).await;
         answer["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn refresh_with(s: &GithubStandIn, refresh_token: &str) -> Value {
+        exchange(
+            s,
+            &[
+                ("client_id", ID),
+                ("client_secret", SECRET),
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn expiring_tokens_refresh_once_into_a_new_pair_that_kills_the_old_one() {
+        let s = standin().await;
+        s.set_token_lifetime(Some(Duration::from_secs(28_800)));
+        let (verifier, challenge) = pkce("alice");
+        let code = code_for(&s, "alice", &challenge).await;
+        let first = exchange_code(&s, &code, &verifier).await;
+        let access = first["access_token"].as_str().unwrap().to_owned();
+        let refresh = first["refresh_token"].as_str().unwrap().to_owned();
+        assert!(access.starts_with("ghu_"), "{first}");
+        assert!(refresh.starts_with("ghr_"), "{first}");
+        assert_eq!(first["expires_in"], 28_800);
+        assert_eq!(first["refresh_token_expires_in"], 15_897_600);
+        assert_eq!(api_get(&s, &access, "/user").await.status(), 200);
+
+        s.advance_clock(Duration::from_secs(28_800));
+        assert_eq!(
+            api_get(&s, &access, "/user").await.status(),
+            401,
+            "an expired token is refused"
+        );
+
+        let second = refresh_with(&s, &refresh).await;
+        let new_access = second["access_token"].as_str().unwrap().to_owned();
+        let new_refresh = second["refresh_token"].as_str().unwrap().to_owned();
+        assert!(new_access.starts_with("ghu_") && new_access != access);
+        assert!(new_refresh.starts_with("ghr_") && new_refresh != refresh);
+        assert_eq!(api_get(&s, &new_access, "/user").await.status(), 200);
+        assert_eq!(s.refreshes(), 1);
+
+        let reused = refresh_with(&s, &refresh).await;
+        assert_eq!(reused["error"], "bad_refresh_token", "{reused}");
+        assert!(reused.get("access_token").is_none());
+        assert_eq!(s.refreshes(), 2, "every refresh request is counted");
+
+        // A refresh before expiry kills the access token issued with it.
+        let third = refresh_with(&s, &new_refresh).await;
+        assert!(third["access_token"].as_str().unwrap().starts_with("ghu_"));
+        assert_eq!(api_get(&s, &new_access, "/user").await.status(), 401);
+
+        // A revocation kills the refresh token too.
+        s.revoke_tokens("alice");
+        let revoked = refresh_with(&s, third["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(revoked["error"], "bad_refresh_token");
+    }
+
+    #[tokio::test]
+    async fn tokens_without_a_lifetime_carry_no_refresh_token_and_never_expire() {
+        let s = standin().await;
+        let (verifier, challenge) = pkce("alice");
+        let code = code_for(&s, "alice", &challenge).await;
+        let answer = exchange_code(&s, &code, &verifier).await;
+        assert!(answer["access_token"].as_str().unwrap().starts_with("gho_"));
+        assert!(answer.get("refresh_token").is_none() && answer.get("expires_in").is_none());
+        s.advance_clock(Duration::from_secs(10 * 365 * 86_400));
+        let token = answer["access_token"].as_str().unwrap();
+        assert_eq!(api_get(&s, token, "/user").await.status(), 200);
     }
 
     async fn api_get(s: &GithubStandIn, token: &str, path: &str) -> reqwest::Response {

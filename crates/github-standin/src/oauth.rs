@@ -122,12 +122,17 @@ impl GithubStandIn {
                 p.get("client_secret").unwrap_or_default().to_owned(),
             ),
         };
+        let refresh = p.get("grant_type") == Some("refresh_token");
+        if refresh {
+            self.lock().refreshes += 1;
+        }
         if let Some(grant_type) = p.get("grant_type")
             && grant_type != "authorization_code"
+            && !refresh
         {
             return token_error(
                 "unsupported_grant_type",
-                "Only the authorization_code and device_code grants are supported.",
+                "Only the authorization_code, refresh_token and device_code grants are supported.",
                 "",
             );
         }
@@ -137,6 +142,9 @@ impl GithubStandIn {
                 "The client_id and/or client_secret passed are incorrect.",
                 "#incorrect-client-credentials",
             );
+        }
+        if refresh {
+            return self.refresh(p.get("refresh_token").unwrap_or_default());
         }
         let mut st = self.lock();
         st.forget_expired_codes();
@@ -184,26 +192,72 @@ impl GithubStandIn {
         self.issue_token(&grant.login, &grant.scopes)
     }
 
-    /// A new token for `login` with `scopes`, as the token endpoint answers it.
+    /// Spends `refresh_token` (whatever the outcome) for a new pair; the
+    /// access token issued with it dies at once.
+    fn refresh(&self, refresh_token: &str) -> Response {
+        let mut st = self.lock();
+        let now = st.now();
+        let spent = st.refresh_tokens.remove(refresh_token).filter(|r| {
+            r.expires_at > now
+                && st
+                    .db
+                    .people
+                    .get(&r.key)
+                    .is_some_and(|p| p.revocations == r.generation)
+        });
+        let Some(spent) = spent else {
+            return token_error(
+                "bad_refresh_token",
+                "The refresh token passed is incorrect or expired.",
+                "#bad-refresh-token",
+            );
+        };
+        st.tokens.remove(&spent.access);
+        drop(st);
+        self.issue_token(&spent.key, &spent.scopes)
+    }
+
+    /// A new token for `login` with `scopes`, as the token endpoint answers
+    /// it: with a token lifetime set, an expiring `ghu_` token and its `ghr_`
+    /// refresh token.
     pub(crate) fn issue_token(&self, login: &str, scopes: &[String]) -> Response {
-        let token = format!("gho_{}", self.random_hex(36));
-        tracing::debug!(%login, "GitHub stand-in issued a token");
         let key = login.to_ascii_lowercase();
         let mut st = self.lock();
+        let lifetime = st.token_lifetime;
+        let prefix = if lifetime.is_some() { "ghu" } else { "gho" };
+        let token = format!("{prefix}_{}", self.random_hex(36));
+        tracing::debug!(%login, "GitHub stand-in issued a token");
         let generation = st.db.people.get(&key).map_or(0, |p| p.revocations);
+        let now = st.now();
         st.tokens.insert(
             token.clone(),
             Token {
-                key,
+                key: key.clone(),
                 scopes: scopes.join(", "),
                 generation,
+                expires_at: lifetime.map(|l| now + l),
             },
         );
         st.issued += 1;
-        json_response(
-            StatusCode::OK,
-            &json!({"access_token": token, "token_type": "bearer", "scope": scopes.join(",")}),
-        )
+        let mut answer =
+            json!({"access_token": token, "token_type": "bearer", "scope": scopes.join(",")});
+        if let Some(lifetime) = lifetime {
+            let refresh = format!("ghr_{}", self.random_hex(64));
+            st.refresh_tokens.insert(
+                refresh.clone(),
+                RefreshToken {
+                    key,
+                    scopes: scopes.to_vec(),
+                    generation,
+                    access: token,
+                    expires_at: now + REFRESH_TOKEN_LIFETIME,
+                },
+            );
+            answer["expires_in"] = json!(lifetime.as_secs());
+            answer["refresh_token"] = json!(refresh);
+            answer["refresh_token_expires_in"] = json!(REFRESH_TOKEN_LIFETIME.as_secs());
+        }
+        json_response(StatusCode::OK, &answer)
     }
 
     // -- API -------------------------------------------------------------------

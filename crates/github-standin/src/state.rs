@@ -21,6 +21,21 @@ pub(crate) struct Token {
     /// The person's [`Person::revocations`] when it was issued: it works
     /// while they are still equal.
     pub(crate) generation: u64,
+    /// When it stops working (on the stand-in's clock, [`St::now`]);
+    /// `None`: never.
+    pub(crate) expires_at: Option<Instant>,
+}
+
+/// An issued refresh token (single use: spent by the refresh it makes).
+pub(crate) struct RefreshToken {
+    /// The person's lowercase login.
+    pub(crate) key: String,
+    pub(crate) scopes: Vec<String>,
+    /// As [`Token::generation`]: a revocation kills it too.
+    pub(crate) generation: u64,
+    /// The access token issued with it, which the refresh kills.
+    pub(crate) access: String,
+    pub(crate) expires_at: Instant,
 }
 
 /// Who a valid token belongs to.
@@ -68,6 +83,15 @@ pub(crate) struct St {
     pub(crate) devices: HashMap<String, device::Device>,
     /// How new device codes are timed.
     pub(crate) device: device::DeviceSettings,
+    /// `Some`: tokens expire after this long and come with a refresh token
+    /// (a GitHub App's user tokens); `None`: they never expire.
+    pub(crate) token_lifetime: Option<Duration>,
+    /// Refresh tokens not yet spent, by value.
+    pub(crate) refresh_tokens: HashMap<String, RefreshToken>,
+    /// `grant_type=refresh_token` requests received, whatever the answer.
+    pub(crate) refreshes: u64,
+    /// How far the stand-in's clock is ahead of the real one.
+    pub(crate) skew: Duration,
 }
 
 impl St {
@@ -101,6 +125,10 @@ impl St {
             deliveries: VecDeque::new(),
             devices: HashMap::new(),
             device: device::DeviceSettings::default(),
+            token_lifetime: None,
+            refresh_tokens: HashMap::new(),
+            refreshes: 0,
+            skew: Duration::ZERO,
         }
     }
 
@@ -134,11 +162,19 @@ impl St {
         put(headers, "x-ratelimit-resource", "core");
     }
 
-    /// The person a token belongs to, unless it is unknown or revoked.
+    /// Now on the stand-in's clock: the real one plus what
+    /// [`GithubStandIn::advance_clock`] added.
+    pub(crate) fn now(&self) -> Instant {
+        Instant::now() + self.skew
+    }
+
+    /// The person a token belongs to, unless it is unknown, expired or revoked.
     pub(crate) fn signed_in(&self, token: &str) -> Option<SignedIn> {
         let token = self.tokens.get(token)?;
         let person = self.db.people.get(&token.key)?;
-        if person.revocations != token.generation {
+        if person.revocations != token.generation
+            || token.expires_at.is_some_and(|at| at <= self.now())
+        {
             return None;
         }
         let user = self.db.users.get(person.user?)?.clone();

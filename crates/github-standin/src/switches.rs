@@ -55,6 +55,11 @@ impl GithubStandIn {
                 token.key.clone_from(&new_key);
             }
         }
+        for token in st.refresh_tokens.values_mut() {
+            if token.key == old_key {
+                token.key.clone_from(&new_key);
+            }
+        }
     }
 
     /// Revokes every token issued to `login` so far: they now get
@@ -145,6 +150,32 @@ impl GithubStandIn {
     /// How many access tokens have been issued in all (revoked ones included).
     pub fn issued_tokens(&self) -> usize {
         self.lock().issued
+    }
+
+    /// `Some(lifetime)`: tokens issued from now on expire after `lifetime`
+    /// and come with a single-use refresh token, as a GitHub App's user
+    /// tokens do (`ghu_`/`ghr_`, `expires_in`, `refresh_token`,
+    /// `refresh_token_expires_in`); `None` (the default): `gho_` tokens that
+    /// never expire.
+    pub fn set_token_lifetime(&self, lifetime: Option<Duration>) {
+        self.lock().token_lifetime = lifetime;
+    }
+
+    /// Moves the stand-in's clock `by` forward, so tokens expire without
+    /// waiting (the clock of code expiry and rate limits is left alone).
+    pub fn advance_clock(&self, by: Duration) {
+        self.lock().skew += by;
+    }
+
+    /// How many `grant_type=refresh_token` requests the token endpoint has
+    /// received, whatever it answered.
+    pub fn refreshes(&self) -> u64 {
+        self.lock().refreshes
+    }
+
+    /// The refresh tokens not yet spent, for tests that check none leaks.
+    pub fn refresh_token_values(&self) -> Vec<String> {
+        self.lock().refresh_tokens.keys().cloned().collect()
     }
 
     /// Every access token issued so far, for tests that check none leaks
