@@ -418,11 +418,34 @@ pub struct DeviceCode {
     pub interval: u64,
 }
 
+/// A user token as the token endpoint answered it. A GitHub App's (or an
+/// OAuth app's that opted in) expires and comes with a single-use refresh
+/// token; an OAuth app's classic token has neither.
+#[derive(Debug)]
+pub struct UserToken {
+    /// The access token (`gho_…`, `ghu_…`).
+    pub access: Secret<String>,
+    /// Seconds until `access` expires, when it does.
+    pub expires_in: Option<u64>,
+    /// The refresh token (`ghr_…`), when `access` expires.
+    pub refresh: Option<Secret<String>>,
+}
+
+/// What a refresh came to, GitHub having answered.
+#[derive(Debug)]
+pub enum Refreshed {
+    /// A new pair; the old one no longer works.
+    Token(UserToken),
+    /// GitHub refused the refresh token (`bad_refresh_token`,
+    /// `invalid_grant`, ...): the authorization is gone.
+    Refused(String),
+}
+
 /// What one poll of the token endpoint with a device code came to.
 #[derive(Debug)]
 pub enum DevicePoll {
-    /// Approved: the person's access token.
-    Token(Secret<String>),
+    /// Approved: the person's token.
+    Token(UserToken),
     /// Not approved yet.
     Pending,
     /// Polled too soon; GitHub may name a longer interval.
@@ -443,6 +466,19 @@ struct TokenAnswer {
     access_token: Option<Secret<String>>,
     error: Option<String>,
     interval: Option<u64>,
+    expires_in: Option<u64>,
+    refresh_token: Option<Secret<String>>,
+}
+
+impl TokenAnswer {
+    /// The token, if the answer carries one.
+    fn token(&mut self) -> Option<UserToken> {
+        Some(UserToken {
+            access: self.access_token.take()?,
+            expires_in: self.expires_in,
+            refresh: self.refresh_token.take(),
+        })
+    }
 }
 
 impl GithubClient {
@@ -486,8 +522,8 @@ impl GithubClient {
         let bytes = self
             .post_form(web_url, "/login/oauth/access_token", "access_token", &form)
             .await?;
-        let answer: TokenAnswer = parse(&bytes)?;
-        Ok(match (answer.access_token, answer.error.as_deref()) {
+        let mut answer: TokenAnswer = parse(&bytes)?;
+        Ok(match (answer.token(), answer.error.as_deref()) {
             (Some(token), None) => DevicePoll::Token(token),
             (_, Some("authorization_pending")) => DevicePoll::Pending,
             (_, Some("slow_down")) => DevicePoll::SlowDown(answer.interval),
@@ -500,6 +536,36 @@ impl GithubClient {
                 ));
             }
         })
+    }
+
+    /// Spends `refresh_token` at GitHub's token endpoint
+    /// (`grant_type=refresh_token`) for a new pair, as the app `client_id`.
+    pub async fn refresh_token(
+        &self,
+        web_url: &str,
+        client_id: &str,
+        client_secret: &Secret<String>,
+        refresh_token: &Secret<String>,
+    ) -> Result<Refreshed, GithubError> {
+        let form = [
+            ("client_id", client_id),
+            ("client_secret", client_secret.expose().as_str()),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose().as_str()),
+        ];
+        let bytes = self
+            .post_form(web_url, "/login/oauth/access_token", "refresh_token", &form)
+            .await?;
+        let mut answer: TokenAnswer = parse(&bytes)?;
+        match (answer.token(), answer.error) {
+            (_, Some(error)) => Ok(Refreshed::Refused(
+                crate::excerpt::Excerpt::of(&error).to_string(),
+            )),
+            (Some(token), None) => Ok(Refreshed::Token(token)),
+            (None, None) => Err(GithubError::Malformed(
+                "a token answer with neither a token nor an error".into(),
+            )),
+        }
     }
 
     /// Revokes `token` at GitHub, as the OAuth app `client_id` (with its

@@ -172,6 +172,8 @@ mod tests {
             },
             token: keys.seal_token(&crate::secret::Secret::new("gho_x".into())),
             logged_in_at: 0,
+            refresh: None,
+            expires_at: None,
         })
     }
 

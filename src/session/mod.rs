@@ -56,6 +56,13 @@ pub struct Identity {
     /// When they logged in (Unix seconds), for `session.max_age`.
     #[serde(default)]
     pub logged_in_at: i64,
+    /// The refresh token of an expiring token (a GitHub App's), sealed.
+    /// Sessions stored before tokens could expire have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<SealedToken>,
+    /// When `token` expires (Unix seconds), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 impl Identity {
@@ -77,6 +84,16 @@ impl Identity {
             None => Ok(None),
         }
     }
+}
+
+/// How long before its expiry (seconds) an expiring GitHub token is
+/// refreshed.
+pub const REFRESH_AHEAD: i64 = 300;
+
+/// When a token answered `expires_in` seconds after `now` (Unix seconds)
+/// expires, if it does.
+pub fn expiry(now: i64, expires_in: Option<u64>) -> Option<i64> {
+    expires_in.map(|s| now.saturating_add(i64::try_from(s).unwrap_or(i64::MAX)))
 }
 
 /// With inactivity expiry, a session must be written back for its expiry to
@@ -590,6 +607,17 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_stored_before_tokens_could_expire_still_decodes() {
+        let old = r#"{"user":{"id":1,"login":"ada","name":null,"avatar_url":""},"token":"sealed","logged_in_at":5}"#;
+        let identity: Identity = serde_json::from_str(old).unwrap();
+        assert_eq!(identity.user.login, "ada");
+        assert_eq!((&identity.refresh, identity.expires_at), (&None, None));
+        // And one without an expiring token is stored as before.
+        let again = serde_json::to_string(&identity).unwrap();
+        assert_eq!(again, old);
+    }
+
+    #[test]
     fn debug_output_of_session_data_hides_secrets() {
         let keys = crate::crypto::Keys::new(None);
         let identity = Identity {
@@ -601,6 +629,8 @@ mod tests {
             },
             token: keys.seal_token(&crate::secret::Secret::new("gho_secret".into())),
             logged_in_at: 0,
+            refresh: None,
+            expires_at: None,
         };
         assert!(!format!("{identity:?}").contains("gho_secret"));
         let stored = serde_json::to_string(&identity).unwrap();

@@ -405,6 +405,36 @@ impl Tokens {
         }))
     }
 
+    /// Puts a refreshed GitHub token pair (`fresh`'s `token`, `refresh`
+    /// and `expires_at`) in `token`'s record, keeping the rest. Gives the
+    /// identity now stored, or `None` when the record is gone.
+    pub async fn replace_github_token(
+        &self,
+        token: &BearerToken,
+        fresh: &Identity,
+    ) -> session_store::Result<Option<Identity>> {
+        let id = self.record_id(token);
+        let Some(mut record) = self.0.store.load(&id).await? else {
+            return Ok(None);
+        };
+        let Some(mut stored) = token_record(&record) else {
+            return Ok(None);
+        };
+        if !constant_time_eq(stored.digest.as_bytes(), token.digest_hex().as_bytes()) {
+            return Ok(None);
+        }
+        stored.identity.token = fresh.token.clone();
+        stored.identity.refresh = fresh.refresh.clone();
+        stored.identity.expires_at = fresh.expires_at;
+        let json = serde_json::to_string(&stored)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        record
+            .data
+            .insert(RECORD_KEY.to_owned(), Value::String(json));
+        self.0.store.save(&record).await?;
+        Ok(Some(stored.identity))
+    }
+
     /// Ends `token`: out of its person's index, its record deleted. Nothing
     /// happens to a token that does not exist.
     pub async fn end(&self, token: &BearerToken) -> session_store::Result<()> {
@@ -596,6 +626,8 @@ mod tests {
             },
             token: keys.seal_token(&Secret::new("gho_x".into())),
             logged_in_at: 0,
+            refresh: None,
+            expires_at: None,
         }
     }
 

@@ -41,7 +41,7 @@ use crate::excerpt::Excerpt;
 use crate::github::{GithubError, GithubUser};
 use crate::revocation::Ended;
 use crate::secret::Secret;
-use crate::session::{Identity, inactivity, keep_alive};
+use crate::session::{Identity, expiry, inactivity, keep_alive};
 
 /// A login between `/auth/login` and `/auth/callback`, as its sealed
 /// cookie holds it.
@@ -253,6 +253,10 @@ async fn finish_login(
         },
     );
     let token = token.map_err(token_error)?;
+    let expires_in = token.expires_in().map(|d| d.as_secs());
+    let refresh = token
+        .refresh_token()
+        .map(|r| Secret::new(r.secret().clone()));
     let token = Secret::new(token.access_token().secret().clone());
     // /user, the org memberships and the teams, read at once: a login
     // re-reads the membership, so a change on GitHub shows at once.
@@ -288,6 +292,8 @@ async fn finish_login(
         user: read.user,
         token: state.keys.seal_token(&token),
         logged_in_at: state.clock.unix_now(),
+        refresh: refresh.map(|r| state.keys.seal_token(&r)),
+        expires_at: expiry(state.clock.unix_now(), expires_in),
     };
     identity.save(session).await.map_err(PageError::session)?;
     keep_alive(session, state.config().session.ttl, state.clock.unix_now())

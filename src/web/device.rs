@@ -31,8 +31,8 @@ use crate::crypto::{Keys, Purpose};
 use crate::excerpt::Excerpt;
 use crate::github::{DevicePoll, GithubError};
 use crate::secret::Secret;
-use crate::session::Identity;
 use crate::session::tokens::{CreateError, Kind, check_name};
+use crate::session::{Identity, expiry};
 
 /// What a device token is called unless the device names it.
 const DEFAULT_NAME: &str = "device sign-in";
@@ -243,6 +243,9 @@ pub async fn token(
         Err(e) => return Err(github_failure(e, "finish the device login")),
     };
     drop(returned);
+    let expires_in = answer.expires_in;
+    let refresh = answer.refresh;
+    let answer = answer.access;
     let (read, membership) = match state.memberships.login(&answer).await {
         Ok(read) => read,
         Err(e) => {
@@ -261,6 +264,8 @@ pub async fn token(
         user: read.user,
         token: state.keys.seal_token(&answer),
         logged_in_at: now,
+        refresh: refresh.map(|r| state.keys.seal_token(&r)),
+        expires_at: expiry(now, expires_in),
     };
     let made = match state
         .tokens
