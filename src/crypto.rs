@@ -168,13 +168,20 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// A GitHub token as a session stores it: sealed. Opened only when GitHub
 /// has to be asked, never on a request that the membership cache answers.
-#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct SealedToken(String);
 
 impl std::fmt::Debug for SealedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SealedToken([redacted])")
+    }
+}
+
+impl SealedToken {
+    /// The sealed text (no secret: it opens only with the gateway's key).
+    pub fn sealed_text(&self) -> &str {
+        &self.0
     }
 }
 

@@ -86,6 +86,7 @@ struct Inner {
     webhook_deliveries: Family<WebhookLabels, Counter>,
     terminations: Family<OutcomeLabel, Counter>,
     config_reloads: Family<OutcomeLabel, Counter>,
+    token_refreshes: Family<OutcomeLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -161,6 +162,12 @@ impl Metrics {
             "Configuration reloads on SIGHUP, by outcome (ok, failed)",
             config_reloads.clone(),
         );
+        let token_refreshes = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "github_token_refreshes",
+            "Refreshes of expiring GitHub user tokens, by outcome (ok, refused, error)",
+            token_refreshes.clone(),
+        );
         Self(Arc::new(Inner {
             on,
             registry,
@@ -174,6 +181,7 @@ impl Metrics {
             webhook_deliveries,
             terminations,
             config_reloads,
+            token_refreshes,
         }))
     }
 
@@ -246,6 +254,18 @@ impl Metrics {
             .inc();
     }
 
+    /// One refresh of a GitHub user token: `ok`, `refused` (GitHub took
+    /// the authorization back) or `error` (GitHub could not be asked).
+    pub fn token_refresh(&self, outcome: &'static str) {
+        if !self.0.on {
+            return;
+        }
+        self.0
+            .token_refreshes
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
     /// One reload.
     pub fn reload(&self, ok: bool) {
         if !self.0.on {
@@ -311,6 +331,7 @@ mod tests {
         m.webhook("membership", "accepted");
         m.termination(true);
         m.reload(false);
+        m.token_refresh("refused");
         let text = m.render(3, 7);
         for line in [
             "channelgate_http_requests_total{route=\"/pusher/auth\",status=\"200\"} 1",
@@ -324,6 +345,7 @@ mod tests {
             "channelgate_webhook_deliveries_total{event=\"membership\",outcome=\"accepted\"} 1",
             "channelgate_terminations_total{outcome=\"ok\"} 1",
             "channelgate_config_reloads_total{outcome=\"failed\"} 1",
+            "channelgate_github_token_refreshes_total{outcome=\"refused\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

@@ -162,6 +162,18 @@ impl Memberships {
         user: &GithubUser,
         token: &SealedToken,
     ) -> Result<Arc<Membership>, MembershipError> {
+        self.get_with(user, token, false).await
+    }
+
+    /// [`get`](Self::get), but with `refreshable` a refused token is not
+    /// news of a revocation yet: the caller holds a refresh token and tries
+    /// it first, then tells [`revoked`](Self::revoked) if GitHub refuses.
+    pub async fn get_with(
+        &self,
+        user: &GithubUser,
+        token: &SealedToken,
+        refreshable: bool,
+    ) -> Result<Arc<Membership>, MembershipError> {
         if let Some(slot) = self.cache.get(&user.id).await
             && let Some(m) = &slot.membership
             && self.policy().is_fresh(m.confirmed_at, self.clock.now())
@@ -176,7 +188,7 @@ impl Memberships {
             user: user.clone(),
             etag: None,
         };
-        self.read(&seen, &token, Mode::Cached).await
+        self.read(&seen, &token, Mode::Cached, refreshable).await
     }
 
     /// Re-reads the person's membership from GitHub now, however fresh the
@@ -186,6 +198,17 @@ impl Memberships {
         user: &GithubUser,
         token: &SealedToken,
     ) -> Result<Arc<Membership>, MembershipError> {
+        self.recheck_with(user, token, false).await
+    }
+
+    /// [`recheck`](Self::recheck), with `refreshable` as in
+    /// [`get_with`](Self::get_with).
+    pub async fn recheck_with(
+        &self,
+        user: &GithubUser,
+        token: &SealedToken,
+        refreshable: bool,
+    ) -> Result<Arc<Membership>, MembershipError> {
         let Ok(token) = self.keys.open_token(token) else {
             return Err(MembershipError::Revoked);
         };
@@ -193,7 +216,7 @@ impl Memberships {
             user: user.clone(),
             etag: None,
         };
-        self.read(&seen, &token, Mode::Recheck).await
+        self.read(&seen, &token, Mode::Recheck, refreshable).await
     }
 
     /// The cached membership of person `id`, fresh or not, without asking GitHub.
@@ -292,6 +315,7 @@ impl Memberships {
         user: &UserRead,
         token: &Secret<String>,
         mode: Mode,
+        refreshable: bool,
     ) -> Result<Arc<Membership>, MembershipError> {
         let user_id = user.user.id;
         let started = self.clock.now();
@@ -302,7 +326,9 @@ impl Memberships {
                 let slot = current.map(|e| e.into_value()).unwrap_or_default();
                 let outcome = &mut outcome;
                 async move {
-                    let (op, result) = self.next(slot, user, token, mode, started).await;
+                    let (op, result) = self
+                        .next(slot, user, token, (mode, refreshable), started)
+                        .await;
                     *outcome = result;
                     op
                 }
@@ -317,7 +343,7 @@ impl Memberships {
         slot: Arc<Slot>,
         user: &UserRead,
         token: &Secret<String>,
-        mode: Mode,
+        (mode, refreshable): (Mode, bool),
         started: Instant,
     ) -> (Op<Arc<Slot>>, Result<Arc<Membership>, MembershipError>) {
         let now = self.clock.now();
@@ -361,7 +387,9 @@ impl Memberships {
             }
             // The entry goes with the token: the next read starts afresh.
             Err(GithubError::Unauthorized) => {
-                self.changed(user.user.id, true);
+                if !refreshable {
+                    self.changed(user.user.id, true);
+                }
                 (Op::Remove, Err(MembershipError::Revoked))
             }
             Err(e) => {
@@ -378,6 +406,12 @@ impl Memberships {
 
 impl Memberships {
     /// Passes on the news that person `id`'s access may have changed.
+    /// Tells of person `id`'s token refused for good (after
+    /// [`get_with`](Self::get_with) left it to the caller).
+    pub fn revoked(&self, id: u64) {
+        self.changed(id, true);
+    }
+
     fn changed(&self, id: u64, revoked: bool) {
         if let Some(changes) = &self.changes {
             // Full: the sweep re-checks everyone watched within the TTL.

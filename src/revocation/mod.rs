@@ -53,6 +53,8 @@ pub const MAX_CHANNELS_PER_PERSON: usize = 256;
 pub const SWEEP_TICK: Duration = Duration::from_secs(1);
 /// Most re-reads in flight at once, from the sweep or a webhook.
 const MAX_READS_IN_FLIGHT: usize = 16;
+/// Most expiring tokens remembered as such (least used forgotten first).
+const REFRESHABLE_KEPT: u64 = 100_000;
 /// How long the reason a person's access ended is kept for their page.
 const ENDED_KEPT_FOR: Duration = Duration::from_secs(3600);
 
@@ -162,6 +164,10 @@ struct Inner {
     metrics: Metrics,
     reads: Semaphore,
     ended: moka::sync::Cache<u64, Arc<Ended>>,
+    /// Tokens that expire and are refreshed by their person's requests.
+    /// Tokens that expire (with when) and are refreshed by their person's
+    /// requests.
+    refreshable: moka::sync::Cache<SealedToken, i64>,
     bus: RwLock<Option<bus::Publisher>>,
     /// Where the sweep, its re-reads and the terminate calls run.
     tasks: Tasks,
@@ -208,6 +214,9 @@ impl Revocation {
             ended: moka::sync::Cache::builder()
                 .max_capacity(10_000)
                 .time_to_live(ENDED_KEPT_FOR)
+                .build(),
+            refreshable: moka::sync::Cache::builder()
+                .max_capacity(REFRESHABLE_KEPT)
                 .build(),
             bus: RwLock::new(None),
             tasks,
@@ -268,6 +277,27 @@ impl Revocation {
     /// Publishes the changes this instance sees to the other instances.
     pub fn publish_to(&self, publisher: bus::Publisher) {
         *self.0.bus.write().expect("bus lock") = Some(publisher);
+    }
+
+    /// Notes that `token` expires at `expires_at` (Unix seconds) and is
+    /// refreshed by its person's next request: once it is (nearly) expired,
+    /// a sweep or webhook re-read GitHub refuses leaves their grants alone
+    /// (an expiry is not a revocation); that request's refresh, or GitHub's
+    /// refusal of it, decides. Refused before then, it is revoked as any.
+    pub fn refreshable(&self, token: &SealedToken, expires_at: i64) {
+        if self.is_on() && !self.0.refreshable.contains_key(token) {
+            self.0.refreshable.insert(token.clone(), expires_at);
+        }
+    }
+
+    /// Person `id`'s token was refreshed into `token`: re-reads use it.
+    pub fn token_replaced(&self, id: u64, token: &SealedToken, expires_at: Option<i64>) {
+        if let Some(at) = expires_at {
+            self.refreshable(token, at);
+        }
+        if let Some(w) = self.0.registry.lock().expect("registry lock").get_mut(&id) {
+            w.token = token.clone();
+        }
     }
 
     /// Remembers that `grant` was signed for `user` (whose sealed token is
@@ -375,9 +405,22 @@ impl Revocation {
             return;
         };
         tracing::debug!(login = %user.login, id, %cause, "re-reading their membership");
+        // A token due a refresh may be refused for its age alone.
+        let refreshable = self.0.refreshable.get(&token).is_some_and(|at| {
+            at.saturating_sub(crate::session::REFRESH_AHEAD) <= self.0.clock.unix_now()
+        });
         let read = {
             let _permit = self.0.reads.acquire().await;
-            self.0.memberships.recheck(&user, &token).await
+            self.0
+                .memberships
+                .recheck_with(&user, &token, refreshable)
+                .await
+        };
+        let read = match read {
+            Err(MembershipError::Revoked) if refreshable => Err(MembershipError::Unavailable(
+                "their token expired; their next request refreshes it".into(),
+            )),
+            read => read,
         };
         self.evaluate(id, read, &cause).await;
     }

@@ -19,6 +19,7 @@ use tower_sessions::Session;
 
 use super::error::ApiError;
 use super::limits;
+use super::refresh::{self, RefreshError};
 use super::state::AppState;
 use crate::config::Config;
 use crate::membership::{Membership, MembershipError};
@@ -278,23 +279,91 @@ pub async fn end(
 }
 
 /// [`caller`] for an identity already loaded: their current membership,
-/// or the session ended when GitHub revoked the token.
+/// or the session ended when GitHub revoked the token. An expiring token is
+/// refreshed first when due, or when GitHub refuses it (see
+/// [`super::refresh`]); only GitHub's refusal of the refresh, or of a token
+/// just refreshed, counts as a revocation.
 pub async fn caller_with(
     state: &AppState,
     credential: &Credential,
     identity: Arc<Identity>,
 ) -> Result<Caller, tower_sessions::session::Error> {
-    let membership = match state.memberships.get(&identity.user, &identity.token).await {
-        Ok(m) => Ok(m),
-        Err(MembershipError::Revoked) => {
-            tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
-            end(state, credential).await?;
-            return Ok(Caller::Revoked);
+    let mut identity = identity;
+    let mut refreshed = false;
+    if identity.refresh.is_some()
+        && let Some(at) = identity.expires_at
+    {
+        state.revocation.refreshable(&identity.token, at);
+    }
+    // A kept result may be a pair itself refreshed since: follow the chain.
+    for _ in 0..MAX_REFRESH_HOPS {
+        if !refresh::due(&identity, state.clock.unix_now()) {
+            break;
         }
+        match refresh::refresh(state, credential, &identity).await {
+            Ok(fresh) => {
+                identity = fresh;
+                refreshed = true;
+            }
+            Err(RefreshError::Refused(_)) => return revoked(state, credential, &identity).await,
+            Err(RefreshError::Unavailable(why)) => {
+                return Ok(Caller::Person {
+                    identity,
+                    membership: Err(format!("the GitHub token could not be refreshed: {why}")),
+                });
+            }
+        }
+    }
+    let mut read = state
+        .memberships
+        .get_with(&identity.user, &identity.token, identity.refresh.is_some())
+        .await;
+    if matches!(read, Err(MembershipError::Revoked)) && identity.refresh.is_some() && !refreshed {
+        // Refused before its time: the pair may have been refreshed by
+        // another holder. One refresh, then GitHub's word is final.
+        match refresh::refresh(state, credential, &identity).await {
+            Ok(fresh) => {
+                identity = fresh;
+                read = state
+                    .memberships
+                    .get_with(&identity.user, &identity.token, true)
+                    .await;
+            }
+            Err(RefreshError::Refused(_)) => return revoked(state, credential, &identity).await,
+            Err(RefreshError::Unavailable(why)) => {
+                return Ok(Caller::Person {
+                    identity,
+                    membership: Err(format!("the GitHub token could not be refreshed: {why}")),
+                });
+            }
+        }
+    }
+    let membership = match read {
+        Ok(m) => Ok(m),
+        Err(MembershipError::Revoked) => return revoked(state, credential, &identity).await,
         Err(MembershipError::Unavailable(why)) => Err(why),
     };
     Ok(Caller::Person {
         identity,
         membership,
     })
+}
+
+/// Most refreshes one request follows.
+const MAX_REFRESH_HOPS: usize = 4;
+
+/// GitHub took the person's authorization back: their grants are
+/// re-evaluated (and so ended) and this session or token is ended.
+async fn revoked(
+    state: &AppState,
+    credential: &Credential,
+    identity: &Identity,
+) -> Result<Caller, tower_sessions::session::Error> {
+    tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
+    if identity.refresh.is_some() {
+        // get_with left the news to us.
+        state.memberships.revoked(identity.user.id);
+    }
+    end(state, credential).await?;
+    Ok(Caller::Revoked)
 }

@@ -37,6 +37,7 @@ pub mod memo;
 pub mod observe;
 pub mod pages;
 pub mod pusher;
+pub mod refresh;
 pub mod reload;
 pub mod router;
 pub mod serve;

@@ -86,6 +86,8 @@ pub struct Shared {
     pub quiet: QuietLog,
     /// Webhook deliveries already handled.
     pub deliveries: SeenDeliveries,
+    /// GitHub token refreshes done or under way, one per refresh token.
+    pub refreshes: super::refresh::Refreshes,
 }
 
 impl std::ops::Deref for Shared {
@@ -116,6 +118,7 @@ impl AppState {
             limits: ArcSwap::from_pointee(Limits::of(&config.limits)),
             quiet: QuietLog::default(),
             deliveries: SeenDeliveries::default(),
+            refreshes: super::refresh::Refreshes::default(),
             parts,
             config: ArcSwap::from_pointee(config),
         }))

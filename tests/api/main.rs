@@ -15,6 +15,7 @@ mod operations;
 mod pages;
 mod pusher_auth;
 mod pusher_standin;
+mod refresh;
 mod revocation;
 mod sessions;
 mod tasks;

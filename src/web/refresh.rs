@@ -1,0 +1,220 @@
+//! Expiring GitHub user tokens (a GitHub App's, or an OAuth app's that opted
+//! in), refreshed before use.
+//!
+//! A token within [`REFRESH_AHEAD`] of its expiry, or one GitHub refuses
+//! while a refresh token is held, is refreshed with `grant_type=refresh_token`
+//! before the membership read goes on. A refresh token works once, so in this
+//! process one refresh runs per refresh token ([`Refreshes`]: every request
+//! holding it waits for that one and takes its result), and the new pair is
+//! written to the session store before anyone uses it. The result is kept
+//! (under the old refresh token's name) so that a session's app tokens, which
+//! hold copies of the old pair, take the new one instead of spending the dead
+//! refresh token.
+//!
+//! Across instances sharing a store nothing stops two from refreshing the
+//! same session at once yet: the second is refused and logs the person out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::extract::Credential;
+use super::state::AppState;
+use crate::github::Refreshed;
+pub use crate::session::REFRESH_AHEAD;
+use crate::session::{Identity, expiry};
+
+/// How long a refresh's result is kept for holders of the old pair.
+const RESULT_KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Most refresh results kept.
+const RESULTS_KEPT: u64 = 100_000;
+
+/// The refreshes done or under way in this process, by the old refresh
+/// token's name.
+#[derive(Clone)]
+pub struct Refreshes(moka::future::Cache<[u8; 32], Arc<Identity>>);
+
+impl Default for Refreshes {
+    fn default() -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .max_capacity(RESULTS_KEPT)
+                .time_to_live(RESULT_KEPT_FOR)
+                .build(),
+        )
+    }
+}
+
+/// Why a token could not be refreshed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshError {
+    /// GitHub refused the refresh token: the authorization is gone.
+    Refused(String),
+    /// GitHub could not be asked, or the new pair could not be stored:
+    /// nothing is ended, a later request tries again.
+    Unavailable(String),
+}
+
+/// Whether `identity`'s token is due a refresh at `now` (Unix seconds).
+pub fn due(identity: &Identity, now: i64) -> bool {
+    identity.refresh.is_some()
+        && identity
+            .expires_at
+            .is_some_and(|at| at.saturating_sub(now) <= REFRESH_AHEAD)
+}
+
+/// `identity` with its token refreshed, the new pair stored in
+/// `credential`'s session (or token record) first.
+pub async fn refresh(
+    state: &AppState,
+    credential: &Credential,
+    identity: &Identity,
+) -> Result<Arc<Identity>, RefreshError> {
+    let Some(sealed) = &identity.refresh else {
+        return Err(RefreshError::Refused("no refresh token is held".into()));
+    };
+    let name = state.keys.name(sealed.sealed_text().as_bytes());
+    let mut stored_here = false;
+    let fresh = state
+        .refreshes
+        .0
+        .try_get_with(name, async {
+            let fresh = ask_github(state, identity).await?;
+            store(state, credential, &fresh).await?;
+            stored_here = true;
+            Ok::<_, RefreshError>(Arc::new(fresh))
+        })
+        .await
+        .map_err(|e| (*e).clone())?;
+    if !stored_here {
+        // Another request refreshed; this one's copy of the pair (the same
+        // session's, or one of its app tokens') is updated before use.
+        store(state, credential, &fresh).await?;
+    }
+    Ok(fresh)
+}
+
+/// Spends `identity`'s refresh token at GitHub; counted and logged.
+async fn ask_github(state: &AppState, identity: &Identity) -> Result<Identity, RefreshError> {
+    let user = &identity.user;
+    let sealed = identity.refresh.as_ref().expect("checked by the caller");
+    let Ok(refresh_token) = state.keys.open_token(sealed) else {
+        // Sealed with a key since rotated: as good as refused.
+        state.metrics.token_refresh("refused");
+        tracing::info!(login = %user.login, id = user.id, "GitHub token not refreshed: its refresh token was sealed with another key");
+        return Err(RefreshError::Refused(
+            "the refresh token was sealed with another key".into(),
+        ));
+    };
+    let config = state.config();
+    let answer = state
+        .github
+        .refresh_token(
+            &config.github.web_url,
+            &config.github.client_id,
+            &config.github.client_secret,
+            &refresh_token,
+        )
+        .await;
+    match answer {
+        Ok(Refreshed::Token(token)) => {
+            let now = state.clock.unix_now();
+            let fresh = Identity {
+                token: state.keys.seal_token(&token.access),
+                refresh: token.refresh.map(|r| state.keys.seal_token(&r)),
+                expires_at: expiry(now, token.expires_in),
+                ..identity.clone()
+            };
+            state.metrics.token_refresh("ok");
+            tracing::info!(login = %user.login, id = user.id, expires_at = ?fresh.expires_at, "GitHub token refreshed");
+            Ok(fresh)
+        }
+        Ok(Refreshed::Refused(code)) => {
+            state.metrics.token_refresh("refused");
+            tracing::info!(login = %user.login, id = user.id, %code, "GitHub refused to refresh the token: the authorization is gone");
+            Err(RefreshError::Refused(code))
+        }
+        Err(e) => {
+            state.metrics.token_refresh("error");
+            tracing::warn!(login = %user.login, id = user.id, error = %e, "GitHub token not refreshed; nothing ended, the next request tries again");
+            Err(RefreshError::Unavailable(e.to_string()))
+        }
+    }
+}
+
+/// Writes `fresh`'s pair where `credential` keeps its identity, now, and
+/// lets go of held copies of the old one; re-reads of the person's
+/// grants use the new token.
+async fn store(
+    state: &AppState,
+    credential: &Credential,
+    fresh: &Identity,
+) -> Result<(), RefreshError> {
+    let failed = |e: tower_sessions::session::Error| {
+        tracing::error!(login = %fresh.user.login, error = %e, "a refreshed GitHub token could not be stored");
+        RefreshError::Unavailable(format!("the session store failed: {e}"))
+    };
+    match credential {
+        Credential::Cookie(session) => {
+            let current = Identity::load(session).await.map_err(failed)?;
+            if current.as_ref().is_some_and(|c| c.token != fresh.token) {
+                fresh.save(session).await.map_err(failed)?;
+                session.save().await.map_err(failed)?;
+            }
+            if let Some(id) = session.id() {
+                state.held.forget(&id);
+            }
+        }
+        Credential::Bearer(token) => {
+            state
+                .tokens
+                .replace_github_token(token, fresh)
+                .await
+                .map_err(|e| failed(tower_sessions::session::Error::Store(e)))?;
+            state.held_tokens.forget(&state.tokens.record_id(token));
+        }
+        Credential::Refused(_) => {}
+    }
+    state
+        .revocation
+        .token_replaced(fresh.user.id, &fresh.token, fresh.expires_at);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keys;
+    use crate::github::GithubUser;
+    use crate::secret::Secret;
+
+    fn identity(expires_at: Option<i64>, refresh: bool) -> Identity {
+        let keys = Keys::new(None);
+        Identity {
+            user: GithubUser {
+                id: 1,
+                login: "ada".into(),
+                name: None,
+                avatar_url: String::new(),
+            },
+            token: keys.seal_token(&Secret::new("ghu_x".into())),
+            logged_in_at: 0,
+            refresh: refresh.then(|| keys.seal_token(&Secret::new("ghr_x".into()))),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn a_token_is_due_a_refresh_within_five_minutes_of_expiry_and_only_with_a_refresh_token() {
+        assert!(!due(&identity(Some(1000), true), 1000 - REFRESH_AHEAD - 1));
+        assert!(due(&identity(Some(1000), true), 1000 - REFRESH_AHEAD));
+        assert!(due(&identity(Some(1000), true), 5000), "long expired");
+        assert!(
+            !due(&identity(Some(1000), false), 5000),
+            "nothing to refresh with"
+        );
+        assert!(
+            !due(&identity(None, false), 5000),
+            "a token that never expires"
+        );
+    }
+}

@@ -1,0 +1,278 @@
+//! GitHub App user tokens, which expire after eight hours: the gateway
+//! refreshes them before use, once however many requests need it, and only
+//! GitHub's refusal of a refresh counts as a revocation. Against the
+//! stand-in with expiring tokens; time moves on both clocks, no sleeping.
+
+use std::time::Duration;
+
+use channelgate::config::Config;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::device::approved_device;
+use crate::helpers::{Browser, TestApp, capture_info_logs};
+
+/// A GitHub App's user-token lifetime.
+const EIGHT_HOURS: Duration = Duration::from_secs(8 * 3600);
+/// Long enough for a revocation's terminate call on a busy machine.
+const SOON: Duration = Duration::from_secs(5);
+/// Ada's GitHub id in the helpers' world.
+const ADA: u64 = 1;
+
+/// A gateway whose GitHub issues expiring tokens, with metrics on.
+async fn app() -> TestApp {
+    app_from(TestApp::new()).await
+}
+
+async fn app_from(builder: crate::helpers::TestAppBuilder) -> TestApp {
+    let app = builder
+        .with_config(|c: &mut Config| {
+            c.server.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+        })
+        .spawn()
+        .await;
+    app.github.set_token_lifetime(Some(EIGHT_HOURS));
+    app
+}
+
+/// Moves both clocks past the tokens' expiry (and the membership TTL).
+fn expire(app: &TestApp) {
+    app.clock.advance(EIGHT_HOURS + Duration::from_secs(1));
+    app.github
+        .advance_clock(EIGHT_HOURS + Duration::from_secs(1));
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let addr = app.gateway.metrics_addr().expect("metrics are on");
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn refreshes_counted(text: &str, outcome: &str) -> u64 {
+    let series = format!("channelgate_github_token_refreshes_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_and_the_person_notices_nothing() {
+    let app = app().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+
+    expire(&app);
+    let (status, body) = ada.auth(&app, "private-ops").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let me = ada.get(&app.url("/auth/me")).await;
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(app.github.refreshes(), 1);
+
+    // The sweep re-reads her with the new token: nothing is ended.
+    app.pass_the_ttl();
+    app.sweep().await;
+    app.settled().await;
+    assert!(app.pusher.terminated().is_empty(), "no connection ended");
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(refreshes_counted(&scrape(&app).await, "ok"), 1);
+}
+
+#[tokio::test]
+async fn the_sweep_leaves_an_expired_tokens_grants_to_the_persons_next_request() {
+    let app = app().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    expire(&app);
+    // Her browser holds its connection and asks nothing: the sweep finds
+    // the token expired, which is not a revocation.
+    app.sweep().await;
+    app.settled().await;
+    assert!(app.pusher.terminated().is_empty(), "no connection ended");
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(app.github.refreshes(), 1);
+}
+
+#[tokio::test]
+async fn an_authorization_revoked_before_expiry_still_ends_connections_at_once() {
+    let app = app_from(TestApp::new().with_webhooks()).await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    let delivery = app
+        .github
+        .announce(github_standin::Change::RevokeTokens {
+            login: "ada".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(delivery.event, "github_app_authorization");
+    assert!(app.pusher.wait_for_terminate(ADA, SOON).await);
+    assert_eq!(
+        ada.get(&app.url("/auth/me")).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the refresh token died with the authorization"
+    );
+}
+
+#[tokio::test]
+async fn twenty_requests_at_once_after_expiry_make_exactly_one_refresh() {
+    let app = app().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    expire(&app);
+    // Slow GitHub down so that every request arrives while the first
+    // refresh is still under way.
+    app.github.set_delay(Duration::from_millis(200));
+    let answers =
+        futures_util::future::join_all((0..20).map(|_| ada.auth(&app, "private-ops"))).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+    }
+    assert_eq!(app.github.refreshes(), 1);
+    app.github.set_delay(Duration::ZERO);
+    app.settled().await;
+    assert!(app.pusher.terminated().is_empty());
+}
+
+#[tokio::test]
+async fn each_refresh_uses_the_refresh_token_the_last_one_gave() {
+    let app = app().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    for round in 1..=3 {
+        expire(&app);
+        let (status, body) = ada.auth(&app, "private-ops").await;
+        assert_eq!(status, StatusCode::OK, "expiry {round}: {body}");
+        assert_eq!(app.github.refreshes(), round);
+    }
+    let me: Value = ada.get(&app.url("/auth/me")).await.json().await.unwrap();
+    assert_eq!(me["login"], "ada", "{me}");
+    assert!(app.pusher.terminated().is_empty());
+}
+
+#[tokio::test]
+async fn a_refresh_token_github_refuses_ends_the_session_its_app_tokens_and_connections() {
+    let app = app().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let (bot, _) = ada.bot(&app, "ci").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    // Someone else spends ada's refresh token first.
+    let [stolen] = app.github.refresh_token_values().try_into().unwrap();
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{}/login/oauth/access_token", app.github.web_url()))
+        .header("accept", "application/json")
+        .form(&[
+            ("client_id", crate::helpers::CLIENT_ID),
+            ("client_secret", crate::helpers::CLIENT_SECRET),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", stolen.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer["access_token"].is_string(), "{answer}");
+
+    expire(&app);
+    assert_eq!(
+        ada.auth(&app, "private-ops").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        ada.get(&app.url("/auth/me")).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the session is ended"
+    );
+    assert_eq!(
+        bot.me(&app).await.0,
+        StatusCode::UNAUTHORIZED,
+        "and its app token"
+    );
+    assert!(
+        app.pusher.wait_for_terminate(ADA, SOON).await,
+        "her connections are ended"
+    );
+    assert_eq!(refreshes_counted(&scrape(&app).await, "refused"), 2);
+}
+
+#[tokio::test]
+async fn github_down_during_a_refresh_answers_503_and_ends_nothing() {
+    let app = app().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    expire(&app);
+    app.github.set_down(true);
+    let (status, body) = ada.auth(&app, "private-ops").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(refreshes_counted(&scrape(&app).await, "error"), 1);
+
+    app.github.set_down(false);
+    let (status, body) = ada.auth(&app, "private-ops").await;
+    assert_eq!(status, StatusCode::OK, "the session survived: {body}");
+    assert_eq!(refreshes_counted(&scrape(&app).await, "ok"), 1);
+    app.settled().await;
+    assert!(app.pusher.terminated().is_empty());
+}
+
+#[tokio::test]
+async fn a_device_login_token_is_refreshed_and_keeps_working() {
+    let app = app().await;
+    let (device, _) = approved_device(&app, "ada").await;
+    for round in 1..=2 {
+        expire(&app);
+        let (status, me) = device.me(&app).await;
+        assert_eq!(status, StatusCode::OK, "expiry {round}: {me}");
+        assert_eq!(me["login"], "ada");
+        assert_eq!(app.github.refreshes(), round);
+    }
+}
+
+#[tokio::test]
+async fn an_app_token_takes_the_pair_its_session_refreshed() {
+    let app = app().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let (bot, _) = ada.bot(&app, "ci").await;
+    expire(&app);
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    let (status, me) = bot.me(&app).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        app.github.refreshes(),
+        1,
+        "the dead refresh token is not spent again"
+    );
+}
+
+#[tokio::test]
+async fn no_github_token_or_refresh_token_reaches_a_log() {
+    let (logs, _guard) = capture_info_logs();
+    let app = app().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    expire(&app);
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    let (bo, _) = (Browser::logged_in_as(&app, "bo").await, ());
+    app.github.revoke_tokens("bo");
+    expire(&app);
+    assert_eq!(
+        bo.get(&app.url("/auth/me")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    app.settled().await;
+
+    let text = logs.text();
+    assert!(text.contains("GitHub token refreshed"), "{text}");
+    assert!(
+        text.contains("GitHub refused to refresh the token"),
+        "{text}"
+    );
+    for secret in ["ghu_", "ghr_"] {
+        assert!(!text.contains(secret), "{secret} in the log:\n{text}");
+    }
+    let metrics = scrape(&app).await;
+    assert!(!metrics.contains("ghu_") && !metrics.contains("ghr_"));
+}
