@@ -37,6 +37,7 @@ use crate::github::GithubUser;
 use crate::tasks::Tasks;
 
 mod held;
+mod ledger;
 pub mod tokens;
 pub use held::{HOLD_FOR, HeldIdentities};
 

@@ -11,8 +11,10 @@
 //! hold copies of the old pair, take the new one instead of spending the dead
 //! refresh token.
 //!
-//! Across instances sharing a store nothing stops two from refreshing the
-//! same session at once yet: the second is refused and logs the person out.
+//! Across instances sharing a SQLite or Redis store, the refresh is claimed
+//! in the store first and its result recorded there
+//! ([`crate::session::Store::claim_refresh`]): the others wait for it and
+//! take the recorded pair.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,12 @@ use crate::session::{Identity, expiry};
 
 /// How long a refresh's result is kept for holders of the old pair.
 const RESULT_KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a claim on a refresh holds (longer than GitHub's answer takes).
+const CLAIM_HOLD: Duration = Duration::from_secs(30);
+/// How long a request waits for another instance's refresh.
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting request looks for that refresh's result.
+const CLAIM_POLL: Duration = Duration::from_millis(50);
 /// Most refresh results kept.
 const RESULTS_KEPT: u64 = 100_000;
 
@@ -78,8 +86,7 @@ pub async fn refresh(
         .refreshes
         .0
         .try_get_with(name, async {
-            let fresh = ask_github(state, identity).await?;
-            store(state, credential, &fresh).await?;
+            let fresh = once_in_the_store(state, credential, identity, &hex::encode(name)).await?;
             stored_here = true;
             Ok::<_, RefreshError>(Arc::new(fresh))
         })
@@ -91,6 +98,103 @@ pub async fn refresh(
         store(state, credential, &fresh).await?;
     }
     Ok(fresh)
+}
+
+/// The refresh named `name`, once among the instances sharing the store:
+/// the pair another recorded, else this one's (claimed, spent, stored in
+/// `credential`, then recorded), else, while another holds the claim, a
+/// wait for its result.
+async fn once_in_the_store(
+    state: &AppState,
+    credential: &Credential,
+    identity: &Identity,
+    name: &str,
+) -> Result<Identity, RefreshError> {
+    let unavailable = |e: tower_sessions::session_store::Error| {
+        RefreshError::Unavailable(format!("the session store failed: {e}"))
+    };
+    let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+    loop {
+        if let Some(recorded) = state
+            .store
+            .refresh_result(name)
+            .await
+            .map_err(unavailable)?
+        {
+            if recorded == REFUSED {
+                return Err(RefreshError::Refused("refused to another instance".into()));
+            }
+            let pair: Pair = serde_json::from_str(&recorded)
+                .map_err(|e| RefreshError::Unavailable(format!("a recorded refresh: {e}")))?;
+            let fresh = Identity {
+                token: pair.token,
+                refresh: pair.refresh,
+                expires_at: pair.expires_at,
+                ..identity.clone()
+            };
+            store(state, credential, &fresh).await?;
+            return Ok(fresh);
+        }
+        if state
+            .store
+            .claim_refresh(name, CLAIM_HOLD)
+            .await
+            .map_err(unavailable)?
+        {
+            let fresh = match ask_github(state, identity).await {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    // A refusal is final for everyone; an outage lets
+                    // another try.
+                    let done = match e {
+                        RefreshError::Refused(_) => {
+                            state
+                                .store
+                                .finish_refresh(name, REFUSED, RESULT_KEPT_FOR)
+                                .await
+                        }
+                        RefreshError::Unavailable(_) => state.store.release_refresh(name).await,
+                    };
+                    if let Err(why) = done {
+                        tracing::warn!(error = %why, "a refresh's claim could not be settled; it lapses by itself");
+                    }
+                    return Err(e);
+                }
+            };
+            store(state, credential, &fresh).await?;
+            let pair = Pair {
+                token: fresh.token.clone(),
+                refresh: fresh.refresh.clone(),
+                expires_at: fresh.expires_at,
+            };
+            let recorded = serde_json::to_string(&pair).unwrap_or_default();
+            if let Err(e) = state
+                .store
+                .finish_refresh(name, &recorded, RESULT_KEPT_FOR)
+                .await
+            {
+                tracing::warn!(login = %fresh.user.login, error = %e, "a refreshed pair could not be recorded for the other instances");
+            }
+            return Ok(fresh);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(RefreshError::Unavailable(
+                "another instance is refreshing this GitHub token".into(),
+            ));
+        }
+        tokio::time::sleep(CLAIM_POLL).await;
+    }
+}
+
+/// What the ledger records for a refresh GitHub refused.
+const REFUSED: &str = "refused";
+
+/// A refreshed pair as the ledger records it (sealed).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pair {
+    token: crate::crypto::SealedToken,
+    refresh: Option<crate::crypto::SealedToken>,
+    expires_at: Option<i64>,
 }
 
 /// Spends `identity`'s refresh token at GitHub; counted and logged.

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::device::approved_device;
-use crate::helpers::{Browser, TestApp, capture_info_logs};
+use crate::helpers::{Browser, OwnRedis, TestApp, capture_info_logs, temp_dir, two_sharing};
 
 /// A GitHub App's user-token lifetime.
 const EIGHT_HOURS: Duration = Duration::from_secs(8 * 3600);
@@ -275,4 +275,51 @@ async fn no_github_token_or_refresh_token_reaches_a_log() {
     }
     let metrics = scrape(&app).await;
     assert!(!metrics.contains("ghu_") && !metrics.contains("ghr_"));
+}
+
+/// Two instances on `store`, one session used on both at once, three
+/// expiries in a row: every request is answered 200, GitHub sees exactly
+/// one refresh per expiry, and no connection is ended.
+async fn two_instances_refresh_once_between_them(store: &str) {
+    let (a, b) = two_sharing(store).await;
+    a.github.set_token_lifetime(Some(EIGHT_HOURS));
+    let ada = Browser::logged_in_as(&a, "ada").await;
+    assert_eq!(ada.auth(&b, "private-ops").await.0, StatusCode::OK);
+    for round in 1..=3 {
+        let later = EIGHT_HOURS + Duration::from_secs(1);
+        a.clock.advance(later);
+        b.clock.advance(later);
+        a.github.advance_clock(later);
+        // Slow enough that both instances ask while the refresh is under way.
+        a.github.set_delay(Duration::from_millis(200));
+        let on_a = futures_util::future::join_all((0..10).map(|_| ada.auth(&a, "private-ops")));
+        let on_b = futures_util::future::join_all((0..10).map(|_| ada.auth(&b, "private-ops")));
+        let (on_a, on_b) = tokio::join!(on_a, on_b);
+        a.github.set_delay(Duration::ZERO);
+        for (status, body) in on_a.iter().chain(&on_b) {
+            assert_eq!(*status, StatusCode::OK, "expiry {round}: {body}");
+        }
+        assert_eq!(a.github.refreshes(), round, "one refresh per expiry");
+    }
+    a.settled().await;
+    b.settled().await;
+    assert!(a.pusher.terminated().is_empty() && b.pusher.terminated().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_sqlite_file_refresh_once_between_them_three_times() {
+    let db = temp_dir("refresh").join("sessions.db");
+    two_instances_refresh_once_between_them(&format!("sqlite://{}", db.display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server on this machine; .ci/run runs it"]
+async fn two_instances_on_one_redis_refresh_once_between_them_three_times() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _redis = OwnRedis::start(port);
+    two_instances_refresh_once_between_them(&format!("redis://127.0.0.1:{port}")).await;
 }

@@ -1,0 +1,186 @@
+//! The refresh ledger: how instances sharing a session store refresh a
+//! GitHub token once between them.
+//!
+//! A refresh token works once, so before spending one an instance claims
+//! its name in the store (Redis `SET NX PX`; SQLite a row inserted in one
+//! statement, which SQLite's single writer serializes), then records the
+//! new pair (sealed) under the same name. Others that need the same refresh
+//! find the claim, wait, and take the recorded pair instead of asking GitHub.
+//! The in-process memory store needs no ledger: one process, one flight.
+//!
+//! Times are the wall clock's (Unix milliseconds): instances share it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tower_sessions::session_store;
+use tower_sessions_redis_store::fred::interfaces::KeysInterface;
+use tower_sessions_redis_store::fred::types::{Expiration, SetOptions};
+use tower_sessions_sqlx_store::sqlx::query as sqlx_query;
+
+use super::{Store, in_time};
+
+/// The SQLite table of claims and results.
+const TABLE: &str = "create table if not exists channelgate_refreshes \
+    (name text primary key not null, until integer not null, result text)";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn backend(e: impl std::fmt::Display) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
+}
+
+fn redis_key(name: &str) -> String {
+    format!("channelgate:refresh:{name}")
+}
+
+impl Store {
+    /// Claims the refresh named `name` for `hold`: true when this caller
+    /// may spend the refresh token (nobody holds a claim, and no result is
+    /// recorded). Always true for the memory store.
+    pub async fn claim_refresh(&self, name: &str, hold: Duration) -> session_store::Result<bool> {
+        in_time(self.kind(), async {
+            match self {
+                Self::Memory(_) => Ok(true),
+                Self::Sqlite(s) => {
+                    sqlx_query(TABLE).execute(&s.pool).await.map_err(backend)?;
+                    let now = now_ms();
+                    sqlx_query("delete from channelgate_refreshes where until < ?")
+                        .bind(now)
+                        .execute(&s.pool)
+                        .await
+                        .map_err(backend)?;
+                    let done = sqlx_query(
+                        "insert or ignore into channelgate_refreshes (name, until, result) \
+                         values (?, ?, null)",
+                    )
+                    .bind(name)
+                    .bind(now.saturating_add(ms(hold)))
+                    .execute(&s.pool)
+                    .await
+                    .map_err(backend)?;
+                    Ok(done.rows_affected() == 1)
+                }
+                Self::Redis(s) => {
+                    let set: Option<String> = s
+                        .pool
+                        .set(
+                            redis_key(name),
+                            "",
+                            Some(Expiration::PX(ms(hold))),
+                            Some(SetOptions::NX),
+                            false,
+                        )
+                        .await
+                        .map_err(backend)?;
+                    Ok(set.is_some())
+                }
+            }
+        })
+        .await
+    }
+
+    /// The result recorded for the refresh named `name`, if any.
+    pub async fn refresh_result(&self, name: &str) -> session_store::Result<Option<String>> {
+        in_time(self.kind(), async {
+            match self {
+                Self::Memory(_) => Ok(None),
+                Self::Sqlite(s) => {
+                    sqlx_query(TABLE).execute(&s.pool).await.map_err(backend)?;
+                    let row: Option<(String,)> = tower_sessions_sqlx_store::sqlx::query_as(
+                        "select result from channelgate_refreshes \
+                         where name = ? and result is not null and until >= ?",
+                    )
+                    .bind(name)
+                    .bind(now_ms())
+                    .fetch_optional(&s.pool)
+                    .await
+                    .map_err(backend)?;
+                    Ok(row.map(|(r,)| r))
+                }
+                Self::Redis(s) => {
+                    let value: Option<String> =
+                        s.pool.get(redis_key(name)).await.map_err(backend)?;
+                    Ok(value.filter(|v| !v.is_empty()))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Records `result` for the refresh named `name` (claimed by this
+    /// caller), kept for `keep`.
+    pub async fn finish_refresh(
+        &self,
+        name: &str,
+        result: &str,
+        keep: Duration,
+    ) -> session_store::Result<()> {
+        in_time(self.kind(), async {
+            match self {
+                Self::Memory(_) => Ok(()),
+                Self::Sqlite(s) => {
+                    sqlx_query(
+                        "insert into channelgate_refreshes (name, until, result) values (?, ?, ?) \
+                         on conflict (name) do update set until = excluded.until, \
+                         result = excluded.result",
+                    )
+                    .bind(name)
+                    .bind(now_ms().saturating_add(ms(keep)))
+                    .bind(result)
+                    .execute(&s.pool)
+                    .await
+                    .map_err(backend)?;
+                    Ok(())
+                }
+                Self::Redis(s) => {
+                    let () = s
+                        .pool
+                        .set(
+                            redis_key(name),
+                            result,
+                            Some(Expiration::PX(ms(keep))),
+                            None,
+                            false,
+                        )
+                        .await
+                        .map_err(backend)?;
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+
+    /// Gives up this caller's claim of the refresh named `name` (GitHub
+    /// could not be asked): another may try.
+    pub async fn release_refresh(&self, name: &str) -> session_store::Result<()> {
+        in_time(self.kind(), async {
+            match self {
+                Self::Memory(_) => Ok(()),
+                Self::Sqlite(s) => {
+                    sqlx_query(
+                        "delete from channelgate_refreshes where name = ? and result is null",
+                    )
+                    .bind(name)
+                    .execute(&s.pool)
+                    .await
+                    .map_err(backend)?;
+                    Ok(())
+                }
+                Self::Redis(s) => {
+                    let _: i64 = s.pool.del(redis_key(name)).await.map_err(backend)?;
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+}
