@@ -315,3 +315,42 @@ async fn without_webhooks_the_sweep_disconnects_pusher_js_within_the_ttl() {
     demo.github.set_webhook(None);
     revocation_through_sockudo(&demo, &sockudo, TTL + Duration::from_secs(3)).await;
 }
+
+#[tokio::test]
+#[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO) and interop/node_modules; .ci/run runs it"]
+async fn pusher_js_stays_connected_across_a_github_token_expiry() {
+    // GitHub's (the stand-in's) tokens live 3 s; the sweep re-reads every 2 s.
+    const LIFETIME: Duration = Duration::from_secs(3);
+    const TTL: Duration = Duration::from_secs(2);
+    let sockudo = sockudo_host();
+    let demo = demo::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        &sockudo.parse().unwrap(),
+        |c| c.cache.membership_ttl = TTL,
+    )
+    .await
+    .unwrap();
+    demo.github.set_token_lifetime(Some(LIFETIME));
+    let ada = Browser::new()
+        .login_at(&demo.url, &demo.github, "ada")
+        .await;
+    let mut env = demo_pusher_env(&sockudo);
+    env.extend([
+        ("GATEWAY_URL", demo.url.clone()),
+        ("COOKIE", format!("channelgate={ada}")),
+        ("LOGIN", "ada".into()),
+        ("CHANNEL", "private-supersecretchat".into()),
+        ("CHANNEL_AFTER", "presence-org-acme".into()),
+        (
+            "WAIT_MS",
+            (LIFETIME + 2 * TTL + Duration::from_secs(2))
+                .as_millis()
+                .to_string(),
+        ),
+    ]);
+    node_async("expiry.mjs", vec![], env).await;
+    assert!(
+        demo.github.refreshes() >= 1,
+        "the gateway refreshed the token"
+    );
+}
