@@ -11,6 +11,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -141,6 +142,10 @@ async fn assemble(config: Config, clock: Clock, tasks: &Tasks) -> Result<App, St
             tasks: tasks.clone(),
         },
     );
+    // The sweep and webhooks refresh an expired token as requests do.
+    state
+        .revocation
+        .refresh_with(Arc::new(crate::web::refresh::ForReReads(state.downgrade())));
     let maintained = state.clone();
     tasks.service("maintenance", async move {
         let mut ticks = tokio::time::interval(MAINTENANCE_EVERY);

@@ -67,6 +67,40 @@ pub struct Access {
     pub signin: Option<Conditions>,
 }
 
+/// An expiring token's refresh token and expiry (Unix seconds).
+#[derive(Debug, Clone)]
+pub struct Expiring {
+    /// The sealed refresh token.
+    pub refresh: SealedToken,
+    /// When the access token expires.
+    pub expires_at: i64,
+}
+
+/// Why a re-read's refresh did not give a new token.
+#[derive(Debug, Clone)]
+pub enum RefreshFailed {
+    /// GitHub refused the refresh token: the authorization is gone.
+    Refused,
+    /// GitHub or the store could not be asked: nothing is known.
+    Unavailable(String),
+}
+
+/// Refreshes an expiring token for a re-read that no request of its person
+/// makes (the sweep's, a webhook's), once with every other holder of the
+/// same pair and recorded where the person's session finds it. The web
+/// layer's is handed in by [`crate::app`].
+#[async_trait::async_trait]
+pub trait Refresher: Send + Sync {
+    /// `user`'s `token` refreshed with `expiring`'s refresh token: the new
+    /// token (re-reads use it from then on), or why not.
+    async fn refresh(
+        &self,
+        user: &GithubUser,
+        token: &SealedToken,
+        expiring: &Expiring,
+    ) -> Result<SealedToken, RefreshFailed>;
+}
+
 /// Something signed for a person.
 #[derive(Debug, Clone, Copy)]
 pub enum Grant<'a> {
@@ -167,7 +201,9 @@ struct Inner {
     /// Tokens that expire and are refreshed by their person's requests.
     /// Tokens that expire (with when) and are refreshed by their person's
     /// requests.
-    refreshable: moka::sync::Cache<SealedToken, i64>,
+    refreshable: moka::sync::Cache<SealedToken, Expiring>,
+    /// How the sweep and webhooks refresh an expired token.
+    refresher: RwLock<Option<Arc<dyn Refresher>>>,
     bus: RwLock<Option<bus::Publisher>>,
     /// Where the sweep, its re-reads and the terminate calls run.
     tasks: Tasks,
@@ -215,6 +251,7 @@ impl Revocation {
                 .max_capacity(10_000)
                 .time_to_live(ENDED_KEPT_FOR)
                 .build(),
+            refresher: RwLock::new(None),
             refreshable: moka::sync::Cache::builder()
                 .max_capacity(REFRESHABLE_KEPT)
                 .build(),
@@ -279,21 +316,24 @@ impl Revocation {
         *self.0.bus.write().expect("bus lock") = Some(publisher);
     }
 
-    /// Notes that `token` expires at `expires_at` (Unix seconds) and is
-    /// refreshed by its person's next request: once it is (nearly) expired,
-    /// a sweep or webhook re-read GitHub refuses leaves their grants alone
-    /// (an expiry is not a revocation); that request's refresh, or GitHub's
-    /// refusal of it, decides. Refused before then, it is revoked as any.
-    pub fn refreshable(&self, token: &SealedToken, expires_at: i64) {
+    /// Hands in how re-reads refresh an expired token (see [`Refresher`]).
+    pub fn refresh_with(&self, refresher: Arc<dyn Refresher>) {
+        *self.0.refresher.write().expect("refresher lock") = Some(refresher);
+    }
+
+    /// Notes that `token` expires as `expiring` says: once it is due, a
+    /// sweep or webhook re-read refreshes it first (an expiry is not a
+    /// revocation); GitHub's refusal of the refresh is.
+    pub fn refreshable(&self, token: &SealedToken, expiring: Expiring) {
         if self.is_on() && !self.0.refreshable.contains_key(token) {
-            self.0.refreshable.insert(token.clone(), expires_at);
+            self.0.refreshable.insert(token.clone(), expiring);
         }
     }
 
     /// Person `id`'s token was refreshed into `token`: re-reads use it.
-    pub fn token_replaced(&self, id: u64, token: &SealedToken, expires_at: Option<i64>) {
-        if let Some(at) = expires_at {
-            self.refreshable(token, at);
+    pub fn token_replaced(&self, id: u64, token: &SealedToken, expiring: Option<Expiring>) {
+        if let Some(expiring) = expiring {
+            self.refreshable(token, expiring);
         }
         if let Some(w) = self.0.registry.lock().expect("registry lock").get_mut(&id) {
             w.token = token.clone();
@@ -405,24 +445,50 @@ impl Revocation {
             return;
         };
         tracing::debug!(login = %user.login, id, %cause, "re-reading their membership");
-        // A token due a refresh may be refused for its age alone.
-        let refreshable = self.0.refreshable.get(&token).is_some_and(|at| {
-            at.saturating_sub(crate::session::REFRESH_AHEAD) <= self.0.clock.unix_now()
-        });
         let read = {
             let _permit = self.0.reads.acquire().await;
-            self.0
-                .memberships
-                .recheck_with(&user, &token, refreshable)
-                .await
-        };
-        let read = match read {
-            Err(MembershipError::Revoked) if refreshable => Err(MembershipError::Unavailable(
-                "their token expired; their next request refreshes it".into(),
-            )),
-            read => read,
+            self.read_refreshing(&user, token).await
         };
         self.evaluate(id, read, &cause).await;
+    }
+
+    /// Re-reads `user`'s membership with `token`, refreshed first when it
+    /// is due (or refused before its time while a refresh token is held).
+    /// Only GitHub's refusal of the refresh reads as a revocation.
+    async fn read_refreshing(
+        &self,
+        user: &GithubUser,
+        token: SealedToken,
+    ) -> Result<Arc<Membership>, MembershipError> {
+        let expiring = self.0.refreshable.get(&token);
+        let refresher = self.0.refresher.read().expect("refresher lock").clone();
+        let (Some(expiring), Some(refresher)) = (expiring, refresher) else {
+            return self.0.memberships.recheck(user, &token).await;
+        };
+        let refresh =
+            async |token: &SealedToken| match refresher.refresh(user, token, &expiring).await {
+                Ok(fresh) => Ok(fresh),
+                Err(RefreshFailed::Refused) => {
+                    self.0.memberships.revoked(user.id);
+                    Err(MembershipError::Revoked)
+                }
+                Err(RefreshFailed::Unavailable(why)) => Err(MembershipError::Unavailable(format!(
+                    "their GitHub token could not be refreshed: {why}"
+                ))),
+            };
+        let due = expiring
+            .expires_at
+            .saturating_sub(crate::session::REFRESH_AHEAD)
+            <= self.0.clock.unix_now();
+        let token = if due { refresh(&token).await? } else { token };
+        match self.0.memberships.recheck_with(user, &token, !due).await {
+            // Refused before its time: perhaps refreshed by another holder.
+            Err(MembershipError::Revoked) if !due => {
+                let fresh = refresh(&token).await?;
+                self.0.memberships.recheck(user, &fresh).await
+            }
+            read => read,
+        }
     }
 
     /// Applies news of a change (a webhook's, or a peer's): re-checks the

@@ -76,6 +76,14 @@ impl Identity {
         session.insert(IDENTITY_KEY, json).await
     }
 
+    /// The refresh token and expiry of an expiring token, if it is one.
+    pub fn expiring(&self) -> Option<crate::revocation::Expiring> {
+        Some(crate::revocation::Expiring {
+            refresh: self.refresh.clone()?,
+            expires_at: self.expires_at?,
+        })
+    }
+
     /// The identity stored in the session, if any.
     pub async fn load(session: &Session) -> Result<Option<Self>, tower_sessions::session::Error> {
         match session.get::<String>(IDENTITY_KEY).await? {

@@ -290,10 +290,8 @@ pub async fn caller_with(
 ) -> Result<Caller, tower_sessions::session::Error> {
     let mut identity = identity;
     let mut refreshed = false;
-    if identity.refresh.is_some()
-        && let Some(at) = identity.expires_at
-    {
-        state.revocation.refreshable(&identity.token, at);
+    if let Some(expiring) = identity.expiring() {
+        state.revocation.refreshable(&identity.token, expiring);
     }
     // A kept result may be a pair itself refreshed since: follow the chain.
     for _ in 0..MAX_REFRESH_HOPS {

@@ -20,9 +20,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::extract::Credential;
-use super::state::AppState;
-use crate::github::Refreshed;
+use super::state::{AppState, WeakState};
+use crate::crypto::SealedToken;
+use crate::github::{GithubUser, Refreshed};
+use crate::revocation::{Expiring, RefreshFailed, Refresher};
 pub use crate::session::REFRESH_AHEAD;
+use crate::session::tokens::Malformed;
 use crate::session::{Identity, expiry};
 
 /// How long a refresh's result is kept for holders of the old pair.
@@ -92,12 +95,55 @@ pub async fn refresh(
         })
         .await
         .map_err(|e| (*e).clone())?;
-    if !stored_here {
-        // Another request refreshed; this one's copy of the pair (the same
-        // session's, or one of its app tokens') is updated before use.
-        store(state, credential, &fresh).await?;
+    if stored_here {
+        return Ok(fresh);
     }
-    Ok(fresh)
+    // Another holder refreshed (a request, a re-read of the sweep); this
+    // one's copy of the pair (the same session's, or one of its app
+    // tokens') takes the new pair, and keeps its own login time.
+    let mine = Arc::new(Identity {
+        token: fresh.token.clone(),
+        refresh: fresh.refresh.clone(),
+        expires_at: fresh.expires_at,
+        ..identity.clone()
+    });
+    store(state, credential, &mine).await?;
+    Ok(mine)
+}
+
+/// The web layer's refresh, for re-reads that no request of the person
+/// makes (the sweep's, a webhook's): nothing of a session is at hand, so
+/// the new pair is recorded for the sessions that hold the old one, which
+/// take it at their next request. Holds the state weakly: the state owns
+/// the revocation that holds this.
+pub struct ForReReads(pub WeakState);
+
+#[async_trait::async_trait]
+impl Refresher for ForReReads {
+    async fn refresh(
+        &self,
+        user: &GithubUser,
+        token: &SealedToken,
+        expiring: &Expiring,
+    ) -> Result<SealedToken, RefreshFailed> {
+        let Some(state) = self.0.upgrade() else {
+            return Err(RefreshFailed::Unavailable("the gateway is stopping".into()));
+        };
+        let identity = Identity {
+            user: user.clone(),
+            token: token.clone(),
+            // Not stored anywhere from here: sessions keep their own.
+            logged_in_at: 0,
+            refresh: Some(expiring.refresh.clone()),
+            expires_at: Some(expiring.expires_at),
+        };
+        let nowhere = Credential::Refused(Malformed::Scheme);
+        match refresh(&state, &nowhere, &identity).await {
+            Ok(fresh) => Ok(fresh.token.clone()),
+            Err(RefreshError::Refused(_)) => Err(RefreshFailed::Refused),
+            Err(RefreshError::Unavailable(why)) => Err(RefreshFailed::Unavailable(why)),
+        }
+    }
 }
 
 /// The refresh named `name`, once among the instances sharing the store:
@@ -280,7 +326,7 @@ async fn store(
     }
     state
         .revocation
-        .token_replaced(fresh.user.id, &fresh.token, fresh.expires_at);
+        .token_replaced(fresh.user.id, &fresh.token, fresh.expiring());
     Ok(())
 }
 

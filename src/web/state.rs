@@ -97,6 +97,18 @@ impl std::ops::Deref for Shared {
     }
 }
 
+/// A handle on the state that does not keep it alive, for what the state
+/// itself owns (so that no cycle of `Arc`s outlives the gateway).
+#[derive(Clone)]
+pub struct WeakState(std::sync::Weak<Shared>);
+
+impl WeakState {
+    /// The state, unless the gateway is gone.
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(AppState)
+    }
+}
+
 impl std::ops::Deref for AppState {
     type Target = Shared;
     fn deref(&self) -> &Shared {
@@ -133,6 +145,11 @@ impl AppState {
         self.quiet.flush();
         self.held.prune();
         self.held_tokens.prune();
+    }
+
+    /// A handle that does not keep the state alive.
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.0))
     }
 
     /// The configuration now. A request that loads it once sees one

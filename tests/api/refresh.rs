@@ -42,6 +42,27 @@ fn expire(app: &TestApp) {
         .advance_clock(EIGHT_HOURS + Duration::from_secs(1));
 }
 
+/// Someone else spends the one refresh token issued so far (ada's).
+async fn someone_else_spends_the_refresh_token(app: &TestApp) {
+    let [stolen] = app.github.refresh_token_values().try_into().unwrap();
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{}/login/oauth/access_token", app.github.web_url()))
+        .header("accept", "application/json")
+        .form(&[
+            ("client_id", crate::helpers::CLIENT_ID),
+            ("client_secret", crate::helpers::CLIENT_SECRET),
+            ("grant_type", "refresh_token"),
+            ("refresh_token", stolen.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer["access_token"].is_string(), "{answer}");
+}
+
 async fn scrape(app: &TestApp) -> String {
     let addr = app.gateway.metrics_addr().expect("metrics are on");
     reqwest::get(format!("http://{addr}/metrics"))
@@ -82,18 +103,63 @@ async fn an_expired_token_is_refreshed_and_the_person_notices_nothing() {
 }
 
 #[tokio::test]
-async fn the_sweep_leaves_an_expired_tokens_grants_to_the_persons_next_request() {
+async fn the_sweep_refreshes_an_idle_persons_expired_token_and_ends_nothing() {
     let app = app().await;
     let ada = Browser::logged_in_as(&app, "ada").await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     expire(&app);
-    // Her browser holds its connection and asks nothing: the sweep finds
-    // the token expired, which is not a revocation.
+    // Her browser holds its connection and asks nothing: the sweep must
+    // still be able to read her membership, so it refreshes her token.
     app.sweep().await;
-    app.settled().await;
+    assert_eq!(app.github.refreshes(), 1, "the sweep refreshed");
     assert!(app.pusher.terminated().is_empty(), "no connection ended");
+    // Her session takes the pair the sweep got; no second refresh.
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(ada.get(&app.url("/auth/me")).await.status(), StatusCode::OK);
     assert_eq!(app.github.refreshes(), 1);
+    // And the next expiry rotates from that pair.
+    expire(&app);
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(app.github.refreshes(), 2);
+}
+
+#[tokio::test]
+async fn a_removal_ends_an_idle_persons_grants_though_their_token_expired() {
+    let app = app_from(TestApp::new().with_webhooks()).await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    expire(&app);
+    // Idle for longer than her token lives, then removed from the team:
+    // the webhook's re-read refreshes her token and finds the loss.
+    app.github
+        .announce(github_standin::Change::RemoveFromTeam {
+            login: "ada".into(),
+            org: "initech".into(),
+            slug: "ops".into(),
+        })
+        .await
+        .unwrap();
+    app.settled().await;
+    assert_eq!(app.pusher.terminated(), [ADA], "her connections were ended");
+    assert_eq!(app.github.refreshes(), 1);
+    // She is still logged in (an expiry is not a revocation), without the team's channel.
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(ada.get(&app.url("/auth/me")).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_refresh_token_refused_to_the_sweep_ends_the_idle_persons_grants() {
+    let app = app().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    someone_else_spends_the_refresh_token(&app).await;
+    expire(&app);
+    app.sweep().await;
+    assert_eq!(app.pusher.terminated(), [ADA], "a refusal is a revocation");
+    assert_eq!(
+        ada.get(&app.url("/auth/me")).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -158,24 +224,7 @@ async fn a_refresh_token_github_refuses_ends_the_session_its_app_tokens_and_conn
     let ada = Browser::logged_in_as(&app, "ada").await;
     let (bot, _) = ada.bot(&app, "ci").await;
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
-    // Someone else spends ada's refresh token first.
-    let [stolen] = app.github.refresh_token_values().try_into().unwrap();
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{}/login/oauth/access_token", app.github.web_url()))
-        .header("accept", "application/json")
-        .form(&[
-            ("client_id", crate::helpers::CLIENT_ID),
-            ("client_secret", crate::helpers::CLIENT_SECRET),
-            ("grant_type", "refresh_token"),
-            ("refresh_token", stolen.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(answer["access_token"].is_string(), "{answer}");
+    someone_else_spends_the_refresh_token(&app).await;
 
     expire(&app);
     assert_eq!(
