@@ -441,6 +441,10 @@ pub enum Refreshed {
     Refused(String),
 }
 
+/// The token endpoint's errors that mean the refresh token is dead (spent,
+/// revoked, expired): the person's authorization is gone.
+const REFRESH_TOKEN_DEAD: &[&str] = &["bad_refresh_token", "invalid_grant", "expired_token"];
+
 /// What one poll of the token endpoint with a device code came to.
 #[derive(Debug)]
 pub enum DevicePoll {
@@ -558,9 +562,17 @@ impl GithubClient {
             .await?;
         let mut answer: TokenAnswer = parse(&bytes)?;
         match (answer.token(), answer.error) {
-            (_, Some(error)) => Ok(Refreshed::Refused(
-                crate::excerpt::Excerpt::of(&error).to_string(),
-            )),
+            // Only these say the refresh token itself is dead. Any other
+            // error (`incorrect_client_credentials` after a secret was
+            // rotated, `unauthorized_client`, ...) is the gateway's own
+            // problem: it must not log everyone out.
+            (_, Some(error)) if REFRESH_TOKEN_DEAD.contains(&error.as_str()) => {
+                Ok(Refreshed::Refused(error))
+            }
+            (_, Some(error)) => Err(GithubError::Unavailable(format!(
+                "GitHub refused the gateway's refresh request: {}; check github.client_id and github.client_secret",
+                crate::excerpt::Excerpt::of(&error)
+            ))),
             (Some(token), None) => Ok(Refreshed::Token(token)),
             (None, None) => Err(GithubError::Malformed(
                 "a token answer with neither a token nor an error".into(),

@@ -408,7 +408,12 @@ impl Memberships {
     /// Passes on the news that person `id`'s access may have changed.
     /// Tells of person `id`'s token refused for good (after
     /// [`get_with`](Self::get_with) left it to the caller).
-    pub fn revoked(&self, id: u64) {
+    ///
+    /// Their cached membership goes with the authorization, as it does
+    /// when GitHub answers 401: no other credential of theirs is answered
+    /// from it while GitHub has not been asked again.
+    pub async fn revoked(&self, id: u64) {
+        self.cache.invalidate(&id).await;
         self.changed(id, true);
     }
 

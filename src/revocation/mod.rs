@@ -252,8 +252,11 @@ impl Revocation {
                 .time_to_live(ENDED_KEPT_FOR)
                 .build(),
             refresher: RwLock::new(None),
+            // A token is needed for as long as grants signed with it are
+            // watched; each refresh adds the new one, so old ones must go.
             refreshable: moka::sync::Cache::builder()
                 .max_capacity(REFRESHABLE_KEPT)
+                .time_to_live(settings.watch_for.max(Duration::from_secs(1)))
                 .build(),
             bus: RwLock::new(None),
             tasks,
@@ -469,7 +472,7 @@ impl Revocation {
             async |token: &SealedToken| match refresher.refresh(user, token, &expiring).await {
                 Ok(fresh) => Ok(fresh),
                 Err(RefreshFailed::Refused) => {
-                    self.0.memberships.revoked(user.id);
+                    self.0.memberships.revoked(user.id).await;
                     Err(MembershipError::Revoked)
                 }
                 Err(RefreshFailed::Unavailable(why)) => Err(MembershipError::Unavailable(format!(

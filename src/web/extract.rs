@@ -52,6 +52,7 @@ pub fn client_addr_of(parts: &Parts, state: &AppState) -> IpAddr {
 }
 
 /// How a request says who is asking.
+#[derive(Clone)]
 pub enum Credential {
     /// The session cookie (a session without an identity when there is none).
     Cookie(Session),
@@ -289,20 +290,26 @@ pub async fn caller_with(
     identity: Arc<Identity>,
 ) -> Result<Caller, tower_sessions::session::Error> {
     let mut identity = identity;
-    let mut refreshed = false;
     if let Some(expiring) = identity.expiring() {
         state.revocation.refreshable(&identity.token, expiring);
     }
-    // A kept result may be a pair itself refreshed since: follow the chain.
-    for _ in 0..MAX_REFRESH_HOPS {
-        if !refresh::due(&identity, state.clock.unix_now()) {
-            break;
+    // A kept result may be a pair itself refreshed since (by an app token's
+    // session, by the sweep): follow the chain, which costs GitHub one call
+    // at most, at its end.
+    let mut hops = 0;
+    while refresh::due(&identity, state.clock.unix_now()) {
+        if hops == MAX_REFRESH_HOPS {
+            // Never a revocation for want of hops: try again later.
+            return Ok(Caller::Person {
+                identity,
+                membership: Err(
+                    "the GitHub token could not be refreshed: too many refreshes to follow".into(),
+                ),
+            });
         }
+        hops += 1;
         match refresh::refresh(state, credential, &identity).await {
-            Ok(fresh) => {
-                identity = fresh;
-                refreshed = true;
-            }
+            Ok(fresh) => identity = fresh,
             Err(RefreshError::Refused(_)) => return revoked(state, credential, &identity).await,
             Err(RefreshError::Unavailable(why)) => {
                 return Ok(Caller::Person {
@@ -316,9 +323,10 @@ pub async fn caller_with(
         .memberships
         .get_with(&identity.user, &identity.token, identity.refresh.is_some())
         .await;
-    if matches!(read, Err(MembershipError::Revoked)) && identity.refresh.is_some() && !refreshed {
-        // Refused before its time: the pair may have been refreshed by
-        // another holder. One refresh, then GitHub's word is final.
+    if matches!(read, Err(MembershipError::Revoked)) && identity.refresh.is_some() {
+        // Refused: the pair may have been refreshed by another holder since
+        // (a pair taken from the chain above included). One refresh, then
+        // GitHub's word is final.
         match refresh::refresh(state, credential, &identity).await {
             Ok(fresh) => {
                 identity = fresh;
@@ -347,8 +355,9 @@ pub async fn caller_with(
     })
 }
 
-/// Most refreshes one request follows.
-const MAX_REFRESH_HOPS: usize = 4;
+/// Most refreshes one request follows: about three a day are recorded,
+/// each kept for a week.
+const MAX_REFRESH_HOPS: usize = 32;
 
 /// GitHub took the person's authorization back: their grants are
 /// re-evaluated (and so ended) and this session or token is ended.
@@ -360,7 +369,7 @@ async fn revoked(
     tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
     if identity.refresh.is_some() {
         // get_with left the news to us.
-        state.memberships.revoked(identity.user.id);
+        state.memberships.revoked(identity.user.id).await;
     }
     end(state, credential).await?;
     Ok(Caller::Revoked)

@@ -89,7 +89,22 @@ pub async fn refresh(
         .refreshes
         .0
         .try_get_with(name, async {
-            let fresh = once_in_the_store(state, credential, identity, &hex::encode(name)).await?;
+            // Once GitHub is asked, its new pair must be recorded and
+            // stored even if this request goes away (a closed tab, a
+            // timeout): the old refresh token is spent. So the work runs as
+            // a job of its own, and this request waits for it.
+            let (done, result) = tokio::sync::oneshot::channel();
+            let (job_state, job_credential, job_identity) =
+                (state.clone(), credential.clone(), identity.clone());
+            state.tasks.job("refreshing a GitHub token", async move {
+                let name = hex::encode(name);
+                let fresh =
+                    once_in_the_store(&job_state, &job_credential, &job_identity, &name).await;
+                let _ = done.send(fresh);
+            });
+            let fresh = result.await.unwrap_or_else(|_| {
+                Err(RefreshError::Unavailable("the gateway is stopping".into()))
+            })?;
             stored_here = true;
             Ok::<_, RefreshError>(Arc::new(fresh))
         })
@@ -207,7 +222,8 @@ async fn once_in_the_store(
                     return Err(e);
                 }
             };
-            store(state, credential, &fresh).await?;
+            // Recorded first: a credential whose store write fails then
+            // still finds the pair, rather than spending the dead token.
             let pair = Pair {
                 token: fresh.token.clone(),
                 refresh: fresh.refresh.clone(),
@@ -221,6 +237,7 @@ async fn once_in_the_store(
             {
                 tracing::warn!(login = %fresh.user.login, error = %e, "a refreshed pair could not be recorded for the other instances");
             }
+            store(state, credential, &fresh).await?;
             return Ok(fresh);
         }
         if tokio::time::Instant::now() >= deadline {

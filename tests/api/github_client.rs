@@ -228,3 +228,38 @@ async fn a_looping_link_and_an_oversize_body_are_refused() {
         "{answer:?}"
     );
 }
+
+#[tokio::test]
+async fn only_a_dead_refresh_token_is_a_refusal_and_wrong_app_credentials_are_an_outage() {
+    use channelgate::github::Refreshed;
+    let github = stand_in().await;
+    github.set_token_lifetime(Some(Duration::from_secs(8 * 3600)));
+    github_token(&github, "ada").await;
+    let [refresh] = github.refresh_token_values().try_into().unwrap();
+    let refresh = Secret::new(refresh);
+    let client = GithubClient::new(&github.api_url()).unwrap();
+    let web = github.web_url();
+    // A rotated or mistyped client secret: GitHub says so, and the person's
+    // authorization is not in question.
+    let wrong = Secret::new("not-the-secret".to_owned());
+    let answer = client
+        .refresh_token(&web, CLIENT_ID, &wrong, &refresh)
+        .await;
+    assert!(
+        matches!(&answer, Err(GithubError::Unavailable(m)) if m.contains("incorrect_client_credentials")),
+        "{answer:?}"
+    );
+    let secret = Secret::new(CLIENT_SECRET.to_owned());
+    let answer = client
+        .refresh_token(&web, CLIENT_ID, &secret, &refresh)
+        .await;
+    assert!(matches!(answer, Ok(Refreshed::Token(_))), "{answer:?}");
+    // Spent once: the second use is GitHub's refusal.
+    let answer = client
+        .refresh_token(&web, CLIENT_ID, &secret, &refresh)
+        .await;
+    assert!(
+        matches!(&answer, Ok(Refreshed::Refused(code)) if code == "bad_refresh_token"),
+        "{answer:?}"
+    );
+}

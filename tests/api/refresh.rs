@@ -372,3 +372,32 @@ async fn two_instances_on_one_redis_refresh_once_between_them_three_times() {
     let _redis = OwnRedis::start(port);
     two_instances_refresh_once_between_them(&format!("redis://127.0.0.1:{port}")).await;
 }
+
+#[tokio::test]
+async fn a_refused_refresh_sends_the_persons_other_logins_back_to_github() {
+    let app = app().await;
+    let laptop = Browser::logged_in_as(&app, "ada").await;
+    app.clock.advance(Duration::from_secs(3600));
+    app.github.advance_clock(Duration::from_secs(3600));
+    let phone = Browser::logged_in_as(&app, "ada").await;
+    // The laptop's token is past its expiry; the phone's has an hour left,
+    // and the phone has just read her membership.
+    app.clock
+        .advance(EIGHT_HOURS - Duration::from_secs(3600) + Duration::from_secs(1));
+    app.github
+        .advance_clock(EIGHT_HOURS - Duration::from_secs(3600) + Duration::from_secs(1));
+    assert_eq!(phone.auth(&app, "private-ops").await.0, StatusCode::OK);
+    // She revokes the app's authorization on GitHub (no webhook here).
+    app.github.revoke_tokens("ada");
+    assert_eq!(
+        laptop.auth(&app, "private-ops").await.0,
+        StatusCode::UNAUTHORIZED,
+        "the laptop's refresh was refused"
+    );
+    // The phone's answer does not come from the membership read just
+    // before: GitHub is asked again, and refuses.
+    assert_eq!(
+        phone.auth(&app, "private-ops").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
