@@ -293,11 +293,13 @@ pub async fn caller_with(
     if let Some(expiring) = identity.expiring() {
         state.revocation.refreshable(&identity.token, expiring);
     }
-    // A kept result may be a pair itself refreshed since (by an app token's
-    // session, by the sweep): follow the chain, which costs GitHub one call
-    // at most, at its end.
+    // Due: refreshed. A kept result may be a pair itself refreshed since
+    // (by an app token's session, by the sweep) and expired: the chain is
+    // followed while the pair in hand has expired. A pair still valid is
+    // used, so a request asks GitHub once at most, however short-lived the
+    // tokens.
     let mut hops = 0;
-    while refresh::due(&identity, state.clock.unix_now()) {
+    while needs_refresh(&identity, hops, state.clock.unix_now()) {
         if hops == MAX_REFRESH_HOPS {
             // Never a revocation for want of hops: try again later.
             return Ok(Caller::Person {
@@ -353,6 +355,16 @@ pub async fn caller_with(
         identity,
         membership,
     })
+}
+
+/// Whether `identity`'s token is refreshed before use, `hops` refreshes
+/// into a request: at first when it is due, later only when the pair in
+/// hand (a recorded one) has itself expired.
+fn needs_refresh(identity: &Identity, hops: usize, now: i64) -> bool {
+    if hops == 0 {
+        return refresh::due(identity, now);
+    }
+    identity.refresh.is_some() && identity.expires_at.is_some_and(|at| at <= now)
 }
 
 /// Most refreshes one request follows: about three a day are recorded,
