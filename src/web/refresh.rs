@@ -32,6 +32,8 @@ use crate::session::{Identity, expiry};
 const RESULT_KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a claim on a refresh holds (longer than GitHub's answer takes).
 const CLAIM_HOLD: Duration = Duration::from_secs(30);
+/// A claim outlasts the GitHub call it covers at least this long.
+const CLAIM_MARGIN: Duration = Duration::from_secs(10);
 /// How long a request waits for another instance's refresh.
 const CLAIM_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting request looks for that refresh's result.
@@ -175,6 +177,9 @@ async fn once_in_the_store(
         RefreshError::Unavailable(format!("the session store failed: {e}"))
     };
     let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+    // The claim must outlive the GitHub call it covers, or a second
+    // instance could claim and spend the same refresh token meanwhile.
+    let hold = CLAIM_HOLD.max(state.config().github.timeout + CLAIM_MARGIN);
     loop {
         if let Some(recorded) = state
             .store
@@ -198,7 +203,7 @@ async fn once_in_the_store(
         }
         if state
             .store
-            .claim_refresh(name, CLAIM_HOLD)
+            .claim_refresh(name, hold)
             .await
             .map_err(unavailable)?
         {
