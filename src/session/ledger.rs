@@ -19,8 +19,8 @@ use tower_sessions_sqlx_store::sqlx::query as sqlx_query;
 
 use super::{Store, in_time};
 
-/// The SQLite table of claims and results.
-const TABLE: &str = "create table if not exists channelgate_refreshes \
+/// The SQLite table of claims and results, made when the store is opened.
+pub(super) const TABLE: &str = "create table if not exists channelgate_refreshes \
     (name text primary key not null, until integer not null, result text)";
 
 fn now_ms() -> i64 {
@@ -50,7 +50,6 @@ impl Store {
             match self {
                 Self::Memory(_) => Ok(true),
                 Self::Sqlite(s) => {
-                    sqlx_query(TABLE).execute(&s.pool).await.map_err(backend)?;
                     let now = now_ms();
                     sqlx_query("delete from channelgate_refreshes where until < ?")
                         .bind(now)
@@ -93,7 +92,6 @@ impl Store {
             match self {
                 Self::Memory(_) => Ok(None),
                 Self::Sqlite(s) => {
-                    sqlx_query(TABLE).execute(&s.pool).await.map_err(backend)?;
                     let row: Option<(String,)> = tower_sessions_sqlx_store::sqlx::query_as(
                         "select result from channelgate_refreshes \
                          where name = ? and result is not null and until >= ?",

@@ -215,6 +215,10 @@ impl Store {
                 let pool = SqlitePool::connect_with(options).await.map_err(err)?;
                 let store = SqliteStore::new(pool.clone());
                 store.migrate().await.map_err(err)?;
+                tower_sessions_sqlx_store::sqlx::query(ledger::TABLE)
+                    .execute(&pool)
+                    .await
+                    .map_err(err)?;
                 tasks.service("expired sessions", sweep(store.clone(), SWEEP_EVERY));
                 Ok(Self::Sqlite(SqliteSessions { store, pool }))
             }
