@@ -4,8 +4,9 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use crate::config::HostPort;
+use crate::config::{HostPort, format_duration, parse_duration};
 use crate::demo::{self, DemoError};
 use crate::web as server;
 
@@ -18,6 +19,22 @@ pub struct Args {
     /// A Pusher-protocol server (such as sockudo) the page may subscribe through.
     #[arg(long, value_name = "HOST:PORT", default_value = demo::DEFAULT_PUSHER_HOST)]
     pusher_host: HostPort,
+    /// Make the stand-in's user tokens expire after DURATION (such as 60s), as
+    /// a GitHub App's do after 8 hours, to watch the gateway refresh them
+    /// [default: tokens that never expire, as an OAuth app's]
+    #[arg(long, value_name = "DURATION", value_parser = token_lifetime)]
+    token_lifetime: Option<Duration>,
+}
+
+/// `--token-lifetime`: a duration such as `60s`, at least 10 seconds.
+fn token_lifetime(text: &str) -> Result<Duration, String> {
+    let lifetime = parse_duration(text)?;
+    if lifetime < Duration::from_secs(10) {
+        return Err(format!(
+            "{text:?} is too short; at least 10s, such as --token-lifetime 60s"
+        ));
+    }
+    Ok(lifetime)
 }
 
 /// `--listen`: `IP:PORT`, or `localhost:PORT` for 127.0.0.1 (the demo
@@ -40,6 +57,7 @@ pub fn run(
     Args {
         listen,
         pusher_host,
+        token_lifetime,
     }: Args,
 ) -> ExitCode {
     // The demo shows every decision, allows included.
@@ -48,6 +66,13 @@ pub fn run(
         let demo = demo::start(listen, &pusher_host)
             .await
             .map_err(|e| start_error(&e))?;
+        demo.github.set_token_lifetime(token_lifetime);
+        if let Some(lifetime) = token_lifetime {
+            tracing::info!(
+                lifetime = %format_duration(lifetime),
+                "the stand-in's user tokens expire: the gateway refreshes them"
+            );
+        }
         let stop = server::shutdown_signal();
         super::print_out(&demo::banner(&demo.url, &pusher_host));
         tracing::info!(url = %demo.url, "channelgate demo ready");
@@ -75,6 +100,14 @@ fn start_error(e: &DemoError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_lifetime_is_a_duration_of_ten_seconds_or_more() {
+        assert_eq!(token_lifetime("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(token_lifetime("8h"), Ok(Duration::from_secs(8 * 3600)));
+        assert!(token_lifetime("5s").unwrap_err().contains("at least 10s"));
+        assert!(token_lifetime("soon").is_err());
+    }
 
     #[test]
     fn listen_takes_an_address_or_localhost_and_shows_the_form_otherwise() {

@@ -74,6 +74,8 @@ pub struct Expiring {
     pub refresh: SealedToken,
     /// When the access token expires.
     pub expires_at: i64,
+    /// When it is due a refresh.
+    pub refresh_at: i64,
 }
 
 /// Why a re-read's refresh did not give a new token.
@@ -479,10 +481,7 @@ impl Revocation {
                     "their GitHub token could not be refreshed: {why}"
                 ))),
             };
-        let due = expiring
-            .expires_at
-            .saturating_sub(crate::session::REFRESH_AHEAD)
-            <= self.0.clock.unix_now();
+        let due = expiring.refresh_at <= self.0.clock.unix_now();
         let token = if due { refresh(&token).await? } else { token };
         match self.0.memberships.recheck_with(user, &token, !due).await {
             // Refused before its time: perhaps refreshed by another holder.

@@ -64,6 +64,11 @@ pub struct Identity {
     /// When `token` expires (Unix seconds), if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// When `token` is due a refresh (Unix seconds): a little before
+    /// `expires_at` (see [`refresh_at`]). Sessions stored without it go by
+    /// [`REFRESH_AHEAD`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_at: Option<i64>,
 }
 
 impl Identity {
@@ -81,7 +86,14 @@ impl Identity {
         Some(crate::revocation::Expiring {
             refresh: self.refresh.clone()?,
             expires_at: self.expires_at?,
+            refresh_at: self.refresh_due_at()?,
         })
+    }
+
+    /// When the token is due a refresh, if it expires.
+    pub fn refresh_due_at(&self) -> Option<i64> {
+        self.refresh_at
+            .or_else(|| Some(self.expires_at?.saturating_sub(REFRESH_AHEAD)))
     }
 
     /// The identity stored in the session, if any.
@@ -96,8 +108,19 @@ impl Identity {
 }
 
 /// How long before its expiry (seconds) an expiring GitHub token is
-/// refreshed.
+/// refreshed at most: GitHub's live 8 hours.
 pub const REFRESH_AHEAD: i64 = 300;
+
+/// When a token answered `expires_in` seconds after `now` is due a refresh:
+/// [`REFRESH_AHEAD`] before its expiry, or a fifth of its life before when
+/// that is less, so a short-lived token is not refreshed at every use.
+pub fn refresh_at(now: i64, expires_in: Option<u64>) -> Option<i64> {
+    let life = i64::try_from(expires_in?).unwrap_or(i64::MAX);
+    Some(
+        now.saturating_add(life)
+            .saturating_sub(REFRESH_AHEAD.min(life / 5)),
+    )
+}
 
 /// When a token answered `expires_in` seconds after `now` (Unix seconds)
 /// expires, if it does.
@@ -575,6 +598,14 @@ impl ExpiredDeletion for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_is_due_a_refresh_five_minutes_ahead_or_a_fifth_of_its_life_when_short() {
+        assert_eq!(refresh_at(1000, Some(28_800)), Some(1000 + 28_800 - 300));
+        assert_eq!(refresh_at(1000, Some(60)), Some(1000 + 60 - 12));
+        assert_eq!(refresh_at(1000, Some(3)), Some(1003), "at its expiry");
+        assert_eq!(refresh_at(1000, None), None, "a token that never expires");
+    }
     use time::OffsetDateTime;
 
     fn record(expires_in: time::Duration) -> Record {
@@ -644,6 +675,7 @@ mod tests {
             logged_in_at: 0,
             refresh: None,
             expires_at: None,
+            refresh_at: None,
         };
         assert!(!format!("{identity:?}").contains("gho_secret"));
         let stored = serde_json::to_string(&identity).unwrap();

@@ -628,6 +628,7 @@ mod tests {
             logged_in_at: 0,
             refresh: None,
             expires_at: None,
+            refresh_at: None,
         }
     }
 

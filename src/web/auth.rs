@@ -41,7 +41,7 @@ use crate::excerpt::Excerpt;
 use crate::github::{GithubError, GithubUser};
 use crate::revocation::Ended;
 use crate::secret::Secret;
-use crate::session::{Identity, expiry, inactivity, keep_alive};
+use crate::session::{Identity, expiry, inactivity, keep_alive, refresh_at};
 
 /// A login between `/auth/login` and `/auth/callback`, as its sealed
 /// cookie holds it.
@@ -294,6 +294,7 @@ async fn finish_login(
         logged_in_at: state.clock.unix_now(),
         refresh: refresh.map(|r| state.keys.seal_token(&r)),
         expires_at: expiry(state.clock.unix_now(), expires_in),
+        refresh_at: refresh_at(state.clock.unix_now(), expires_in),
     };
     identity.save(session).await.map_err(PageError::session)?;
     keep_alive(session, state.config().session.ttl, state.clock.unix_now())

@@ -32,7 +32,7 @@ use crate::excerpt::Excerpt;
 use crate::github::{DevicePoll, GithubError};
 use crate::secret::Secret;
 use crate::session::tokens::{CreateError, Kind, check_name};
-use crate::session::{Identity, expiry};
+use crate::session::{Identity, expiry, refresh_at};
 
 /// What a device token is called unless the device names it.
 const DEFAULT_NAME: &str = "device sign-in";
@@ -266,6 +266,7 @@ pub async fn token(
         logged_in_at: now,
         refresh: refresh.map(|r| state.keys.seal_token(&r)),
         expires_at: expiry(now, expires_in),
+        refresh_at: refresh_at(now, expires_in),
     };
     let made = match state
         .tokens

@@ -1,7 +1,8 @@
 //! Expiring GitHub user tokens (a GitHub App's, or an OAuth app's that opted
 //! in), refreshed before use.
 //!
-//! A token within [`REFRESH_AHEAD`] of its expiry, or one GitHub refuses
+//! A token due a refresh (within [`REFRESH_AHEAD`] of its expiry, or a
+//! fifth of its life for a short-lived one), or one GitHub refuses
 //! while a refresh token is held, is refreshed with `grant_type=refresh_token`
 //! before the membership read goes on. A refresh token works once, so in this
 //! process one refresh runs per refresh token ([`Refreshes`]: every request
@@ -26,7 +27,7 @@ use crate::github::{GithubUser, Refreshed};
 use crate::revocation::{Expiring, RefreshFailed, Refresher};
 pub use crate::session::REFRESH_AHEAD;
 use crate::session::tokens::Malformed;
-use crate::session::{Identity, expiry};
+use crate::session::{Identity, expiry, refresh_at};
 
 /// How long a refresh's result is kept for holders of the old pair.
 const RESULT_KEPT_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -69,10 +70,7 @@ pub enum RefreshError {
 
 /// Whether `identity`'s token is due a refresh at `now` (Unix seconds).
 pub fn due(identity: &Identity, now: i64) -> bool {
-    identity.refresh.is_some()
-        && identity
-            .expires_at
-            .is_some_and(|at| at.saturating_sub(now) <= REFRESH_AHEAD)
+    identity.refresh.is_some() && identity.refresh_due_at().is_some_and(|at| at <= now)
 }
 
 /// `identity` with its token refreshed, the new pair stored in
@@ -122,6 +120,7 @@ pub async fn refresh(
         token: fresh.token.clone(),
         refresh: fresh.refresh.clone(),
         expires_at: fresh.expires_at,
+        refresh_at: fresh.refresh_at,
         ..identity.clone()
     });
     store(state, credential, &mine).await?;
@@ -153,6 +152,7 @@ impl Refresher for ForReReads {
             logged_in_at: 0,
             refresh: Some(expiring.refresh.clone()),
             expires_at: Some(expiring.expires_at),
+            refresh_at: Some(expiring.refresh_at),
         };
         let nowhere = Credential::Refused(Malformed::Scheme);
         match refresh(&state, &nowhere, &identity).await {
@@ -196,6 +196,7 @@ async fn once_in_the_store(
                 token: pair.token,
                 refresh: pair.refresh,
                 expires_at: pair.expires_at,
+                refresh_at: pair.refresh_at,
                 ..identity.clone()
             };
             store(state, credential, &fresh).await?;
@@ -233,6 +234,7 @@ async fn once_in_the_store(
                 token: fresh.token.clone(),
                 refresh: fresh.refresh.clone(),
                 expires_at: fresh.expires_at,
+                refresh_at: fresh.refresh_at,
             };
             let recorded = serde_json::to_string(&pair).unwrap_or_default();
             if let Err(e) = state
@@ -263,6 +265,8 @@ struct Pair {
     token: crate::crypto::SealedToken,
     refresh: Option<crate::crypto::SealedToken>,
     expires_at: Option<i64>,
+    #[serde(default)]
+    refresh_at: Option<i64>,
 }
 
 /// Spends `identity`'s refresh token at GitHub; counted and logged.
@@ -294,6 +298,7 @@ async fn ask_github(state: &AppState, identity: &Identity) -> Result<Identity, R
                 token: state.keys.seal_token(&token.access),
                 refresh: token.refresh.map(|r| state.keys.seal_token(&r)),
                 expires_at: expiry(now, token.expires_in),
+                refresh_at: refresh_at(now, token.expires_in),
                 ..identity.clone()
             };
             state.metrics.token_refresh("ok");
@@ -372,6 +377,7 @@ mod tests {
             logged_in_at: 0,
             refresh: refresh.then(|| keys.seal_token(&Secret::new("ghr_x".into()))),
             expires_at,
+            refresh_at: None,
         }
     }
 
