@@ -42,19 +42,33 @@ const CLAIM_POLL: Duration = Duration::from_millis(50);
 /// Most refresh results kept.
 const RESULTS_KEPT: u64 = 100_000;
 
+/// After GitHub could not be asked for a refresh, how long the holders of
+/// that pair get a 503 without asking it again (a client looping on
+/// `/pusher/auth` during an outage must not become a flood of refreshes).
+pub const BACK_OFF: Duration = Duration::from_secs(5);
+
 /// The refreshes done or under way in this process, by the old refresh
-/// token's name.
+/// token's name, and those that failed a moment ago.
 #[derive(Clone)]
-pub struct Refreshes(moka::future::Cache<[u8; 32], Arc<Identity>>);
+pub struct Refreshes {
+    done: moka::future::Cache<[u8; 32], Arc<Identity>>,
+    /// Until when (the gateway's clock) a failed refresh is not tried
+    /// again, and why it failed.
+    failed: moka::sync::Cache<[u8; 32], (tokio::time::Instant, String)>,
+}
 
 impl Default for Refreshes {
     fn default() -> Self {
-        Self(
-            moka::future::Cache::builder()
+        Self {
+            done: moka::future::Cache::builder()
                 .max_capacity(RESULTS_KEPT)
                 .time_to_live(RESULT_KEPT_FOR)
                 .build(),
-        )
+            failed: moka::sync::Cache::builder()
+                .max_capacity(RESULTS_KEPT)
+                .time_to_live(BACK_OFF)
+                .build(),
+        }
     }
 }
 
@@ -84,10 +98,15 @@ pub async fn refresh(
         return Err(RefreshError::Refused("no refresh token is held".into()));
     };
     let name = state.keys.name(sealed.sealed_text().as_bytes());
+    if let Some((until, why)) = state.refreshes.failed.get(&name)
+        && until > state.clock.now()
+    {
+        return Err(RefreshError::Unavailable(why));
+    }
     let mut stored_here = false;
     let fresh = state
         .refreshes
-        .0
+        .done
         .try_get_with(name, async {
             // Once GitHub is asked, its new pair must be recorded and
             // stored even if this request goes away (a closed tab, a
@@ -109,7 +128,13 @@ pub async fn refresh(
             Ok::<_, RefreshError>(Arc::new(fresh))
         })
         .await
-        .map_err(|e| (*e).clone())?;
+        .map_err(|e| {
+            if let RefreshError::Unavailable(why) = &*e {
+                let until = state.clock.now() + BACK_OFF;
+                state.refreshes.failed.insert(name, (until, why.clone()));
+            }
+            (*e).clone()
+        })?;
     if stored_here {
         return Ok(fresh);
     }

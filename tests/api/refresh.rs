@@ -258,8 +258,21 @@ async fn github_down_during_a_refresh_answers_503_and_ends_nothing() {
     let (status, body) = ada.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(refreshes_counted(&scrape(&app).await, "error"), 1);
+    // A client that keeps asking does not become a flood of refreshes.
+    for _ in 0..5 {
+        assert_eq!(
+            ada.auth(&app, "private-ops").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    assert_eq!(
+        refreshes_counted(&scrape(&app).await, "error"),
+        1,
+        "backed off"
+    );
 
     app.github.set_down(false);
+    app.clock.advance(channelgate::web::refresh::BACK_OFF);
     let (status, body) = ada.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::OK, "the session survived: {body}");
     assert_eq!(refreshes_counted(&scrape(&app).await, "ok"), 1);
