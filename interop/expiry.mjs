@@ -9,31 +9,12 @@
 // PUSHER_HOST, PUSHER_PORT, PUSHER_KEY.
 import Pusher from "pusher-js";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
+import { env, letXhrSendCookies, reporter, within } from "./common.mjs";
+
 const TIMEOUT_MS = 10_000;
 
-const prove = (line) => console.log(`expiry: ${line}`);
-const fail = (why) => {
-  console.error(`expiry: FAILED: ${why}`);
-  process.exit(1);
-};
-const within = (promise, ms, what) =>
-  Promise.race([
-    promise,
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)),
-  ]);
-
-// As in realtime.mjs: let pusher-js's own XHR send the session cookie.
-const createXHR = Pusher.Runtime.createXHR;
-Pusher.Runtime.createXHR = function (...args) {
-  const xhr = createXHR.apply(this, args);
-  xhr.setDisableHeaderCheck(true);
-  return xhr;
-};
+const { prove, fail } = reporter("expiry");
+letXhrSendCookies(Pusher);
 
 const gateway = env("GATEWAY_URL");
 const headers = { Cookie: env("COOKIE") };
