@@ -405,8 +405,8 @@ impl Tokens {
         }))
     }
 
-    /// Puts a refreshed GitHub token pair (`fresh`'s `token`, `refresh`
-    /// and `expires_at`) in `token`'s record, keeping the rest. Gives the
+    /// Puts a refreshed GitHub token pair (`fresh`'s `token`, `refresh`,
+    /// `expires_at` and `refresh_at`) in `token`'s record, keeping the rest. Gives the
     /// identity now stored, or `None` when the record is gone.
     pub async fn replace_github_token(
         &self,
@@ -426,6 +426,7 @@ impl Tokens {
         stored.identity.token = fresh.token.clone();
         stored.identity.refresh = fresh.refresh.clone();
         stored.identity.expires_at = fresh.expires_at;
+        stored.identity.refresh_at = fresh.refresh_at;
         let json = serde_json::to_string(&stored)
             .map_err(|e| session_store::Error::Encode(e.to_string()))?;
         record

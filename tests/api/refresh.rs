@@ -307,6 +307,12 @@ async fn an_app_token_takes_the_pair_its_session_refreshed() {
         1,
         "the dead refresh token is not spent again"
     );
+    // Both hold the new pair and its due time: neither refreshes again.
+    app.clock.advance(channelgate::session::HOLD_FOR);
+    assert_eq!(bot.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(bot.me(&app).await.0, StatusCode::OK);
+    assert_eq!(app.github.refreshes(), 1);
 }
 
 #[tokio::test]
