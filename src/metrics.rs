@@ -86,6 +86,7 @@ struct Inner {
     webhook_deliveries: Family<WebhookLabels, Counter>,
     terminations: Family<OutcomeLabel, Counter>,
     config_reloads: Family<OutcomeLabel, Counter>,
+    grants_dropped: Counter,
     token_refreshes: Family<OutcomeLabel, Counter>,
 }
 
@@ -162,6 +163,12 @@ impl Metrics {
             "Configuration reloads on SIGHUP, by outcome (ok, failed)",
             config_reloads.clone(),
         );
+        let grants_dropped = Counter::default();
+        registry.register(
+            "grants_dropped",
+            "People dropped from a full watched set (cache.max_entries), their connections ended",
+            grants_dropped.clone(),
+        );
         let token_refreshes = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "github_token_refreshes",
@@ -181,6 +188,7 @@ impl Metrics {
             webhook_deliveries,
             terminations,
             config_reloads,
+            grants_dropped,
             token_refreshes,
         }))
     }
@@ -240,6 +248,13 @@ impl Metrics {
             .webhook_deliveries
             .get_or_create(&WebhookLabels { event, outcome })
             .inc();
+    }
+
+    /// A person dropped from a full watched set.
+    pub fn grant_dropped(&self) {
+        if self.0.on {
+            self.0.grants_dropped.inc();
+        }
     }
 
     /// One terminate call, given up or done.

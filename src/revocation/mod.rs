@@ -25,7 +25,8 @@
 //! of their membership at all ends their connections (what they hold beyond
 //! the cap is unknown, so every change counts). At most `cache.max_entries`
 //! people are watched; past that the one who was signed for longest ago is
-//! forgotten, with a warning.
+//! dropped and their connections ended at once (their client authorizes
+//! again and is watched again): a full set fails closed, never open.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -354,8 +355,18 @@ impl Revocation {
         let user = membership.user();
         let now = self.0.clock.now();
         let mut registry = self.0.registry.lock().expect("registry lock");
-        if !registry.contains_key(&user.id) && registry.len() >= self.0.max_people {
-            evict_oldest(&mut registry);
+        if !registry.contains_key(&user.id)
+            && registry.len() >= self.0.max_people
+            && let Some((id, dropped)) = evict_oldest(&mut registry)
+        {
+            // Ended outside the lock; what follows is this signing's.
+            let this = self.clone();
+            self.0.tasks.job(
+                format!("dropping {id} from a full watched set"),
+                async move {
+                    this.dropped(id, dropped).await;
+                },
+            );
         }
         let ttl = self.ttl();
         let watched = registry.entry(user.id).or_insert_with(|| Watched {
@@ -657,6 +668,35 @@ impl Revocation {
         });
     }
 
+    /// Person `id` was dropped from a full watched set: what they hold can
+    /// no longer be re-checked, so their connections end now (their client
+    /// authorizes again and is watched again). A full set fails closed.
+    async fn dropped(&self, id: u64, watched: Watched) {
+        self.0.metrics.grant_dropped();
+        let login = watched.user.login.clone();
+        if !self.0.terminate {
+            tracing::warn!(%login, id, "watching as many people as cache.max_entries allows: forgot the grants of the one signed for longest ago (revocation.terminate_connections = false, so their connections stay open)");
+            return;
+        }
+        tracing::warn!(%login, id, "watching as many people as cache.max_entries allows: ending the connections of the one signed for longest ago, whose grants can no longer be watched (their client authorizes again)");
+        self.0.ended.insert(
+            id,
+            Arc::new(Ended {
+                at: self.0.clock.unix_now(),
+                lost: all_grants(&watched),
+                reason: "the gateway watches at most cache.max_entries people at once, so your connections were ended to be authorized again".to_owned(),
+            }),
+        );
+        let result = self.0.pusher.terminate_connections(id).await;
+        self.0.metrics.termination(result.is_ok());
+        match result {
+            Ok(()) => tracing::info!(%login, id, "Pusher connections ended"),
+            Err(e) => {
+                tracing::error!(%login, id, error = %e, "could not end the Pusher connections of a person dropped from a full watched set")
+            }
+        }
+    }
+
     /// After a terminate call: forget what it ended, or let a later
     /// evaluation try again.
     fn ended_call(&self, id: u64, started: Instant, ok: bool) {
@@ -762,16 +802,14 @@ fn spread(id: u64, ttl: Duration) -> Duration {
     ttl.mul_f64(fraction)
 }
 
-/// Forgets the person signed for longest ago, to make room.
-fn evict_oldest(registry: &mut HashMap<u64, Watched>) {
-    if let Some((&id, w)) = registry
+/// Takes the person signed for longest ago out of the set, to make room.
+fn evict_oldest(registry: &mut HashMap<u64, Watched>) -> Option<(u64, Watched)> {
+    let id = registry
         .iter()
         .filter(|(_, w)| !w.ending)
         .min_by_key(|(_, w)| w.last_signed)
-    {
-        tracing::warn!(login = %w.user.login, id, "watching as many people as cache.max_entries allows: forgetting the grants of the one signed for longest ago");
-        registry.remove(&id);
-    }
+        .map(|(id, _)| *id)?;
+    registry.remove(&id).map(|w| (id, w))
 }
 
 #[cfg(test)]

@@ -456,3 +456,43 @@ async fn a_webhook_to_one_instance_ends_connections_signed_by_another() {
     );
     assert_eq!(first.pusher.terminated(), [1], "exactly once");
 }
+
+#[tokio::test]
+async fn a_full_watched_set_ends_the_connections_of_the_person_it_drops() {
+    let app = TestApp::new()
+        .with_config(|c| {
+            c.cache.max_entries = 2;
+            c.server.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+        })
+        .spawn()
+        .await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let bo = Browser::logged_in_as(&app, "bo").await;
+    let dee = Browser::logged_in_as(&app, "Dee-Dash").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(bo.auth(&app, "private-user-bo").await.0, StatusCode::OK);
+    assert!(app.pusher.calls().is_empty());
+    // A third person: the set is full, and the one signed for longest ago
+    // can no longer be watched, so her connections end now (her client
+    // authorizes again and is watched again) rather than outlive a removal.
+    assert_eq!(
+        dee.auth(&app, "private-user-Dee-Dash").await.0,
+        StatusCode::OK
+    );
+    app.settled().await;
+    assert_eq!(app.pusher.terminated(), [1], "ada was dropped and ended");
+    let addr = app.gateway.metrics_addr().unwrap();
+    let metrics = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("channelgate_grants_dropped_total 1"),
+        "{metrics}"
+    );
+    // She authorizes again and is watched again.
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert!(app.state().revocation.is_watched(1));
+}
