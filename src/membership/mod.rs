@@ -224,7 +224,8 @@ impl Memberships {
         self.cache.get(&id).await.and_then(|s| s.membership.clone())
     }
 
-    /// Marks person `id`'s entry stale, so their next request re-reads it
+    /// Marks person `id`'s entry stale past its grace, so their next
+    /// request re-reads it and an outage then is a 503, never a stale answer
     /// (keeping its ETags, so an unchanged answer is still free).
     pub async fn expire(&self, id: u64) {
         let policy = self.policy();

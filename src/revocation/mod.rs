@@ -18,7 +18,10 @@
 //! ended through Pusher's HTTP API and the grants signed before the call are
 //! forgotten; the client must authorize again, which now fails for what was
 //! lost. A membership that cannot be read (GitHub down) ends nothing: the
-//! next sweep tries again.
+//! next sweep tries again. Except after a signed webhook that says someone
+//! was removed: their cached membership is made stale past its grace, and if the re-read that
+//! should confirm the removal fails, their grants end all the same (fail
+//! closed: a person who burns their own rate limit cannot hold it off).
 //!
 //! Bounds: at most [`MAX_CHANNELS_PER_PERSON`] channels are remembered per
 //! person; past that the person is marked *overflowed*, and then any change
@@ -122,6 +125,10 @@ pub enum Cause {
         delivery: String,
         /// `X-GitHub-Event`, with the action.
         event: String,
+        /// It says someone was removed (from an org or team, or their
+        /// authorization revoked): if the re-read that should confirm it
+        /// fails, their grants end all the same.
+        removal: bool,
     },
     /// The sweep's periodic re-read.
     Sweep,
@@ -133,10 +140,19 @@ pub enum Cause {
     Peer,
 }
 
+impl Cause {
+    /// A signed webhook that says someone was removed.
+    fn is_removal(&self) -> bool {
+        matches!(self, Self::Webhook { removal: true, .. })
+    }
+}
+
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Webhook { delivery, event } => write!(f, "webhook {event} (delivery {delivery})"),
+            Self::Webhook {
+                delivery, event, ..
+            } => write!(f, "webhook {event} (delivery {delivery})"),
             Self::Sweep => f.write_str("the sweep's re-read"),
             Self::Request => f.write_str("a re-read on request"),
             Self::Rules => f.write_str("a change of the rules"),
@@ -517,6 +533,14 @@ impl Revocation {
             bus::Change::Group(group) => self.0.memberships.people_in(group),
         };
         let n = ids.len();
+        if cause.is_removal() {
+            // Whoever GitHub said was removed is never answered from the
+            // cache again, stale_grace or not: only a new read decides
+            // (with the entry's ETags, so an unchanged answer stays free).
+            for &id in &ids {
+                self.0.memberships.expire(id).await;
+            }
+        }
         let checks = ids.into_iter().map(|id| self.recheck(id, cause.clone()));
         futures_util::future::join_all(checks).await;
         n
@@ -620,6 +644,12 @@ impl Revocation {
                 return;
             };
             let (lost, reason) = match &read {
+                Err(MembershipError::Unavailable(why)) if cause.is_removal() => (
+                    all_grants(watched),
+                    format!(
+                        "GitHub said you were removed ({cause}), and your access could not be confirmed ({why}); it stays unknown until GitHub answers"
+                    ),
+                ),
                 Err(MembershipError::Unavailable(why)) => {
                     tracing::debug!(login = %watched.user.login, %why, "membership unknown; grants kept until it can be read");
                     return;

@@ -125,6 +125,7 @@ pub async fn receive(
             let cause = Cause::Webhook {
                 delivery: delivery.clone(),
                 event: format!("{event}.{action_name}"),
+                removal: is_removal(&event, &action_name),
             };
             state.tasks.job(format!("{cause}"), async move {
                 revocation.apply(change, cause).await;
@@ -202,6 +203,18 @@ pub(crate) fn signed(headers: &HeaderMap, body: &Bytes, secret: &[u8]) -> bool {
     mac.verify_slice(&given).is_ok()
 }
 
+/// Whether `event` with `action` says someone lost access: removed from an
+/// org or team, a team or org deleted, the app's authorization revoked.
+fn is_removal(event: &str, action: &str) -> bool {
+    matches!(
+        (event, action),
+        ("organization", "member_removed" | "deleted")
+            | ("membership", "removed")
+            | ("team", "deleted")
+            | ("github_app_authorization", "revoked")
+    )
+}
+
 /// What a signed delivery of `event` asks, or why it is malformed.
 pub(crate) fn what_to_do(event: &str, body: &Value) -> Result<Action, String> {
     let action = body.get("action").and_then(Value::as_str);
@@ -257,6 +270,28 @@ pub(crate) fn what_to_do(event: &str, body: &Value) -> Result<Action, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removals_are_the_events_that_take_access_away() {
+        for (event, action) in [
+            ("organization", "member_removed"),
+            ("organization", "deleted"),
+            ("membership", "removed"),
+            ("team", "deleted"),
+            ("github_app_authorization", "revoked"),
+        ] {
+            assert!(is_removal(event, action), "{event}.{action}");
+        }
+        for (event, action) in [
+            ("organization", "member_added"),
+            ("organization", "renamed"),
+            ("membership", "added"),
+            ("team", "edited"),
+            ("ping", ""),
+        ] {
+            assert!(!is_removal(event, action), "{event}.{action}");
+        }
+    }
 
     #[test]
     fn githubs_documented_signature_verifies() {

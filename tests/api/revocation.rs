@@ -496,3 +496,39 @@ async fn a_full_watched_set_ends_the_connections_of_the_person_it_drops() {
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
     assert!(app.state().revocation.is_watched(1));
 }
+
+#[tokio::test]
+async fn a_removal_whose_re_read_fails_ends_the_grants_and_serves_no_stale_answer() {
+    let app = TestApp::new()
+        .with_webhooks()
+        .with_config(|c| c.cache.stale_grace = Duration::from_secs(3600))
+        .spawn()
+        .await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    // GitHub says ada was removed, but cannot be asked to confirm it (an
+    // outage, or ada burnt her own rate limit on purpose).
+    app.github.remove_from_team("ada", "initech", "ops");
+    app.github.set_down(true);
+    let (status, _) = deliver(
+        &app,
+        "membership",
+        "d-removed",
+        &removed_from_team(1),
+        Some(WEBHOOK_SECRET),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    app.settled().await;
+    assert_eq!(app.pusher.terminated(), [1], "ended at once: fail closed");
+    // Her access is unknown until GitHub answers: no stale answer within
+    // stale_grace, no new signature.
+    assert_eq!(
+        ada.auth(&app, "private-ops").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // GitHub back, and its back-off past: the read decides.
+    app.github.set_down(false);
+    app.clock.advance(Duration::from_secs(6));
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
+}
