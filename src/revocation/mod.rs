@@ -33,7 +33,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -41,6 +41,12 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
 pub mod bus;
+mod lost;
+mod refresher;
+
+pub use lost::fingerprint;
+use lost::{SIGN_IN, all_grants, lost_grants};
+pub use refresher::{Expiring, RefreshFailed, Refresher};
 
 use crate::clock::Clock;
 use crate::crypto::SealedToken;
@@ -48,7 +54,7 @@ use crate::github::GithubUser;
 use crate::membership::{Membership, MembershipChange, MembershipError, Memberships};
 use crate::metrics::Metrics;
 use crate::pusher_api::PusherApi;
-use crate::rules::{Conditions, Person, RuleSet};
+use crate::rules::{Conditions, RuleSet};
 use crate::tasks::Tasks;
 
 /// Most channels remembered per person; see the module's notes.
@@ -69,42 +75,6 @@ pub struct Access {
     pub rules: RuleSet,
     /// `[signin]`.
     pub signin: Option<Conditions>,
-}
-
-/// An expiring token's refresh token and expiry (Unix seconds).
-#[derive(Debug, Clone)]
-pub struct Expiring {
-    /// The sealed refresh token.
-    pub refresh: SealedToken,
-    /// When the access token expires.
-    pub expires_at: i64,
-    /// When it is due a refresh.
-    pub refresh_at: i64,
-}
-
-/// Why a re-read's refresh did not give a new token.
-#[derive(Debug, Clone)]
-pub enum RefreshFailed {
-    /// GitHub refused the refresh token: the authorization is gone.
-    Refused,
-    /// GitHub or the store could not be asked: nothing is known.
-    Unavailable(String),
-}
-
-/// Refreshes an expiring token for a re-read that no request of its person
-/// makes (the sweep's, a webhook's), once with every other holder of the
-/// same pair and recorded where the person's session finds it. The web
-/// layer's is handed in by [`crate::app`].
-#[async_trait::async_trait]
-pub trait Refresher: Send + Sync {
-    /// `user`'s `token` refreshed with `expiring`'s refresh token: the new
-    /// token (re-reads use it from then on), or why not.
-    async fn refresh(
-        &self,
-        user: &GithubUser,
-        token: &SealedToken,
-        expiring: &Expiring,
-    ) -> Result<SealedToken, RefreshFailed>;
 }
 
 /// Something signed for a person.
@@ -766,63 +736,6 @@ impl Revocation {
             }
         }
     }
-}
-
-/// How a lost `pusher.signin()` is named.
-const SIGN_IN: &str = "sign-in";
-
-/// Every grant, as lost.
-fn all_grants(watched: &Watched) -> Vec<String> {
-    let mut lost: Vec<String> = watched.channels.keys().cloned().collect();
-    lost.sort();
-    if watched.signed_in.is_some() {
-        lost.push(SIGN_IN.to_owned());
-    }
-    lost
-}
-
-/// The grants `person` no longer has under `access`, and why (each reason
-/// prefixed by its grant when more than one is lost).
-fn lost_grants(watched: &Watched, person: &Person, access: &Access) -> (Vec<String>, String) {
-    let mut lost: Vec<(String, String)> = Vec::new();
-    let mut names: Vec<&String> = watched.channels.keys().collect();
-    names.sort();
-    for channel in names {
-        let decision = access.rules.decide(person, channel);
-        if !decision.is_allowed() {
-            lost.push((channel.clone(), decision.for_the_person()));
-        }
-    }
-    if watched.signed_in.is_some() && !access.signin.as_ref().is_some_and(|c| c.admit(person)) {
-        lost.push((SIGN_IN.to_owned(), "you no longer meet [signin]".to_owned()));
-    }
-    if lost.is_empty()
-        && let Some(before) = watched.overflow
-        && before != fingerprint(person)
-    {
-        return (
-            all_grants(watched),
-            format!(
-                "your memberships changed while you held more than {MAX_CHANNELS_PER_PERSON} channels, so all were ended"
-            ),
-        );
-    }
-    let reason = match lost.as_slice() {
-        [(_, why)] => why.clone(),
-        many => many
-            .iter()
-            .map(|(grant, why)| format!("{grant}: {why}"))
-            .collect::<Vec<_>>()
-            .join("; "),
-    };
-    (lost.into_iter().map(|(grant, _)| grant).collect(), reason)
-}
-
-/// A hash of what the rules see of a person.
-pub fn fingerprint(person: &Person) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    person.hash(&mut h);
-    h.finish()
 }
 
 /// Spreads people's first re-read over one TTL by their id, so a crowd that

@@ -1,7 +1,7 @@
 //! The pure parts of re-evaluation: what is lost, and why.
 
 use super::*;
-use crate::rules::{Pattern, Rule, TeamRef};
+use crate::rules::{Pattern, Person, Rule, TeamRef};
 
 fn person(login: &str, orgs: &[&str], teams: &[(&str, &str)]) -> Person {
     Person {

@@ -1,0 +1,68 @@
+//! What a person lost, and why: their grants judged against their current
+//! membership and the rules (pure code, tested in `super::tests`).
+
+use std::hash::{Hash, Hasher};
+
+use super::{Access, MAX_CHANNELS_PER_PERSON, Watched};
+use crate::rules::Person;
+
+/// How a lost `pusher.signin()` is named.
+pub(super) const SIGN_IN: &str = "sign-in";
+
+/// Every grant, as lost.
+pub(super) fn all_grants(watched: &Watched) -> Vec<String> {
+    let mut lost: Vec<String> = watched.channels.keys().cloned().collect();
+    lost.sort();
+    if watched.signed_in.is_some() {
+        lost.push(SIGN_IN.to_owned());
+    }
+    lost
+}
+
+/// The grants `person` no longer has under `access`, and why (each reason
+/// prefixed by its grant when more than one is lost).
+pub(super) fn lost_grants(
+    watched: &Watched,
+    person: &Person,
+    access: &Access,
+) -> (Vec<String>, String) {
+    let mut lost: Vec<(String, String)> = Vec::new();
+    let mut names: Vec<&String> = watched.channels.keys().collect();
+    names.sort();
+    for channel in names {
+        let decision = access.rules.decide(person, channel);
+        if !decision.is_allowed() {
+            lost.push((channel.clone(), decision.for_the_person()));
+        }
+    }
+    if watched.signed_in.is_some() && !access.signin.as_ref().is_some_and(|c| c.admit(person)) {
+        lost.push((SIGN_IN.to_owned(), "you no longer meet [signin]".to_owned()));
+    }
+    if lost.is_empty()
+        && let Some(before) = watched.overflow
+        && before != fingerprint(person)
+    {
+        return (
+            all_grants(watched),
+            format!(
+                "your memberships changed while you held more than {MAX_CHANNELS_PER_PERSON} channels, so all were ended"
+            ),
+        );
+    }
+    let reason = match lost.as_slice() {
+        [(_, why)] => why.clone(),
+        many => many
+            .iter()
+            .map(|(grant, why)| format!("{grant}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    (lost.into_iter().map(|(grant, _)| grant).collect(), reason)
+}
+
+/// A hash of what the rules see of a person.
+pub fn fingerprint(person: &Person) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    person.hash(&mut h);
+    h.finish()
+}
