@@ -25,8 +25,8 @@
 //!
 //! Bounds: at most [`MAX_CHANNELS_PER_PERSON`] channels are remembered per
 //! person; past that the person is marked *overflowed*, and then any change
-//! of their membership at all ends their connections (what they hold beyond
-//! the cap is unknown, so every change counts). At most `cache.max_entries`
+//! of their membership or of the rules ends their connections (what they
+//! hold beyond the cap is unknown, so every change counts). At most `cache.max_entries`
 //! people are watched; past that the one who was signed for longest ago is
 //! dropped and their connections ended at once (their client authorizes
 //! again and is watched again): a full set fails closed, never open.
@@ -69,7 +69,7 @@ const REFRESHABLE_KEPT: u64 = 100_000;
 const ENDED_KEPT_FOR: Duration = Duration::from_secs(3600);
 
 /// What the rules are, as grants are re-evaluated against them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Access {
     /// `[[rules]]`.
     pub rules: RuleSet,
@@ -416,7 +416,14 @@ impl Revocation {
     /// Replaces the rules and re-evaluates every watched person against
     /// their current membership.
     pub async fn set_access(&self, access: Access) {
-        *self.0.access.write().expect("access lock") = Arc::new(access);
+        {
+            let mut current = self.0.access.write().expect("access lock");
+            if **current == access {
+                // The same rules decide the same: nothing to re-evaluate.
+                return;
+            }
+            *current = Arc::new(access);
+        }
         let ids: Vec<u64> = self
             .0
             .registry
@@ -627,6 +634,14 @@ impl Revocation {
                 Err(MembershipError::Revoked) => (
                     all_grants(watched),
                     "GitHub no longer accepts your login (the token was revoked)".to_owned(),
+                ),
+                // Past the per-person cap, what they hold beyond it is
+                // unknown: a change of the rules may take any of it away.
+                Ok(_) if *cause == Cause::Rules && watched.overflow.is_some() => (
+                    all_grants(watched),
+                    format!(
+                        "the rules changed while you held more than {MAX_CHANNELS_PER_PERSON} channels, so all were ended"
+                    ),
                 ),
                 Ok(m) => {
                     watched.user = m.user().clone();

@@ -532,3 +532,36 @@ async fn a_removal_whose_re_read_fails_ends_the_grants_and_serves_no_stale_answe
     app.clock.advance(Duration::from_secs(6));
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn past_the_per_person_cap_a_change_of_the_rules_ends_everything() {
+    use channelgate::web::reload::Reloaded;
+    let app = TestApp::new().spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    // More channels than the gateway remembers for one person: what she
+    // holds beyond the cap is unknown.
+    let cap = channelgate::revocation::MAX_CHANNELS_PER_PERSON;
+    for i in 0..=cap {
+        let channel = format!("private-initech-{i}");
+        assert_eq!(ada.auth(&app, &channel).await.0, StatusCode::OK);
+    }
+    // A reload takes a rule away; whatever it allowed among the unknown
+    // channels must end, so everything of hers does.
+    let state = app.state();
+    let mut config = state.config().as_ref().clone();
+    config.rules = channelgate::rules::RuleSet::new(
+        config
+            .rules
+            .rules()
+            .iter()
+            .filter(|r| !r.pattern.to_string().starts_with("private-encrypted"))
+            .cloned()
+            .collect(),
+    );
+    assert!(matches!(
+        state.reload(config).await,
+        Reloaded::Applied { .. }
+    ));
+    app.settled().await;
+    assert_eq!(app.pusher.terminated(), [1]);
+}
