@@ -55,6 +55,7 @@ use crate::membership::{Membership, MembershipChange, MembershipError, Membershi
 use crate::metrics::Metrics;
 use crate::pusher_api::PusherApi;
 use crate::rules::{Conditions, RuleSet};
+use crate::session::Identity;
 use crate::tasks::Tasks;
 
 /// Most channels remembered per person; see the module's notes.
@@ -63,8 +64,6 @@ pub const MAX_CHANNELS_PER_PERSON: usize = 256;
 pub const SWEEP_TICK: Duration = Duration::from_secs(1);
 /// Most re-reads in flight at once, from the sweep or a webhook.
 const MAX_READS_IN_FLIGHT: usize = 16;
-/// Most expiring tokens remembered as such (least used forgotten first).
-const REFRESHABLE_KEPT: u64 = 100_000;
 /// How long the reason a person's access ended is kept for their page.
 const ENDED_KEPT_FOR: Duration = Duration::from_secs(3600);
 
@@ -146,6 +145,8 @@ pub struct Ended {
 struct Watched {
     user: GithubUser,
     token: SealedToken,
+    /// The refresh token and due time of `token`, when it expires.
+    expiring: Option<Expiring>,
     /// Channel name → when last signed.
     channels: HashMap<String, Instant>,
     /// When `pusher.signin()` was last signed.
@@ -187,10 +188,6 @@ struct Inner {
     metrics: Metrics,
     reads: Semaphore,
     ended: moka::sync::Cache<u64, Arc<Ended>>,
-    /// Tokens that expire and are refreshed by their person's requests.
-    /// Tokens that expire (with when) and are refreshed by their person's
-    /// requests.
-    refreshable: moka::sync::Cache<SealedToken, Expiring>,
     /// How the sweep and webhooks refresh an expired token.
     refresher: RwLock<Option<Arc<dyn Refresher>>>,
     bus: RwLock<Option<bus::Publisher>>,
@@ -241,12 +238,6 @@ impl Revocation {
                 .time_to_live(ENDED_KEPT_FOR)
                 .build(),
             refresher: RwLock::new(None),
-            // A token is needed for as long as grants signed with it are
-            // watched; each refresh adds the new one, so old ones must go.
-            refreshable: moka::sync::Cache::builder()
-                .max_capacity(REFRESHABLE_KEPT)
-                .time_to_live(settings.watch_for.max(Duration::from_secs(1)))
-                .build(),
             bus: RwLock::new(None),
             tasks,
         }))
@@ -313,28 +304,18 @@ impl Revocation {
         *self.0.refresher.write().expect("refresher lock") = Some(refresher);
     }
 
-    /// Notes that `token` expires as `expiring` says: once it is due, a
-    /// sweep or webhook re-read refreshes it first (an expiry is not a
-    /// revocation); GitHub's refusal of the refresh is.
-    pub fn refreshable(&self, token: &SealedToken, expiring: Expiring) {
-        if self.is_on() && !self.0.refreshable.contains_key(token) {
-            self.0.refreshable.insert(token.clone(), expiring);
-        }
-    }
-
     /// Person `id`'s token was refreshed into `token`: re-reads use it.
     pub fn token_replaced(&self, id: u64, token: &SealedToken, expiring: Option<Expiring>) {
-        if let Some(expiring) = expiring {
-            self.refreshable(token, expiring);
-        }
         if let Some(w) = self.0.registry.lock().expect("registry lock").get_mut(&id) {
             w.token = token.clone();
+            w.expiring = expiring;
         }
     }
 
-    /// Remembers that `grant` was signed for `user` (whose sealed token is
-    /// `token`). Called after every signature; cheap.
-    pub fn signed(&self, membership: &Membership, token: &SealedToken, grant: Grant<'_>) {
+    /// Remembers that `grant` was signed for the person of `membership`,
+    /// logged in as `identity` (whose token re-reads them, refreshed when it
+    /// expires). Called after every signature; cheap.
+    pub fn signed(&self, membership: &Membership, identity: &Identity, grant: Grant<'_>) {
         if !self.is_on() {
             return;
         }
@@ -355,9 +336,11 @@ impl Revocation {
             );
         }
         let ttl = self.ttl();
+        let token = &identity.token;
         let watched = registry.entry(user.id).or_insert_with(|| Watched {
             user: user.clone(),
             token: token.clone(),
+            expiring: identity.expiring(),
             channels: HashMap::new(),
             signed_in: None,
             overflow: None,
@@ -369,6 +352,7 @@ impl Revocation {
         if watched.token != *token {
             // The newest login's token is the one that still works.
             watched.token = token.clone();
+            watched.expiring = identity.expiring();
         }
         if watched.user.login != user.login {
             watched.user = user.clone();
@@ -446,9 +430,11 @@ impl Revocation {
     pub async fn recheck(&self, id: u64, cause: Cause) {
         let target = {
             let registry = self.0.registry.lock().expect("registry lock");
-            registry.get(&id).map(|w| (w.user.clone(), w.token.clone()))
+            registry
+                .get(&id)
+                .map(|w| (w.user.clone(), w.token.clone(), w.expiring.clone()))
         };
-        let Some((user, token)) = target else {
+        let Some((user, token, expiring)) = target else {
             tracing::debug!(id, %cause, "not watched here: their cached membership is marked stale");
             self.0.memberships.expire(id).await;
             return;
@@ -456,7 +442,7 @@ impl Revocation {
         tracing::debug!(login = %user.login, id, %cause, "re-reading their membership");
         let read = {
             let _permit = self.0.reads.acquire().await;
-            self.read_refreshing(&user, token).await
+            self.read_refreshing(&user, token, expiring).await
         };
         self.evaluate(id, read, &cause).await;
     }
@@ -468,8 +454,8 @@ impl Revocation {
         &self,
         user: &GithubUser,
         token: SealedToken,
+        expiring: Option<Expiring>,
     ) -> Result<Arc<Membership>, MembershipError> {
-        let expiring = self.0.refreshable.get(&token);
         let refresher = self.0.refresher.read().expect("refresher lock").clone();
         let (Some(expiring), Some(refresher)) = (expiring, refresher) else {
             return self.0.memberships.recheck(user, &token).await;

@@ -54,6 +54,7 @@ fn watched(channels: &[&str], signed_in: bool) -> Watched {
             avatar_url: String::new(),
         },
         token: SealedToken::for_test("t"),
+        expiring: None,
         channels: channels.iter().map(|c| ((*c).to_owned(), now)).collect(),
         signed_in: signed_in.then_some(now),
         overflow: None,

@@ -290,9 +290,6 @@ pub async fn caller_with(
     identity: Arc<Identity>,
 ) -> Result<Caller, tower_sessions::session::Error> {
     let mut identity = identity;
-    if let Some(expiring) = identity.expiring() {
-        state.revocation.refreshable(&identity.token, expiring);
-    }
     // Due: refreshed. A kept result may be a pair itself refreshed since
     // (by an app token's session, by the sweep) and expired: the chain is
     // followed while the pair in hand has expired. A pair still valid is

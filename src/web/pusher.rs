@@ -32,7 +32,6 @@ use super::limits::Key;
 use super::state::AppState;
 use crate::channel::{ChannelKind, ChannelName, InputError, MAX_USER_INFO_BYTES, SocketId};
 use crate::config::Config;
-use crate::crypto::SealedToken;
 use crate::excerpt::Excerpt;
 use crate::github::GithubUser;
 use crate::membership::Membership;
@@ -404,9 +403,9 @@ fn json_len(c: char) -> usize {
 struct Signing<'a> {
     state: &'a AppState,
     membership: &'a Membership,
-    /// The session's sealed token, remembered with each grant so the
-    /// revocation sweep can re-read the person.
-    token: &'a SealedToken,
+    /// Who is logged in: their sealed token is remembered with each grant
+    /// so the revocation sweep can re-read the person.
+    identity: &'a Identity,
     /// When the request began, for the decision's log line.
     started: std::time::Instant,
     /// The configuration the request is answered by (see [`accept`]).
@@ -484,7 +483,7 @@ impl Signing<'_> {
                     Ok(auth) => {
                         self.state.revocation.signed(
                             self.membership,
-                            self.token,
+                            self.identity,
                             Grant::Channel(channel.as_str()),
                         );
                         Ok(auth)
@@ -540,7 +539,7 @@ pub async fn channel_auth(
     let signing = Signing {
         state: &state,
         membership: &membership,
-        token: &identity.token,
+        identity: &identity,
         started,
         config,
         socket_id: &request.socket_id,
@@ -634,7 +633,7 @@ pub async fn user_auth(
     );
     state
         .revocation
-        .signed(&membership, &identity.token, Grant::SignIn);
+        .signed(&membership, &identity, Grant::SignIn);
     Ok(Json(answer).into_response())
 }
 
