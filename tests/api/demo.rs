@@ -9,7 +9,7 @@ use channelgate::demo::{self, TRIES};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{Browser, Captured, location};
+use crate::helpers::{Browser, capture_json_logs, location};
 
 /// A demo on a free port of 127.0.0.1.
 async fn start_demo() -> demo::Demo {
@@ -205,23 +205,8 @@ fn decision_fields(lines: &[Value], kind: &str, decision: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_denial_is_logged_with_the_fields_of_an_allow() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(false)
-        .with_span_list(true)
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // tracing caches each callsite's interest for the whole process. With
-    // one dispatcher registered, a callsite first reached by another test's
-    // thread (which has no subscriber) is cached as never wanted, and this
-    // test's request span or line would vanish; with two registered, the
-    // interest is asked of every live dispatcher, this test's included.
-    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
     // This test's runtime has one thread: the demo logs through it.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_json_logs(tracing::Level::INFO);
     let demo = start_demo().await;
     let grace = Browser::new();
     log_in_by_consent(&grace, &demo.url, "grace").await;

@@ -198,6 +198,16 @@ impl TestApp {
             .advance(self.membership_ttl + Duration::from_secs(1));
     }
 
+    /// What the metrics listener serves now (`server.metrics_listen` on).
+    pub async fn scrape(&self) -> String {
+        let addr = self.gateway.metrics_addr().expect("metrics are on");
+        let response = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
     /// The gateway's state.
     pub fn state(&self) -> &channelgate::web::AppState {
         self.gateway.state().expect("a TestApp owns its state")
@@ -601,6 +611,14 @@ impl std::io::Write for Captured {
     }
 }
 
+/// The value of the series `series` (name and labels) in a scrape, 0 when
+/// it is not there yet.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// A global subscriber that keeps nothing but makes tracing ask the
 /// thread's own subscriber about every log line, every time.
 ///
@@ -651,6 +669,22 @@ pub fn capture_info_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+/// Captures this thread's log at `level`, as JSON lines with each line's
+/// spans (the request id among them), until the guard drops.
+pub fn capture_json_logs(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+    ask_every_log_line();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_writer(move || writer.clone())
+        .with_max_level(level)
         .finish();
     (captured, tracing::subscriber::set_default(subscriber))
 }

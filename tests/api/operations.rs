@@ -11,28 +11,21 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::helpers::{
-    Browser, CLIENT_SECRET, Captured, OwnRedis, PUSHER_SECRET, SESSION_KEY_BASE64, TestApp,
-    WEBHOOK_SECRET, rule,
+    Browser, CLIENT_SECRET, OwnRedis, PUSHER_SECRET, SESSION_KEY_BASE64, TestApp, WEBHOOK_SECRET,
+    rule,
 };
 
 fn metrics_on() -> impl FnOnce(&mut Config) {
     |c: &mut Config| c.server.metrics_listen = Some("127.0.0.1:0".parse().unwrap())
 }
 
-async fn scrape(app: &TestApp) -> String {
-    let addr = app.gateway.metrics_addr().expect("metrics are on");
-    let response = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.text().await.unwrap()
-}
-
-/// The value of the series `name{labels}` in a scrape.
+/// The value of `series` in a scrape, which must be there.
 fn value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    assert!(
+        text.lines().any(|l| l.starts_with(&format!("{series} "))),
+        "no {series} in\n{text}"
+    );
+    crate::helpers::metric(text, series)
 }
 
 #[tokio::test]
@@ -81,7 +74,7 @@ async fn every_metric_family_counts_real_traffic() {
     ));
     std::fs::remove_file(&broken).unwrap();
 
-    let text = scrape(&app).await;
+    let text = app.scrape().await;
     for (series, at_least) in [
         (
             "channelgate_http_requests_total{route=\"/pusher/auth\",status=\"200\"}",
@@ -258,18 +251,8 @@ async fn request_ids_are_echoed_and_only_plain_ones_kept() {
 /// with every log line captured as JSON at `trace`.
 #[tokio::test]
 async fn json_logs_carry_request_ids_and_never_a_secret() {
-    crate::helpers::ask_every_log_line();
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(false)
-        .with_span_list(true)
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .finish();
     // This test's runtime has one thread: the gateway logs through it.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = crate::helpers::capture_json_logs(tracing::Level::TRACE);
     let app = TestApp::new().with_webhooks().spawn().await;
     let ada = Browser::new();
     let callback = {

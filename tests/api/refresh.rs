@@ -63,21 +63,11 @@ async fn someone_else_spends_the_refresh_token(app: &TestApp) {
     assert!(answer["access_token"].is_string(), "{answer}");
 }
 
-async fn scrape(app: &TestApp) -> String {
-    let addr = app.gateway.metrics_addr().expect("metrics are on");
-    reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-fn refreshes_counted(text: &str, outcome: &str) -> u64 {
-    let series = format!("channelgate_github_token_refreshes_total{{outcome=\"{outcome}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&series)?.parse().ok())
-        .unwrap_or(0)
+fn refreshes_counted(text: &str, outcome: &str) -> f64 {
+    crate::helpers::metric(
+        text,
+        &format!("channelgate_github_token_refreshes_total{{outcome=\"{outcome}\"}}"),
+    )
 }
 
 #[tokio::test]
@@ -99,7 +89,7 @@ async fn an_expired_token_is_refreshed_and_the_person_notices_nothing() {
     app.settled().await;
     assert!(app.pusher.terminated().is_empty(), "no connection ended");
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
-    assert_eq!(refreshes_counted(&scrape(&app).await, "ok"), 1);
+    assert_eq!(refreshes_counted(&app.scrape().await, "ok"), 1.0);
 }
 
 #[tokio::test]
@@ -245,7 +235,7 @@ async fn a_refresh_token_github_refuses_ends_the_session_its_app_tokens_and_conn
         app.pusher.wait_for_terminate(ADA, SOON).await,
         "her connections are ended"
     );
-    assert_eq!(refreshes_counted(&scrape(&app).await, "refused"), 2);
+    assert_eq!(refreshes_counted(&app.scrape().await, "refused"), 2.0);
 }
 
 #[tokio::test]
@@ -257,7 +247,7 @@ async fn github_down_during_a_refresh_answers_503_and_ends_nothing() {
     app.github.set_down(true);
     let (status, body) = ada.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(refreshes_counted(&scrape(&app).await, "error"), 1);
+    assert_eq!(refreshes_counted(&app.scrape().await, "error"), 1.0);
     // A client that keeps asking does not become a flood of refreshes.
     for _ in 0..5 {
         assert_eq!(
@@ -266,8 +256,8 @@ async fn github_down_during_a_refresh_answers_503_and_ends_nothing() {
         );
     }
     assert_eq!(
-        refreshes_counted(&scrape(&app).await, "error"),
-        1,
+        refreshes_counted(&app.scrape().await, "error"),
+        1.0,
         "backed off"
     );
 
@@ -275,7 +265,7 @@ async fn github_down_during_a_refresh_answers_503_and_ends_nothing() {
     app.clock.advance(channelgate::web::refresh::BACK_OFF);
     let (status, body) = ada.auth(&app, "private-ops").await;
     assert_eq!(status, StatusCode::OK, "the session survived: {body}");
-    assert_eq!(refreshes_counted(&scrape(&app).await, "ok"), 1);
+    assert_eq!(refreshes_counted(&app.scrape().await, "ok"), 1.0);
     app.settled().await;
     assert!(app.pusher.terminated().is_empty());
 }
@@ -341,7 +331,7 @@ async fn no_github_token_or_refresh_token_reaches_a_log() {
     for secret in ["ghu_", "ghr_"] {
         assert!(!text.contains(secret), "{secret} in the log:\n{text}");
     }
-    let metrics = scrape(&app).await;
+    let metrics = app.scrape().await;
     assert!(!metrics.contains("ghu_") && !metrics.contains("ghr_"));
 }
 

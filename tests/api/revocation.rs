@@ -481,15 +481,10 @@ async fn a_full_watched_set_ends_the_connections_of_the_person_it_drops() {
     );
     app.settled().await;
     assert_eq!(app.pusher.terminated(), [1], "ada was dropped and ended");
-    let addr = app.gateway.metrics_addr().unwrap();
-    let metrics = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("channelgate_grants_dropped_total 1"),
+    let metrics = app.scrape().await;
+    assert_eq!(
+        crate::helpers::metric(&metrics, "channelgate_grants_dropped_total"),
+        1.0,
         "{metrics}"
     );
     // She authorizes again and is watched again.
