@@ -111,11 +111,6 @@ impl Tasks {
         self.cancel.is_cancelled()
     }
 
-    /// Resolves when the gateway starts shutting down.
-    pub async fn cancelled(&self) {
-        self.cancel.cancelled().await;
-    }
-
     /// Resolves once no job is in flight (at once when none is). A job
     /// started by a job counts before its parent ends, so this never sees a
     /// gap between them.

@@ -21,10 +21,12 @@ pub(super) fn all_grants(watched: &Watched) -> Vec<String> {
 
 /// The grants `person` no longer has under `access`, and why (each reason
 /// prefixed by its grant when more than one is lost).
+/// `rules_changed`: the rules are new since the grants were signed.
 pub(super) fn lost_grants(
     watched: &Watched,
     person: &Person,
     access: &Access,
+    rules_changed: bool,
 ) -> (Vec<String>, String) {
     let mut lost: Vec<(String, String)> = Vec::new();
     let mut names: Vec<&String> = watched.channels.keys().collect();
@@ -38,14 +40,21 @@ pub(super) fn lost_grants(
     if watched.signed_in.is_some() && !access.signin.as_ref().is_some_and(|c| c.admit(person)) {
         lost.push((SIGN_IN.to_owned(), "you no longer meet [signin]".to_owned()));
     }
+    // Past the cap, what they hold beyond it is unknown: any change of
+    // their memberships or of the rules may have taken some of it away.
     if lost.is_empty()
         && let Some(before) = watched.overflow
-        && before != fingerprint(person)
+        && (rules_changed || before != fingerprint(person))
     {
+        let what = if rules_changed {
+            "the rules"
+        } else {
+            "your memberships"
+        };
         return (
             all_grants(watched),
             format!(
-                "your memberships changed while you held more than {MAX_CHANNELS_PER_PERSON} channels, so all were ended"
+                "{what} changed while you held more than {MAX_CHANNELS_PER_PERSON} channels, so all were ended"
             ),
         );
     }

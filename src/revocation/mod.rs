@@ -621,17 +621,9 @@ impl Revocation {
                     all_grants(watched),
                     "GitHub no longer accepts your login (the token was revoked)".to_owned(),
                 ),
-                // Past the per-person cap, what they hold beyond it is
-                // unknown: a change of the rules may take any of it away.
-                Ok(_) if *cause == Cause::Rules && watched.overflow.is_some() => (
-                    all_grants(watched),
-                    format!(
-                        "the rules changed while you held more than {MAX_CHANNELS_PER_PERSON} channels, so all were ended"
-                    ),
-                ),
                 Ok(m) => {
                     watched.user = m.user().clone();
-                    lost_grants(watched, &m.person, &access)
+                    lost_grants(watched, &m.person, &access, *cause == Cause::Rules)
                 }
             };
             if lost.is_empty() || watched.ending {
@@ -657,16 +649,21 @@ impl Revocation {
         let this = self.clone();
         let what = format!("ending the Pusher connections of {login} ({id})");
         self.0.tasks.job(what, async move {
-            let result = this.0.pusher.terminate_connections(id).await;
-            this.0.metrics.termination(result.is_ok());
-            match &result {
-                Ok(()) => tracing::info!(%login, id, "Pusher connections ended"),
-                Err(e) => {
-                    tracing::error!(%login, id, error = %e, "could not end Pusher connections; the next re-check tries again")
-                }
-            }
-            this.ended_call(id, started, result.is_ok());
+            let ok = this.terminate(id, &login).await;
+            this.ended_call(id, started, ok);
         });
+    }
+
+    /// Ends person `id`'s Pusher connections; counted and logged. True when
+    /// Pusher said they were ended.
+    async fn terminate(&self, id: u64, login: &str) -> bool {
+        let result = self.0.pusher.terminate_connections(id).await;
+        self.0.metrics.termination(result.is_ok());
+        match &result {
+            Ok(()) => tracing::info!(%login, id, "Pusher connections ended"),
+            Err(e) => tracing::error!(%login, id, error = %e, "could not end Pusher connections"),
+        }
+        result.is_ok()
     }
 
     /// Person `id` was dropped from a full watched set: what they hold can
@@ -688,14 +685,8 @@ impl Revocation {
                 reason: "the gateway watches at most cache.max_entries people at once, so your connections were ended to be authorized again".to_owned(),
             }),
         );
-        let result = self.0.pusher.terminate_connections(id).await;
-        self.0.metrics.termination(result.is_ok());
-        match result {
-            Ok(()) => tracing::info!(%login, id, "Pusher connections ended"),
-            Err(e) => {
-                tracing::error!(%login, id, error = %e, "could not end the Pusher connections of a person dropped from a full watched set")
-            }
-        }
+        // Nothing is left to retry: they are no longer watched.
+        self.terminate(id, &login).await;
     }
 
     /// After a terminate call: forget what it ended, or let a later

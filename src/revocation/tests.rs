@@ -69,7 +69,7 @@ fn watched(channels: &[&str], signed_in: bool) -> Watched {
 fn a_person_still_allowed_everything_loses_nothing() {
     let ada = person("ada", &["acme"], &[("acme", "secret-agents")]);
     let w = watched(&["private-supersecretchat", "private-user-ada"], true);
-    let (lost, _) = lost_grants(&w, &ada, &access());
+    let (lost, _) = lost_grants(&w, &ada, &access(), false);
     assert!(lost.is_empty(), "{lost:?}");
 }
 
@@ -77,7 +77,7 @@ fn a_person_still_allowed_everything_loses_nothing() {
 fn leaving_a_team_loses_its_channel_and_only_that() {
     let ada = person("ada", &["acme"], &[]);
     let w = watched(&["private-supersecretchat", "private-user-ada"], true);
-    let (lost, reason) = lost_grants(&w, &ada, &access());
+    let (lost, reason) = lost_grants(&w, &ada, &access(), false);
     assert_eq!(lost, ["private-supersecretchat"]);
     assert!(reason.contains("none of its conditions"), "{reason}");
 }
@@ -87,7 +87,7 @@ fn leaving_the_org_loses_the_team_channel_and_sign_in() {
     // A team counts only while its org membership is active.
     let ada = person("ada", &[], &[("acme", "secret-agents")]);
     let w = watched(&["private-supersecretchat", "private-user-ada"], true);
-    let (lost, reason) = lost_grants(&w, &ada, &access());
+    let (lost, reason) = lost_grants(&w, &ada, &access(), false);
     assert_eq!(lost, ["private-supersecretchat", "sign-in"]);
     assert!(reason.starts_with("private-supersecretchat: "), "{reason}");
     assert!(
@@ -100,7 +100,7 @@ fn leaving_the_org_loses_the_team_channel_and_sign_in() {
 fn a_rename_loses_the_channel_of_the_old_login() {
     let renamed = person("ada-lovelace", &["acme"], &[("acme", "secret-agents")]);
     let w = watched(&["private-supersecretchat", "private-user-ada"], false);
-    let (lost, _) = lost_grants(&w, &renamed, &access());
+    let (lost, _) = lost_grants(&w, &renamed, &access(), false);
     assert_eq!(lost, ["private-user-ada"]);
 }
 
@@ -110,7 +110,7 @@ fn a_removed_rule_takes_its_channels() {
     let w = watched(&["private-supersecretchat", "private-user-ada"], false);
     let mut fewer = access();
     fewer.rules = RuleSet::new(vec![fewer.rules.rules()[1].clone()]);
-    let (lost, _) = lost_grants(&w, &ada, &fewer);
+    let (lost, _) = lost_grants(&w, &ada, &fewer, false);
     assert_eq!(lost, ["private-supersecretchat"]);
 }
 
@@ -119,12 +119,15 @@ fn past_the_cap_any_change_ends_everything() {
     let ada = person("ada", &["acme"], &[("acme", "secret-agents")]);
     let mut w = watched(&["private-user-ada"], false);
     w.overflow = Some(fingerprint(&ada));
-    let (lost, _) = lost_grants(&w, &ada, &access());
+    let (lost, _) = lost_grants(&w, &ada, &access(), false);
     assert!(lost.is_empty(), "unchanged: nothing lost");
     let moved = person("ada", &["acme", "initech"], &[("acme", "secret-agents")]);
-    let (lost, reason) = lost_grants(&w, &moved, &access());
+    let (lost, reason) = lost_grants(&w, &moved, &access(), false);
     assert_eq!(lost, ["private-user-ada"]);
-    assert!(reason.contains("more than"), "{reason}");
+    assert!(reason.contains("more than"), "{reason}"); // The rules changed, the person did not: everything ends too.
+    let (lost, reason) = lost_grants(&w, &ada, &access(), true);
+    assert_eq!(lost, ["private-user-ada"]);
+    assert!(reason.starts_with("the rules changed"), "{reason}");
 }
 
 #[test]
