@@ -22,7 +22,7 @@ use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_redis_store::RedisStore;
 use tower_sessions_redis_store::fred::prelude::{
-    ClientLike, Config as RedisConfig, Pool, ReconnectPolicy,
+    ClientLike, Config as RedisConfig, EventInterface, Pool, ReconnectPolicy,
 };
 use tower_sessions_sqlx_store::SqliteStore;
 use tower_sessions_sqlx_store::sqlx::query as sqlx_query;
@@ -259,11 +259,22 @@ impl Store {
                 let reconnect = ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
                 let pool = Pool::new(config, None, None, Some(reconnect), 4)
                     .map_err(|e| err(redis_reason(&e)))?;
+                // The first failure to connect is the answer: with a
+                // reconnect policy, wait_for_connect alone may keep trying
+                // until the timeout and lose why.
+                let mut failures = pool.next().error_rx();
                 pool.connect();
-                tokio::time::timeout(Duration::from_secs(5), pool.wait_for_connect())
-                    .await
-                    .map_err(|_| err("no answer within 5s".into()))?
-                    .map_err(|e| err(redis_reason(&e)))?;
+                let failed = async move {
+                    match failures.recv().await {
+                        Ok((e, _)) => redis_reason(&e),
+                        Err(_) => "the connection failed".to_owned(),
+                    }
+                };
+                tokio::select! {
+                    connected = pool.wait_for_connect() => connected.map_err(|e| err(redis_reason(&e)))?,
+                    why = failed => return Err(err(why)),
+                    () = tokio::time::sleep(Duration::from_secs(5)) => return Err(err("no answer within 5s".into())),
+                }
                 Ok(Self::Redis(RedisSessions {
                     store: RedisStore::new(pool.clone()),
                     pool,
