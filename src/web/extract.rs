@@ -307,7 +307,7 @@ pub async fn caller_with(
             });
         }
         hops += 1;
-        match refresh::refresh(state, credential, &identity).await {
+        match refresh::refresh(state, Some(credential), &identity).await {
             Ok(fresh) => identity = fresh,
             Err(RefreshError::Refused(_)) => return revoked(state, credential, &identity).await,
             Err(RefreshError::Unavailable(why)) => {
@@ -326,7 +326,7 @@ pub async fn caller_with(
         // Refused: the pair may have been refreshed by another holder since
         // (a pair taken from the chain above included). One refresh, then
         // GitHub's word is final.
-        match refresh::refresh(state, credential, &identity).await {
+        match refresh::refresh(state, Some(credential), &identity).await {
             Ok(fresh) => {
                 identity = fresh;
                 read = state

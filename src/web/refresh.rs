@@ -26,7 +26,6 @@ use crate::crypto::SealedToken;
 use crate::github::{GithubUser, Refreshed};
 use crate::revocation::{Expiring, RefreshFailed, Refresher};
 pub use crate::session::REFRESH_AHEAD;
-use crate::session::tokens::Malformed;
 use crate::session::{Identity, expiry, refresh_at};
 
 /// How long a refresh's result is kept for holders of the old pair.
@@ -88,10 +87,11 @@ pub fn due(identity: &Identity, now: i64) -> bool {
 }
 
 /// `identity` with its token refreshed, the new pair stored in
-/// `credential`'s session (or token record) first.
+/// `credential`'s session (or token record) first; with none (a re-read
+/// of the sweep), only recorded for the holders of the old pair.
 pub async fn refresh(
     state: &AppState,
-    credential: &Credential,
+    credential: Option<&Credential>,
     identity: &Identity,
 ) -> Result<Arc<Identity>, RefreshError> {
     let Some(sealed) = &identity.refresh else {
@@ -114,11 +114,12 @@ pub async fn refresh(
             // a job of its own, and this request waits for it.
             let (done, result) = tokio::sync::oneshot::channel();
             let (job_state, job_credential, job_identity) =
-                (state.clone(), credential.clone(), identity.clone());
+                (state.clone(), credential.cloned(), identity.clone());
             state.tasks.job("refreshing a GitHub token", async move {
                 let name = hex::encode(name);
                 let fresh =
-                    once_in_the_store(&job_state, &job_credential, &job_identity, &name).await;
+                    once_in_the_store(&job_state, job_credential.as_ref(), &job_identity, &name)
+                        .await;
                 let _ = done.send(fresh);
             });
             let fresh = result.await.unwrap_or_else(|_| {
@@ -179,8 +180,7 @@ impl Refresher for ForReReads {
             expires_at: Some(expiring.expires_at),
             refresh_at: Some(expiring.refresh_at),
         };
-        let nowhere = Credential::Refused(Malformed::Scheme);
-        match refresh(&state, &nowhere, &identity).await {
+        match refresh(&state, None, &identity).await {
             Ok(fresh) => Ok(fresh.token.clone()),
             Err(RefreshError::Refused(_)) => Err(RefreshFailed::Refused),
             Err(RefreshError::Unavailable(why)) => Err(RefreshFailed::Unavailable(why)),
@@ -194,7 +194,7 @@ impl Refresher for ForReReads {
 /// wait for its result.
 async fn once_in_the_store(
     state: &AppState,
-    credential: &Credential,
+    credential: Option<&Credential>,
     identity: &Identity,
     name: &str,
 ) -> Result<Identity, RefreshError> {
@@ -348,7 +348,7 @@ async fn ask_github(state: &AppState, identity: &Identity) -> Result<Identity, R
 /// grants use the new token.
 async fn store(
     state: &AppState,
-    credential: &Credential,
+    credential: Option<&Credential>,
     fresh: &Identity,
 ) -> Result<(), RefreshError> {
     let failed = |e: tower_sessions::session::Error| {
@@ -356,7 +356,7 @@ async fn store(
         RefreshError::Unavailable(format!("the session store failed: {e}"))
     };
     match credential {
-        Credential::Cookie(session) => {
+        Some(Credential::Cookie(session)) => {
             let current = Identity::load(session).await.map_err(failed)?;
             if current.as_ref().is_some_and(|c| c.token != fresh.token) {
                 fresh.save(session).await.map_err(failed)?;
@@ -366,7 +366,7 @@ async fn store(
                 state.held.forget(&id);
             }
         }
-        Credential::Bearer(token) => {
+        Some(Credential::Bearer(token)) => {
             state
                 .tokens
                 .replace_github_token(token, fresh)
@@ -374,7 +374,7 @@ async fn store(
                 .map_err(|e| failed(tower_sessions::session::Error::Store(e)))?;
             state.held_tokens.forget(&state.tokens.record_id(token));
         }
-        Credential::Refused(_) => {}
+        Some(Credential::Refused(_)) | None => {}
     }
     state
         .revocation
