@@ -368,6 +368,22 @@ async fn two_instances_refresh_once_between_them(store: &str) {
 async fn two_instances_on_one_sqlite_file_refresh_once_between_them_three_times() {
     let db = temp_dir("refresh").join("sessions.db");
     two_instances_refresh_once_between_them(&format!("sqlite://{}", db.display())).await;
+    // The sessions and the refresh ledger hold every pair sealed: no
+    // GitHub token or refresh token in clear in the file or its log.
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal"] {
+        let mut file = db.clone().into_os_string();
+        file.push(suffix);
+        bytes.extend(std::fs::read(&file).unwrap_or_default());
+    }
+    let files = String::from_utf8_lossy(&bytes);
+    assert!(
+        files.contains("channelgate_refreshes"),
+        "the ledger is not where the test looks"
+    );
+    for prefix in ["ghu_", "ghr_"] {
+        assert!(!files.contains(prefix), "{prefix} stored in clear");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
