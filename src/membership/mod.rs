@@ -9,17 +9,18 @@
 //! each calling GitHub.
 //!
 //! Failure policy, fail closed: a revoked token is reported as such (the
-//! caller ends the session); a rate limit or an outage may serve the stale
-//! entry within `cache.stale_grace` and otherwise is an error; after a rate
-//! limit GitHub is not called again for that person before the reset. No
-//! failure ever produces a membership.
+//! caller ends the session); an outage may serve the stale entry within
+//! `cache.stale_grace`, a rate limit never (it is the person's own token's,
+//! perhaps burnt on purpose); otherwise either is an error. After a failure GitHub is asked
+//! again for that person with a back-off from 5 s to a minute, however far
+//! off a rate limit's reset. No failure ever produces a membership.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 mod policy;
 use policy::{Before, Slot};
-pub use policy::{MAX_RATE_LIMIT_WAIT, Policy, RETRY_AFTER_FAILURE};
+pub use policy::{MAX_BACKOFF, Policy, RETRY_AFTER_FAILURE, backoff};
 
 use moka::future::Cache;
 use moka::ops::compute::Op;
@@ -224,6 +225,12 @@ impl Memberships {
         self.cache.get(&id).await.and_then(|s| s.membership.clone())
     }
 
+    /// When GitHub may be asked again for person `id` after failed reads
+    /// (None when their last read succeeded).
+    pub async fn retry_at(&self, id: u64) -> Option<Instant> {
+        self.cache.get(&id).await.and_then(|s| s.retry_not_before)
+    }
+
     /// Marks person `id`'s entry stale past its grace, so their next
     /// request re-reads it and an outage then is a 503, never a stale answer
     /// (keeping its ETags, so an unchanged answer is still free).
@@ -240,7 +247,7 @@ impl Memberships {
                             stale.confirmed_at = long_ago;
                             Op::Put(Arc::new(Slot {
                                 membership: Some(Arc::new(stale)),
-                                retry_not_before: slot.retry_not_before,
+                                ..Slot::clone(&slot)
                             }))
                         }
                         _ => Op::Nop,
@@ -293,10 +300,7 @@ impl Memberships {
         };
         let id = user.user.id;
         let membership = Arc::new(Membership::new(user.clone(), orgs, teams, self.clock.now()));
-        let slot = Arc::new(Slot {
-            membership: Some(membership.clone()),
-            retry_not_before: None,
-        });
+        let slot = Arc::new(Slot::confirmed(membership.clone()));
         self.cache
             .entry(id)
             .and_compute_with(|current| {
@@ -380,11 +384,10 @@ impl Memberships {
                 if previous.is_some_and(|p| p.person != membership.person) {
                     self.changed(user.user.id, false);
                 }
-                let slot = Slot {
-                    membership: Some(membership.clone()),
-                    retry_not_before: None,
-                };
-                (Op::Put(Arc::new(slot)), Ok(membership))
+                (
+                    Op::Put(Arc::new(Slot::confirmed(membership.clone()))),
+                    Ok(membership),
+                )
             }
             // The entry goes with the token: the next read starts afresh.
             Err(GithubError::Unauthorized) => {

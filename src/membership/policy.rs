@@ -4,7 +4,9 @@
 //! made-up instants.
 //!
 //! Fail closed: no failure ever produces a membership; a stale one serves
-//! only within `cache.stale_grace` past the TTL.
+//! only within `cache.stale_grace` past the TTL, and never while the
+//! person's own token is rate-limited (they may have burnt their quota on
+//! purpose to keep a membership they lost).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -14,12 +16,25 @@ use tokio::time::Instant;
 use super::{Membership, MembershipError};
 use crate::github::GithubError;
 
-/// After an outage or malformed answer, how long to wait before asking
-/// GitHub again for the same person (requests in between are answered from
-/// the stale entry within the grace, or refused).
+/// After a failed read, how long to wait before asking GitHub again for
+/// the same person (requests in between are answered from the stale entry
+/// within the grace, or refused); doubled after each further failure.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
-/// Longest a rate-limit reset is honoured; GitHub's window is an hour.
-pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(3600);
+/// The longest wait between two reads of a person whose reads fail, a rate
+/// limit's included: GitHub's reset may be an hour away, and a membership
+/// that counts as unknown must not stay so for longer than this once
+/// GitHub answers again. A rate-limited token's read is refused by GitHub
+/// at no cost to anyone else's quota.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The wait after the `failures`-th failure in a row: 5 s, 10 s, 20 s,
+/// 40 s, then [`MAX_BACKOFF`].
+pub fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    RETRY_AFTER_FAILURE
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF)
+}
 
 /// A cache slot: the last good membership, if any, and when GitHub may be
 /// asked again after a failure.
@@ -29,6 +44,20 @@ pub struct Slot {
     pub membership: Option<Arc<Membership>>,
     /// No read before this, after a failure.
     pub retry_not_before: Option<Instant>,
+    /// Failed reads since the last good one.
+    pub failures: u32,
+    /// The last failure was the person's own rate limit: no stale answer.
+    pub rate_limited: bool,
+}
+
+impl Slot {
+    /// A slot holding a membership GitHub just confirmed.
+    pub fn confirmed(membership: Arc<Membership>) -> Self {
+        Self {
+            membership: Some(membership),
+            ..Self::default()
+        }
+    }
 }
 
 /// What to do with a slot before any read.
@@ -67,6 +96,12 @@ impl Policy {
             }
         }
         match slot.retry_not_before {
+            Some(not_before) if now < not_before && slot.rate_limited => {
+                Before::Answer(Err(MembershipError::Unavailable(format!(
+                    "GitHub rate-limits this person's token; asked again in {}s",
+                    not_before.saturating_duration_since(now).as_secs().max(1)
+                ))))
+            }
             Some(not_before) if now < not_before => Before::Answer(self.stale_or(
                 slot,
                 now,
@@ -97,7 +132,8 @@ impl Policy {
 
     /// After a failed read (not a revoked token) at `now`: the slot to keep,
     /// which GitHub is not asked again before the back-off ends, and the
-    /// answer (the stale entry within the grace, else the error).
+    /// answer. An outage may answer with the stale entry within the grace;
+    /// the person's own rate limit never does.
     pub fn after_failure(
         &self,
         slot: &Slot,
@@ -105,19 +141,26 @@ impl Policy {
         now: Instant,
         wall_now: SystemTime,
     ) -> (Slot, Result<Arc<Membership>, MembershipError>) {
+        let failures = slot.failures.saturating_add(1);
+        let rate_limited = matches!(error, GithubError::RateLimited { .. });
         let wait = match error {
-            // As GitHub says, within reason; a reset already past (or one
-            // GitHub did not give) waits the ordinary back-off.
-            GithubError::RateLimited { reset } => reset
-                .and_then(|r| r.duration_since(wall_now).ok())
-                .unwrap_or(RETRY_AFTER_FAILURE)
-                .min(MAX_RATE_LIMIT_WAIT),
-            _ => RETRY_AFTER_FAILURE,
+            // A reset sooner than the back-off is waited for; a later one
+            // is not: the next read costs nobody else's quota.
+            GithubError::RateLimited { reset: Some(reset) } => reset
+                .duration_since(wall_now)
+                .map_or(backoff(failures), |d| d.min(backoff(failures))),
+            _ => backoff(failures),
         };
-        let answer = self.stale_or(slot, now, &error.to_string());
+        let answer = if rate_limited {
+            Err(MembershipError::Unavailable(error.to_string()))
+        } else {
+            self.stale_or(slot, now, &error.to_string())
+        };
         let kept = Slot {
             membership: slot.membership.clone(),
             retry_not_before: Some(now + wait),
+            failures,
+            rate_limited,
         };
         (kept, answer)
     }
@@ -137,10 +180,7 @@ mod tests {
     }
 
     fn slot_read_at(at: Instant) -> Slot {
-        Slot {
-            membership: Some(Arc::new(Membership::confirmed_at_for_test(at))),
-            retry_not_before: None,
-        }
+        Slot::confirmed(Arc::new(Membership::confirmed_at_for_test(at)))
     }
 
     fn reads(before: Before) -> bool {
@@ -194,28 +234,44 @@ mod tests {
     }
 
     #[test]
-    fn a_rate_limit_stops_reads_until_its_reset_and_no_longer() {
+    fn failed_reads_back_off_from_five_seconds_to_a_minute() {
+        let waits: Vec<u64> = (1..=7).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 60, 60, 60]);
+        // Outage after outage: each failure waits longer, up to the cap.
+        let t0 = Instant::now();
+        let p = policy(Duration::ZERO);
+        let down = GithubError::Unavailable("HTTP 502".into());
+        let mut slot = Slot::default();
+        let mut at = t0;
+        for expected in [5, 10, 20, 40, 60, 60] {
+            (slot, _) = p.after_failure(&slot, &down, at, SystemTime::now());
+            let wait = slot.retry_not_before.unwrap() - at;
+            assert_eq!(wait, Duration::from_secs(expected));
+            at += wait;
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_is_retried_within_a_minute_however_far_its_reset() {
         let t0 = Instant::now();
         let wall = SystemTime::now();
         let p = policy(Duration::ZERO);
-        let limited = GithubError::RateLimited {
-            reset: Some(wall + Duration::from_secs(600)),
+        // The person burnt their own quota: GitHub says an hour.
+        let an_hour = GithubError::RateLimited {
+            reset: Some(wall + Duration::from_secs(3600)),
         };
-        let (slot, _) = p.after_failure(&Slot::default(), &limited, t0, wall);
-        let before_reset = t0 + Duration::from_secs(599);
-        assert!(!reads(p.before_read(
-            &slot,
-            before_reset,
-            before_reset,
-            false
-        )));
-        let at_reset = t0 + Duration::from_secs(600);
-        assert!(
-            reads(p.before_read(&slot, at_reset, at_reset, false)),
-            "calls resume after the reset"
-        );
-        // A reset GitHub did not give, or one in the past, waits the back-off;
-        // an absurd one is capped at an hour.
+        let mut slot = Slot::default();
+        for _ in 0..10 {
+            (slot, _) = p.after_failure(&slot, &an_hour, t0, wall);
+        }
+        assert_eq!(slot.retry_not_before, Some(t0 + MAX_BACKOFF));
+        // A reset sooner than the back-off is waited for, no longer.
+        let soon = GithubError::RateLimited {
+            reset: Some(wall + Duration::from_secs(2)),
+        };
+        let (slot, _) = p.after_failure(&Slot::default(), &soon, t0, wall);
+        assert_eq!(slot.retry_not_before, Some(t0 + Duration::from_secs(2)));
+        // A reset GitHub did not give, or one in the past, waits the back-off.
         for reset in [None, Some(wall - Duration::from_secs(10))] {
             let (slot, _) = p.after_failure(
                 &Slot::default(),
@@ -225,11 +281,31 @@ mod tests {
             );
             assert_eq!(slot.retry_not_before, Some(t0 + RETRY_AFTER_FAILURE));
         }
-        let absurd = GithubError::RateLimited {
-            reset: Some(wall + Duration::from_secs(86_400)),
-        };
-        let (slot, _) = p.after_failure(&Slot::default(), &absurd, t0, wall);
-        assert_eq!(slot.retry_not_before, Some(t0 + MAX_RATE_LIMIT_WAIT));
+    }
+
+    #[test]
+    fn a_rate_limited_person_is_never_answered_from_a_stale_entry() {
+        let t0 = Instant::now();
+        let p = policy(Duration::from_secs(3600));
+        let slot = slot_read_at(t0);
+        let limited = GithubError::RateLimited { reset: None };
+        let past_ttl = t0 + TTL;
+        let (slot, answer) = p.after_failure(&slot, &limited, past_ttl, SystemTime::now());
+        assert!(
+            matches!(answer, Err(MembershipError::Unavailable(_))),
+            "well within the grace, still refused"
+        );
+        let soon = past_ttl + Duration::from_secs(1);
+        match p.before_read(&slot, soon, soon, false) {
+            Before::Answer(Err(MembershipError::Unavailable(why))) => {
+                assert!(why.contains("rate-limits this person's token"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // An outage is another matter: the grace serves.
+        let down = GithubError::Unavailable("timed out".into());
+        let (_, answer) = p.after_failure(&slot, &down, soon, SystemTime::now());
+        assert!(answer.is_ok());
     }
 
     #[test]

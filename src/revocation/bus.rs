@@ -4,9 +4,12 @@
 //! it affects among those whose grants it holds.
 //!
 //! A message names people or groups only by GitHub id, never a token, and
-//! is only a hint: each instance re-reads the membership from GitHub before
-//! ending anything, so a forged message can cost a few free conditional
-//! requests but never takes access away (or grants it).
+//! is a hint: each instance re-reads the membership from GitHub before
+//! ending anything. One that says a signed webhook reported a removal is
+//! acted on as that webhook is: if the re-read fails, the grants end all
+//! the same (fail closed). So a forged message can at worst end connections
+//! that then authorize again (whoever can write to this Redis can as well
+//! forge sessions); it never grants anything.
 
 use std::time::Duration;
 
@@ -31,6 +34,9 @@ pub const CHANNEL: &str = "channelgate:revocation";
 /// instance's own sweep still finds them within the TTL).
 const QUEUE: usize = 4096;
 
+/// A change to publish, and whether a signed webhook said it was a removal.
+type News = (Change, bool);
+
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -51,15 +57,19 @@ struct Wire {
     org: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     team: Option<u64>,
+    /// A signed webhook said someone was removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    removal: bool,
 }
 
 impl Wire {
-    fn of(from: &str, change: Change) -> Self {
+    fn of(from: &str, (change, removal): News) -> Self {
         let mut wire = Self {
             from: from.to_owned(),
             person: None,
             org: None,
             team: None,
+            removal,
         };
         match change {
             Change::Person(id) => wire.person = Some(id),
@@ -82,13 +92,14 @@ impl Wire {
 /// Publishes changes without waiting for Redis.
 #[derive(Debug, Clone)]
 pub struct Publisher {
-    queue: mpsc::Sender<Change>,
+    queue: mpsc::Sender<News>,
 }
 
 impl Publisher {
-    /// Queues `change` for the other instances.
-    pub fn publish(&self, change: Change) {
-        if self.queue.try_send(change).is_err() {
+    /// Queues `change` for the other instances; `removal` when a signed
+    /// webhook said someone was removed.
+    pub fn publish(&self, change: Change, removal: bool) {
+        if self.queue.try_send((change, removal)).is_err() {
             tracing::warn!(
                 ?change,
                 "too many changes waiting for Redis; the other instances' sweeps will find this one"
@@ -153,8 +164,11 @@ pub async fn join(
                     Some(change) => {
                         tracing::debug!(?change, from = %wire.from, "change from another instance");
                         let revocation = listener.clone();
+                        let cause = Cause::Peer {
+                            removal: wire.removal,
+                        };
                         jobs.job("a change from another instance", async move {
-                            revocation.apply(change, Cause::Peer).await;
+                            revocation.apply(change, cause).await;
                         });
                     }
                     None => tracing::warn!("ignoring a malformed message on {CHANNEL}"),
@@ -166,8 +180,9 @@ pub async fn join(
 
     let (queue, mut changes) = mpsc::channel(QUEUE);
     tasks.service("changes to the other instances", async move {
-        while let Some(change) = changes.recv().await {
-            let text = serde_json::to_string(&Wire::of(&me, change)).expect("plain JSON");
+        while let Some(news) = changes.recv().await {
+            let text = serde_json::to_string(&Wire::of(&me, news)).expect("plain JSON");
+            let change = news.0;
             if let Err(e) = publisher.publish::<i64, _, _>(CHANNEL, text).await {
                 tracing::warn!(error = %e, ?change, "could not publish a change to the other instances");
             }
@@ -196,10 +211,16 @@ mod tests {
             Change::Group(Group::Org(7)),
             Change::Group(Group::Team(9)),
         ] {
-            let text = serde_json::to_string(&Wire::of("a", change)).unwrap();
-            let wire: Wire = serde_json::from_str(&text).unwrap();
-            assert_eq!(wire.change(), Some(change), "{text}");
+            for removal in [false, true] {
+                let text = serde_json::to_string(&Wire::of("a", (change, removal))).unwrap();
+                let wire: Wire = serde_json::from_str(&text).unwrap();
+                assert_eq!(wire.change(), Some(change), "{text}");
+                assert_eq!(wire.removal, removal, "{text}");
+            }
         }
+        // A message from an instance before the flag existed is no removal.
+        let old: Wire = serde_json::from_str(r#"{"from":"b","person":1}"#).unwrap();
+        assert!(!old.removal);
         let two: Wire = serde_json::from_str(r#"{"from":"b","person":1,"org":2}"#).unwrap();
         assert_eq!(two.change(), None);
         let none: Wire = serde_json::from_str(r#"{"from":"b"}"#).unwrap();

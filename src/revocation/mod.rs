@@ -18,7 +18,7 @@
 //! ended through Pusher's HTTP API and the grants signed before the call are
 //! forgotten; the client must authorize again, which now fails for what was
 //! lost. A membership that cannot be read (GitHub down) ends nothing: the
-//! next sweep tries again. Except after a signed webhook that says someone
+//! sweep tries again after the read's back-off (seconds, not a TTL). Except after a signed webhook that says someone
 //! was removed: their cached membership is made stale past its grace, and if the re-read that
 //! should confirm the removal fails, their grants end all the same (fail
 //! closed: a person who burns their own rate limit cannot hold it off).
@@ -106,13 +106,20 @@ pub enum Cause {
     /// The rules changed.
     Rules,
     /// Another instance saw a change.
-    Peer,
+    Peer {
+        /// It heard a signed webhook that says someone was removed.
+        removal: bool,
+    },
 }
 
 impl Cause {
-    /// A signed webhook that says someone was removed.
+    /// A signed webhook, heard here or by another instance, that says
+    /// someone was removed.
     fn is_removal(&self) -> bool {
-        matches!(self, Self::Webhook { removal: true, .. })
+        matches!(
+            self,
+            Self::Webhook { removal: true, .. } | Self::Peer { removal: true }
+        )
     }
 }
 
@@ -125,7 +132,10 @@ impl fmt::Display for Cause {
             Self::Sweep => f.write_str("the sweep's re-read"),
             Self::Request => f.write_str("a re-read on request"),
             Self::Rules => f.write_str("a change of the rules"),
-            Self::Peer => f.write_str("a change another instance saw"),
+            Self::Peer { removal: false } => f.write_str("a change another instance saw"),
+            Self::Peer { removal: true } => {
+                f.write_str("a removal another instance heard from GitHub")
+            }
         }
     }
 }
@@ -488,18 +498,19 @@ impl Revocation {
     /// it came from a peer, the other instances are told too. Returns how
     /// many people were re-checked.
     pub async fn apply(&self, change: bus::Change, cause: Cause) -> usize {
-        if cause != Cause::Peer {
-            self.publish(change);
+        if !matches!(cause, Cause::Peer { .. }) {
+            self.publish(change, cause.is_removal());
         }
         let ids = match change {
             bus::Change::Person(id) => vec![id],
             bus::Change::Group(group) => self.0.memberships.people_in(group),
         };
         let n = ids.len();
-        if cause.is_removal() {
-            // Whoever GitHub said was removed is never answered from the
-            // cache again, stale_grace or not: only a new read decides
-            // (with the entry's ETags, so an unchanged answer stays free).
+        // Whoever GitHub named, and everyone it said was removed, is never
+        // answered from the cache again, stale_grace or not: only a new
+        // read decides (with the entry's ETags, so an unchanged answer
+        // stays free).
+        if matches!(change, bus::Change::Person(_)) || cause.is_removal() {
             for &id in &ids {
                 self.0.memberships.expire(id).await;
             }
@@ -509,16 +520,16 @@ impl Revocation {
         n
     }
 
-    fn publish(&self, change: bus::Change) {
+    fn publish(&self, change: bus::Change, removal: bool) {
         if let Some(bus) = self.0.bus.read().expect("bus lock").as_ref() {
-            bus.publish(change);
+            bus.publish(change, removal);
         }
     }
 
     /// A request's membership read found a change.
     async fn membership_changed(&self, change: MembershipChange) {
         // Another instance may watch them even if this one does not.
-        self.publish(bus::Change::Person(change.id));
+        self.publish(bus::Change::Person(change.id), false);
         if !self.is_watched(change.id) {
             return;
         }
@@ -601,6 +612,17 @@ impl Revocation {
     ) {
         let access = self.0.access.read().expect("access lock").clone();
         let started = self.0.clock.now();
+        let retry_at = match &read {
+            Err(MembershipError::Unavailable(_)) => {
+                let after_backoff = started + crate::membership::RETRY_AFTER_FAILURE;
+                self.0
+                    .memberships
+                    .retry_at(id)
+                    .await
+                    .unwrap_or(after_backoff)
+            }
+            _ => started,
+        };
         let (login, lost, reason) = {
             let mut registry = self.0.registry.lock().expect("registry lock");
             let Some(watched) = registry.get_mut(&id) else {
@@ -615,6 +637,8 @@ impl Revocation {
                 ),
                 Err(MembershipError::Unavailable(why)) => {
                     tracing::debug!(login = %watched.user.login, %why, "membership unknown; grants kept until it can be read");
+                    // Read again as soon as GitHub may be asked, not a TTL on.
+                    watched.next_check = watched.next_check.min(retry_at);
                     return;
                 }
                 Err(MembershipError::Revoked) => (

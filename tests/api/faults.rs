@@ -201,9 +201,10 @@ async fn github_5xx_serves_stale_answers_within_the_grace_then_503() {
     // Twenty 503s of one kind in a minute are one log line, not twenty.
     let log = captured.text();
     assert_eq!(log.matches("answered 503").count(), 1, "{log}");
-    // GitHub back: answers again after the back-off.
+    // GitHub back: answers again after the back-off (10 s after the
+    // second failure in a row).
     app.github.set_down(false);
-    app.clock.advance(Duration::from_secs(6));
+    app.clock.advance(Duration::from_secs(11));
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
 }
 

@@ -671,23 +671,30 @@ async fn github_down_serves_the_stale_answer_within_the_grace() {
 }
 
 #[tokio::test]
-async fn a_rate_limit_stops_calls_until_the_reset() {
-    let app = TestApp::new().spawn().await;
+async fn a_person_who_burns_their_own_rate_limit_gets_no_stale_answer_and_is_asked_again_within_a_minute()
+ {
+    // A long grace: an outage would be served from the cache, but a rate
+    // limit is the person's own token's, perhaps burnt on purpose to keep
+    // a membership they lost.
+    let app = TestApp::new()
+        .with_config(|c| c.cache.stale_grace = Duration::from_secs(3600))
+        .spawn()
+        .await;
     let ada = Browser::logged_in_as(&app, "ada").await;
-    let reset = SystemTime::now()
+    let an_hour_on = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-        + 600;
-    app.github.set_rate_limited(Some(reset));
+        + 3600;
+    app.github.set_rate_limited(Some(an_hour_on));
     app.pass_the_ttl();
     app.github.reset_counters();
+    let reads = || app.github.calls(Endpoint::OrgMemberships) + app.github.calls(Endpoint::Teams);
     assert_eq!(
         ada.auth(&app, "private-ops").await.0,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    let after_first =
-        app.github.calls(Endpoint::OrgMemberships) + app.github.calls(Endpoint::Teams);
+    let after_first = reads();
     assert!(after_first >= 1);
     for _ in 0..5 {
         assert_eq!(
@@ -695,14 +702,18 @@ async fn a_rate_limit_stops_calls_until_the_reset() {
             StatusCode::SERVICE_UNAVAILABLE
         );
     }
-    let after_more = app.github.calls(Endpoint::OrgMemberships) + app.github.calls(Endpoint::Teams);
-    assert_eq!(after_more, after_first, "no calls before the reset");
-    // At the reset, GitHub answers again and so does the gateway.
+    assert_eq!(reads(), after_first, "no calls within the back-off");
+    // Asked again after the back-off, not at the reset an hour away.
+    app.clock.advance(Duration::from_secs(6));
+    assert_eq!(
+        ada.auth(&app, "private-ops").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(reads() > after_first, "asked again after 5 s");
+    // However many failures, a read within a minute once GitHub answers.
     app.github.set_rate_limited(None);
-    app.clock.advance(Duration::from_secs(601));
+    app.clock.advance(Duration::from_secs(60));
     assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
-    let resumed = app.github.calls(Endpoint::OrgMemberships) + app.github.calls(Endpoint::Teams);
-    assert!(resumed > after_more, "calls resume after the reset");
 }
 
 #[tokio::test]

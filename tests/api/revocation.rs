@@ -58,8 +58,12 @@ async fn deliver(
 }
 
 fn removed_from_team(id: u64) -> Vec<u8> {
+    team_membership("removed", id)
+}
+
+fn team_membership(action: &str, id: u64) -> Vec<u8> {
     json!({
-        "action": "removed",
+        "action": action,
         "scope": "team",
         "member": { "login": "ada", "id": id },
         "team": { "id": team_id("initech", "ops"), "slug": "ops", "name": "ops" },
@@ -559,4 +563,101 @@ async fn past_the_per_person_cap_a_change_of_the_rules_ends_everything() {
     ));
     app.settled().await;
     assert_eq!(app.pusher.terminated(), [1]);
+}
+
+#[tokio::test]
+async fn a_webhook_naming_a_person_drops_their_cached_answer() {
+    let app = TestApp::new()
+        .with_webhooks()
+        .with_config(|c| c.cache.stale_grace = Duration::from_secs(3600))
+        .spawn()
+        .await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    // GitHub names ada, then cannot be asked about her: her fresh cached
+    // answer no longer serves, and neither does the grace.
+    app.github.set_down(true);
+    let (status, _) = deliver(
+        &app,
+        "membership",
+        "d-added",
+        &team_membership("added", 1),
+        Some(WEBHOOK_SECRET),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    app.settled().await;
+    assert_eq!(
+        ada.auth(&app, "private-ops").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(
+        app.pusher.terminated().is_empty(),
+        "not a removal: nothing ended while GitHub is down"
+    );
+    app.github.set_down(false);
+    app.clock.advance(Duration::from_secs(11));
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn after_a_failed_re_read_the_sweep_tries_again_within_seconds() {
+    let app = TestApp::new().spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    // The sweep's re-read meets an outage: nothing is ended on a guess...
+    app.github.set_down(true);
+    app.pass_the_ttl();
+    app.sweep().await;
+    assert!(app.pusher.terminated().is_empty());
+    // ...and the removal GitHub answers with a few seconds later is found
+    // then, not a whole TTL later.
+    app.github.set_down(false);
+    app.github.remove_from_team("ada", "initech", "ops");
+    app.clock.advance(Duration::from_secs(6));
+    app.sweep().await;
+    assert_eq!(app.pusher.terminated(), [1]);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (CHANNELGATE_TEST_REDIS); .ci/run runs it"]
+async fn a_removal_heard_by_another_instance_fails_closed_there_too() {
+    let redis =
+        std::env::var("CHANNELGATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let first = TestApp::new()
+        .with_webhooks()
+        .with_store(&redis)
+        .spawn()
+        .await;
+    let second = TestApp::new()
+        .with_github(first.github.clone())
+        .with_pusher(first.pusher.clone())
+        .with_store(&redis)
+        .with_config(|c| c.cache.stale_grace = Duration::from_secs(3600))
+        .spawn()
+        .await;
+    let ada = Browser::logged_in_as(&second, "ada").await;
+    assert_eq!(ada.auth(&second, "private-ops").await.0, StatusCode::OK);
+    // The first instance hears GitHub say ada was removed; GitHub cannot
+    // be asked to confirm it, by either instance.
+    first.github.remove_from_team("ada", "initech", "ops");
+    first.github.set_down(true);
+    let (status, _) = deliver(
+        &first,
+        "membership",
+        "d-removed-peer",
+        &removed_from_team(1),
+        Some(WEBHOOK_SECRET),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(
+        first.pusher.wait_for_terminate(1, SOON).await,
+        "the second instance, which signed ada's channel, ended it"
+    );
+    assert_eq!(
+        ada.auth(&second, "private-ops").await.0,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "and gives her no stale answer"
+    );
 }
