@@ -254,10 +254,24 @@ async fn a_real_browser_logs_in_and_its_page_subscribes() {
     node_async("browser.mjs", args, vec![("DEMO_URL", demo.url.clone())]).await;
 }
 
+/// How the removal in [`revocation_through_sockudo`] can be confirmed.
+#[derive(PartialEq)]
+enum Confirm {
+    /// GitHub answers the re-read.
+    Answered,
+    /// ada has spent her own rate limit: no read of hers succeeds.
+    SpentByThePerson,
+}
+
 /// Runs `revocation.mjs` against `demo`: ada (in acme/secret-agents) and
 /// grace subscribe; ada is taken out of the team on the stand-in's admin
 /// page; her connection must end within `deadline`, grace's must stay.
-async fn revocation_through_sockudo(demo: &demo::Demo, sockudo: &str, deadline: Duration) {
+async fn revocation_through_sockudo(
+    demo: &demo::Demo,
+    sockudo: &str,
+    deadline: Duration,
+    confirm: Confirm,
+) {
     let ada = Browser::new()
         .login_at(&demo.url, &demo.github, "ada")
         .await;
@@ -265,6 +279,11 @@ async fn revocation_through_sockudo(demo: &demo::Demo, sockudo: &str, deadline: 
         .login_at(&demo.url, &demo.github, "grace")
         .await;
     let mut env = demo_pusher_env(sockudo);
+    if confirm == Confirm::SpentByThePerson {
+        // Her memberships were read at login; every read from now fails.
+        demo.github.spend_rate_limit("ada");
+        env.push(("AFTER", "unknown".into()));
+    }
     env.extend([
         ("GATEWAY_URL", demo.url.clone()),
         (
@@ -293,7 +312,29 @@ async fn a_webhook_disconnects_pusher_js_within_a_second() {
     let demo = demo::start("127.0.0.1:0".parse().unwrap(), &sockudo.parse().unwrap())
         .await
         .unwrap();
-    revocation_through_sockudo(&demo, &sockudo, Duration::from_secs(1)).await;
+    revocation_through_sockudo(&demo, &sockudo, Duration::from_secs(1), Confirm::Answered).await;
+}
+
+#[tokio::test]
+#[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO) and interop/node_modules; .ci/run runs it"]
+async fn a_removal_the_person_keeps_github_from_confirming_still_disconnects_pusher_js() {
+    // A long grace serves outages; it must not serve the person who burnt
+    // their own rate limit to keep a channel they were removed from.
+    let sockudo = sockudo_host();
+    let demo = demo::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        &sockudo.parse().unwrap(),
+        |c| c.cache.stale_grace = Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    revocation_through_sockudo(
+        &demo,
+        &sockudo,
+        Duration::from_secs(1),
+        Confirm::SpentByThePerson,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -313,7 +354,13 @@ async fn without_webhooks_the_sweep_disconnects_pusher_js_within_the_ttl() {
     .unwrap();
     // GitHub tells nobody: the admin page's change is silent.
     demo.github.set_webhook(None);
-    revocation_through_sockudo(&demo, &sockudo, TTL + Duration::from_secs(3)).await;
+    revocation_through_sockudo(
+        &demo,
+        &sockudo,
+        TTL + Duration::from_secs(3),
+        Confirm::Answered,
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -20,7 +20,9 @@ impl GithubStandIn {
         // Whose rate-limit budget the request counts against.
         let key = person.as_ref().map(|p| p.key.clone());
         let key_ref = key.as_deref();
-        if st.rate_limited.is_some() {
+        // Everyone's (the switch), or this person's own budget spent.
+        let spent = person.is_some() && st.budget(key_ref).used >= RATE_LIMIT;
+        if st.rate_limited.is_some() || spent {
             let message = match &person {
                 Some(SignedIn { user, .. }) => format!(
                     "API rate limit exceeded for user ID {}. If you reach out to GitHub Support \

@@ -1046,6 +1046,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_person_who_spent_their_budget_is_refused_and_nobody_else() {
+        let s = standin().await;
+        let alice = token_for(&s, "alice").await;
+        let bob = token_for(&s, "bob").await;
+        s.spend_rate_limit("alice");
+        let r = api_get(&s, &alice, "/user").await;
+        assert_eq!(r.status(), 403);
+        assert_eq!(header(&r, "x-ratelimit-remaining"), "0");
+        assert!(header(&r, "x-ratelimit-reset").parse::<u64>().unwrap() > epoch_seconds());
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("API rate limit exceeded for user ID 1."),
+            "{body}"
+        );
+        assert_eq!(api_get(&s, &bob, "/user").await.status(), 200);
+    }
+
+    #[tokio::test]
     async fn api_answers_carry_rate_limit_headers_and_the_switches_exhaust_them() {
         let s = standin().await;
         let token = token_for(&s, "alice").await;

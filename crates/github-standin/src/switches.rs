@@ -86,6 +86,17 @@ impl GithubStandIn {
         self.lock().rate_limited = reset;
     }
 
+    /// Spends `login`'s own rate-limit budget, as a person who loops on the
+    /// API with their token would: their requests get `403` "API rate
+    /// limit exceeded" until the budget's window ends (an hour after their
+    /// first request), everyone else's are answered.
+    pub fn spend_rate_limit(&self, login: &str) {
+        let mut st = self.lock();
+        let budget = &mut st.db.person(login).budget;
+        budget.roll();
+        budget.used = budget.used.max(RATE_LIMIT);
+    }
+
     /// `Some(seconds)`: the API answers `429` with `retry-after: seconds` (a
     /// secondary rate limit); `None` lifts it.
     pub fn set_secondary_rate_limited(&self, retry_after: Option<u64>) {
