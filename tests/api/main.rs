@@ -17,6 +17,7 @@ mod pusher_auth;
 mod pusher_standin;
 mod refresh;
 mod revocation;
+mod revocation_property;
 mod sessions;
 mod tasks;
 mod tokens;

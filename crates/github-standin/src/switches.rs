@@ -97,6 +97,11 @@ impl GithubStandIn {
         budget.used = budget.used.max(RATE_LIMIT);
     }
 
+    /// Gives `login` a fresh rate-limit budget (their window ended).
+    pub fn restore_rate_limit(&self, login: &str) {
+        self.lock().db.person(login).budget = Budget::default();
+    }
+
     /// `Some(seconds)`: the API answers `429` with `retry-after: seconds` (a
     /// secondary rate limit); `None` lifts it.
     pub fn set_secondary_rate_limited(&self, retry_after: Option<u64>) {
