@@ -464,6 +464,13 @@ impl Membership {
         // (`.` between {org} and {team}) rely on GitHub names never holding
         // them, so a name that does is left out rather than trusted.
         let login = &user.user.login;
+        if !crate::rules::is_github_login(login) {
+            tracing::warn!(
+                %login,
+                id = user.user.id,
+                "GitHub gave a login outside its own grammar: it fills no {{login}} and meets no users condition"
+            );
+        }
         let named = |kind: &str, name: &str| {
             let ok = is_github_name(name);
             if !ok {

@@ -36,6 +36,12 @@ pub struct Person {
 }
 
 impl Person {
+    /// Whether the login is one GitHub could give: only then does it fill
+    /// `{login}` or meet a `users` condition.
+    pub fn login_is_valid(&self) -> bool {
+        is_github_login(&self.login)
+    }
+
     fn has_org(&self, org: &str) -> bool {
         self.orgs.iter().any(|o| o.eq_ignore_ascii_case(org))
     }
@@ -91,6 +97,18 @@ pub fn is_github_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 100 && name.chars().all(is_github_name_char)
 }
 
+/// True for a login GitHub's grammar can produce: 1 to 39 characters of
+/// `A-Za-z0-9-`, not starting with a hyphen, no two hyphens in a row; and
+/// `_` (a managed user's `handle_shortcode`). The rules' separators rely on
+/// it: a login with a `.` must not fill `private-{login}` into another
+/// rule's `private-acme.*`.
+pub fn is_github_login(login: &str) -> bool {
+    (1..=39).contains(&login.len())
+        && login.chars().all(is_github_name_char)
+        && !login.starts_with(['-', '_'])
+        && !login.contains("--")
+}
+
 /// Why a rule is not acceptable as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
@@ -128,10 +146,11 @@ impl Conditions {
 
     /// The first listed condition the person meets, if any.
     pub fn met_by(&self, person: &Person) -> Option<Condition<'_>> {
-        if let Some(u) = self
-            .users
-            .iter()
-            .find(|u| u.eq_ignore_ascii_case(&person.login))
+        if person.login_is_valid()
+            && let Some(u) = self
+                .users
+                .iter()
+                .find(|u| u.eq_ignore_ascii_case(&person.login))
         {
             return Some(Condition::User(u));
         }
@@ -479,6 +498,52 @@ mod tests {
         }
     }
 
+    #[test]
+    fn logins_follow_githubs_grammar() {
+        for ok in [
+            "a",
+            "ada",
+            "Dee-Dash",
+            "a1-b2-c3",
+            "jdoe_acme",
+            &"x".repeat(39),
+        ] {
+            assert!(is_github_login(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            &"x".repeat(40),
+            "-ada",
+            "_ada",
+            "a--b",
+            "acme.evil",
+            "a b",
+            "ada/ops",
+            "ädä",
+        ] {
+            assert!(!is_github_login(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_login_outside_the_grammar_meets_no_users_condition_and_fills_nothing() {
+        let odd = person("acme.evil", 78, &["initech"], &[]);
+        let named = Conditions {
+            users: vec!["acme.evil".into()],
+            ..Conditions::default()
+        };
+        assert!(!named.admit(&odd));
+        let own = rule("private-{login}", &[], &[], &[], false);
+        assert!(own.pattern.matches("private-acme.evil", &odd).is_none());
+        assert!(own.pattern.render(&odd).is_empty());
+        // The org still counts: it was checked on its own.
+        let org = Conditions {
+            orgs: vec!["initech".into()],
+            ..Conditions::default()
+        };
+        assert!(org.admit(&odd));
+    }
+
     fn rule(pattern: &str, users: &[&str], orgs: &[&str], teams: &[&str], everyone: bool) -> Rule {
         Rule::new(
             Pattern::parse(pattern).unwrap(),
@@ -792,6 +857,7 @@ mod tests {
         #[test]
         fn user_channels_admit_only_their_owner(owner in name(), other in name(), suffix in "(-[a-z0-9]{1,4}){0,2}") {
             let owner_login = format!("{owner}{suffix}");
+            prop_assume!(is_github_login(&owner_login) && is_github_login(&other));
             prop_assume!(!owner_login.eq_ignore_ascii_case(&other));
             let rules = RuleSet::new(vec![rule("private-user-{login}", &[], &[], &[], false)]);
             let channel = format!("private-user-{owner}{suffix}");

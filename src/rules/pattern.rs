@@ -277,10 +277,11 @@ impl Pattern {
         };
         match first {
             Segment::Literal(l) => next(l, false, binding),
-            Segment::Var(Placeholder::Login) => {
+            Segment::Var(Placeholder::Login) if person.login_is_valid() => {
                 binding.login = Some(&person.login);
                 next(&person.login, true, binding)
             }
+            Segment::Var(Placeholder::Login) => false,
             Segment::Var(Placeholder::Id) => {
                 binding.id = Some(person.id);
                 next(&person.id.to_string(), false, binding)
@@ -329,7 +330,11 @@ impl Pattern {
             for (text, org) in out {
                 match segment {
                     Segment::Literal(l) => next.push((text + l, org)),
-                    Segment::Var(Placeholder::Login) => next.push((text + &person.login, org)),
+                    Segment::Var(Placeholder::Login) => {
+                        if person.login_is_valid() {
+                            next.push((text + &person.login, org));
+                        }
+                    }
                     Segment::Var(Placeholder::Id) => {
                         next.push((text + &person.id.to_string(), org))
                     }

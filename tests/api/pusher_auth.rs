@@ -740,3 +740,31 @@ async fn endless_pagination_does_not_hang_a_request() {
         StatusCode::SERVICE_UNAVAILABLE
     );
 }
+
+#[tokio::test]
+async fn a_login_outside_githubs_grammar_fills_no_placeholder() {
+    // GitHub (or an Enterprise server, or a proxy in front of it) answers
+    // /user with a login GitHub could never give: a dot in it would fill
+    // private-{login} into the namespace of another rule.
+    let app = TestApp::new()
+        .with_world(crate::helpers::world().user(78, "acme.evil", None).org(
+            "acme.evil",
+            "initech",
+            MembershipState::Active,
+        ))
+        .with_config(|config| {
+            config.rules = channelgate::rules::RuleSet::new(vec![
+                crate::helpers::rule("private-{login}", &[], &[], false),
+                crate::helpers::rule("private-acme.*", &[], &["initech/ops"], false),
+                crate::helpers::rule("presence-lobby", &[], &[], true),
+            ]);
+            assert_eq!(config.rules.collisions(), [], "check-config accepts it");
+        })
+        .spawn()
+        .await;
+    let odd = Browser::logged_in_as(&app, "acme.evil").await;
+    let (status, body) = odd.auth(&app, "private-acme.evil").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // What does not rest on the login still works.
+    assert_eq!(odd.auth(&app, "presence-lobby").await.0, StatusCode::OK);
+}
