@@ -1,8 +1,9 @@
 //! Every route of the gateway in one place, and the layers around them:
 //! sessions, timeouts and the headers every answer carries.
 
+use axum::extract::State;
 use axum::http::header::{
-    CONTENT_TYPE, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
+    CONTENT_TYPE, REFERRER_POLICY, SET_COOKIE, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +11,7 @@ use axum::routing::{delete, get, post};
 use axum::{Router, middleware};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
+use tower_sessions::cookie::{Cookie, SameSite};
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -58,6 +60,10 @@ pub fn router(state: AppState, store: Store) -> Router {
         .fallback(pages::not_found)
         .layer(middleware::map_response(no_store))
         .layer(sessions)
+        .layer(middleware::map_response_with_state(
+            state.clone(),
+            removal_as_set,
+        ))
         .layer(middleware::map_response(store_failure_is_503))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -115,6 +121,43 @@ async fn store_failure_is_503(response: Response) -> Response {
         )
         .because("the session could not be saved")
         .into_response();
+    }
+    response
+}
+
+/// The session layer removes the session cookie (at logout, or for an
+/// unknown session) with only its name and path. A browser ignores a
+/// `__Host-` cookie without `Secure`, its removal included, and would keep
+/// the dead id: so the removal carries every attribute the cookie was set
+/// with.
+async fn removal_as_set(State(state): State<AppState>, mut response: Response) -> Response {
+    let name = state.session_cookie_name.as_str();
+    let is_removal = |value: &HeaderValue| {
+        let cookie = value.to_str().ok().and_then(|v| Cookie::parse(v).ok());
+        cookie.is_some_and(|c| c.name() == name && c.max_age() == Some(time::Duration::ZERO))
+    };
+    let headers = response.headers_mut();
+    if !headers.get_all(SET_COOKIE).iter().any(is_removal) {
+        return response;
+    }
+    let mut removal = Cookie::build((name.to_owned(), ""))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.config().server.is_https())
+        .build();
+    removal.make_removal();
+    let removal =
+        HeaderValue::try_from(removal.to_string()).expect("a cookie name is a valid header");
+    let values: Vec<HeaderValue> = headers.get_all(SET_COOKIE).iter().cloned().collect();
+    headers.remove(SET_COOKIE);
+    for value in values {
+        let value = if is_removal(&value) {
+            removal.clone()
+        } else {
+            value
+        };
+        headers.append(SET_COOKIE, value);
     }
     response
 }

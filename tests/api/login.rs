@@ -420,3 +420,49 @@ async fn the_callback_reads_user_orgs_and_teams_at_once() {
     assert_eq!(me["login"], "ada");
     assert!(me["orgs"].is_array(), "{me}");
 }
+
+#[tokio::test]
+async fn over_https_the_removal_of_the_session_cookie_carries_its_attributes() {
+    // Browsers ignore a __Host- cookie without Secure, removal included:
+    // a removal that lacks it leaves the dead session id in the browser.
+    let app = TestApp::new().https().spawn().await;
+    let ended = tower_sessions::session::Id::default();
+    let response = Browser::new()
+        .http
+        .get(app.url("/auth/me"))
+        .header("cookie", format!("__Host-channelgate={ended}"))
+        .send()
+        .await
+        .unwrap();
+    let cookies = set_cookies(&response);
+    let removal = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-channelgate="))
+        .unwrap_or_else(|| panic!("the unknown session's cookie is removed: {cookies:?}"));
+    for attribute in ["Max-Age=0", "Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(removal.contains(attribute), "{attribute}: {removal}");
+    }
+    assert!(!removal.contains("Domain"), "{removal}");
+}
+
+#[tokio::test]
+async fn a_logout_removes_the_cookie_as_it_was_set() {
+    let app = TestApp::new().spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let out = ada
+        .http
+        .post(app.url("/auth/logout"))
+        .header("origin", app.url.clone())
+        .send()
+        .await
+        .unwrap();
+    let cookies = set_cookies(&out);
+    let removal = cookies
+        .iter()
+        .find(|c| c.starts_with("channelgate="))
+        .unwrap_or_else(|| panic!("{cookies:?}"));
+    for attribute in ["Max-Age=0", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(removal.contains(attribute), "{attribute}: {removal}");
+    }
+    assert!(!removal.contains("Secure"), "not over http: {removal}");
+}
