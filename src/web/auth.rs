@@ -365,6 +365,10 @@ pub async fn logout(
     }
 }
 
+/// Why memberships are not shown, in words for the person: the cause (which
+/// may name the GitHub API's URL or a private host) goes to the log only.
+pub const MEMBERSHIP_UNKNOWN: &str = "GitHub did not answer or refused to answer for now (an outage or a rate limit); try again shortly";
+
 /// The identity as `/auth/me` shows it: everything but the token, and the
 /// memberships the rules see.
 #[derive(Debug, Serialize)]
@@ -407,7 +411,16 @@ pub async fn me(
             Some(m.person.active_teams().map(ToString::to_string).collect()),
             None,
         ),
-        Err(why) => (identity.user.clone(), None, None, Some(why)),
+        Err(why) => {
+            // The cause (a URL, a host name) is for the log, not the caller.
+            tracing::debug!(login = %identity.user.login, %why, "memberships not shown");
+            (
+                identity.user.clone(),
+                None,
+                None,
+                Some(MEMBERSHIP_UNKNOWN.to_owned()),
+            )
+        }
     };
     let GithubUser {
         id,

@@ -25,7 +25,10 @@ struct HomePage<'a> {
     app_name: &'a str,
     membership: Option<MembershipView>,
     membership_error: Option<String>,
-    missing_orgs: Vec<String>,
+    /// The rules name an org the person is not listed in: a hint about
+    /// orgs that restrict OAuth apps, naming none (a denial reveals
+    /// nothing about who a rule admits).
+    org_hint: bool,
     grants: Vec<GrantView>,
     channel: &'a str,
     tested: Option<Tested>,
@@ -134,7 +137,7 @@ pub async fn home(
         app_name: &app_name,
         membership: None,
         membership_error: None,
-        missing_orgs: Vec::new(),
+        org_hint: false,
         grants: Vec::new(),
         channel: &channel,
         tested: None,
@@ -170,7 +173,7 @@ pub async fn home(
                 orgs: person.orgs.clone(),
                 teams: person.active_teams().map(ToString::to_string).collect(),
             });
-            page.missing_orgs = rules.orgs_missing_for(person);
+            page.org_hint = !rules.orgs_missing_for(person).is_empty();
             page.grants = rules
                 .grants(person)
                 .into_iter()
@@ -188,10 +191,7 @@ pub async fn home(
             }
         }
         Err(_) => {
-            page.membership_error = Some(
-                "GitHub did not answer or refused to answer for now (an outage or a rate limit)."
-                    .into(),
-            );
+            page.membership_error = Some(super::auth::MEMBERSHIP_UNKNOWN.into());
             if !channel.is_empty() {
                 page.tested = Some(tested(
                     false,

@@ -81,18 +81,41 @@ async fn the_page_escapes_what_it_echoes() {
 }
 
 #[tokio::test]
-async fn a_missing_org_is_explained_as_a_possible_oauth_app_restriction() {
+async fn the_home_page_never_names_the_orgs_the_rules_use() {
+    // Anyone with a GitHub account can log in and look: a denial must not
+    // tell them which org would have admitted them.
     let app = TestApp::new().spawn().await;
     let dee = Browser::logged_in_as(&app, "Dee-Dash").await;
     let page = dee.get(&app.url("/")).await.text().await.unwrap();
-    assert!(
-        page.contains("active member of <code>initech</code>"),
-        "{page}"
-    );
+    assert!(!page.contains("initech"), "{page}");
+    // The hint for an org that restricts OAuth apps stays, naming none.
     assert!(
         page.contains("may restrict third-party OAuth apps"),
         "{page}"
     );
+    let page = dee
+        .get(&app.url("/?channel=private-ops"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("initech"), "{page}");
+}
+
+#[tokio::test]
+async fn me_gives_a_membership_error_without_internal_detail() {
+    let app = TestApp::new().spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    app.github.set_down(true);
+    app.pass_the_ttl();
+    let me: Value = ada.get(&app.url("/auth/me")).await.json().await.unwrap();
+    let error = me["membership_error"].as_str().unwrap();
+    assert!(
+        !error.contains("127.0.0.1") && !error.contains("http"),
+        "{error}"
+    );
+    assert!(!error.contains("503"), "{error}");
+    assert!(error.contains("GitHub"), "{error}");
 }
 
 #[tokio::test]
