@@ -109,10 +109,26 @@ impl Problems<'_> {
             Err(e) => {
                 let span = e.span().unwrap_or(value.span());
                 let key = key_at(key, value.get_ref(), &span);
-                self.add(key, Some(span), e.message().trim_end().to_owned());
+                self.add(key, Some(span), without_value(e.message().trim_end()));
                 None
             }
         }
+    }
+}
+
+/// serde's type error with the value it found taken out: "invalid type:
+/// integer `12345`, expected a string" may be a secret written unquoted,
+/// and the message goes to check-config's output, serve's stderr and the
+/// reload's log line. The kind found and the kind expected stay.
+fn without_value(message: &str) -> String {
+    let is_type_error =
+        message.starts_with("invalid type: ") || message.starts_with("invalid value: ");
+    match message.split_once(", expected ") {
+        Some((found, expected)) if is_type_error => {
+            let kind = found.split(['`', '"']).next().unwrap_or(found).trim_end();
+            format!("{kind}, expected {expected}")
+        }
+        _ => message.to_owned(),
     }
 }
 

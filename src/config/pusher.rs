@@ -207,6 +207,26 @@ mod tests {
     use crate::config::testing::{MINIMAL, only_problem, parse};
 
     #[test]
+    fn a_secret_of_the_wrong_type_is_never_echoed() {
+        for (written, kind) in [
+            ("12345", "integer"),
+            ("1234.5", "floating point"),
+            ("true", "boolean"),
+        ] {
+            let p = only_problem(&MINIMAL.replace(
+                "secret = \"7ad3773142a6692b25b8\"",
+                &format!("secret = {written}"),
+            ));
+            assert_eq!(p.key, "pusher.secret");
+            assert!(!p.message.contains(written), "{written}: {}", p.message);
+            assert!(p.message.contains(kind), "{}", p.message);
+            assert!(p.message.contains("expected a string"), "{}", p.message);
+        }
+        let p = only_problem(&MINIMAL.replace("[github]", "tls = \"yes-please\"\n[github]"));
+        assert!(!p.message.contains("yes-please"), "{}", p.message);
+    }
+
+    #[test]
     fn pusher_api_url_follows_cluster_then_host() {
         let c = parse(MINIMAL).unwrap();
         assert_eq!(c.pusher.api_url(), "https://api-mt1.pusher.com");
