@@ -31,6 +31,7 @@ use crate::rules::{Conditions, RuleSet};
 
 mod cache;
 mod check;
+mod device;
 pub mod duration;
 mod github;
 mod limits;
@@ -46,6 +47,7 @@ mod syntax;
 mod webhooks;
 
 pub use self::cache::CacheConfig;
+pub use self::device::DeviceConfig;
 pub use self::duration::{format_duration, parse_duration};
 pub use self::github::GithubConfig;
 pub use self::limits::LimitsConfig;
@@ -89,6 +91,7 @@ const SECTIONS: &[&str] = &[
     "signin",
     "webhooks",
     "revocation",
+    "device",
     "log",
     "rules",
 ];
@@ -115,6 +118,8 @@ pub struct Config {
     /// `[revocation]`: how long signed channels are watched, and whether
     /// losing one ends the person's Pusher connections.
     pub revocation: RevocationConfig,
+    /// `[device]`: whether GitHub's device flow is offered.
+    pub device: DeviceConfig,
     /// `[log]`: the log's format and level.
     pub log: LogConfig,
     /// `[[rules]]`, in file order.
@@ -136,6 +141,7 @@ impl Config {
             signin: None,
             webhooks: None,
             revocation: RevocationConfig::default(),
+            device: DeviceConfig::default(),
             log: LogConfig::default(),
             rules: RuleSet::default(),
         }
@@ -257,6 +263,7 @@ fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Option<Config
     let signin = signin::read(p, get("signin"));
     let webhooks = webhooks::read(p, get("webhooks"), env);
     let revocation = revocation::read(p, get("revocation"));
+    let device = device::read(p, get("device"));
     let log = self::log::read(p, get("log"));
     let rules = rules::read(p, get("rules"));
     Some(Config {
@@ -269,6 +276,7 @@ fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Option<Config
         signin: signin?,
         webhooks: webhooks?,
         revocation: revocation?,
+        device: device?,
         log: log?,
         rules: rules?,
     })
@@ -454,6 +462,8 @@ secret = "0123456789abcdef0123"
 [revocation]
 watch_for = "2h"
 terminate_connections = false
+[device]
+enabled = false
 [log]
 format = "json"
 level = "debug"
@@ -467,6 +477,7 @@ channel = "presence-y"
 everyone = true
 "#;
         let c = parse(text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.device.enabled);
         assert_eq!(
             c.pusher.host,
             Some(HostPort {

@@ -87,6 +87,20 @@ fn slow_down(interval: Duration) -> Response {
 
 /// `POST /auth/device`, optionally with `name` (form or JSON) for the
 /// token: 200 `{"device_code","user_code","verification_uri","expires_in","interval"}`.
+/// `[device] enabled = false`: the device flow's routes are 404 like any
+/// unknown path (read per request, so a reload turns them on or off).
+pub async fn only_when_enabled(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.config().device.enabled {
+        next.run(request).await
+    } else {
+        super::pages::not_found().await.into_response()
+    }
+}
+
 pub async fn start(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,

@@ -68,6 +68,7 @@ impl AppState {
         next.cache.membership_ttl = new.cache.membership_ttl;
         next.cache.stale_grace = new.cache.stale_grace;
         next.server.allowed_origins = new.server.allowed_origins;
+        next.device = new.device;
         let limits_changed = next.limits != old.limits;
         drop(old);
         let next = Arc::new(next);

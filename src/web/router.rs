@@ -37,8 +37,15 @@ pub fn router(state: AppState, store: Store) -> Router {
         .route("/assets/tokens.js", get(pages::tokens_js))
         .route("/auth/login", get(auth::login))
         .route("/auth/callback", get(auth::callback))
-        .route("/auth/device", post(device::start))
-        .route("/auth/device/token", post(device::token))
+        .merge(
+            Router::new()
+                .route("/auth/device", post(device::start))
+                .route("/auth/device/token", post(device::token))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    device::only_when_enabled,
+                )),
+        )
         .route("/auth/tokens", get(tokens::list).post(tokens::create))
         .route("/auth/tokens/{id}", delete(tokens::revoke))
         .merge(

@@ -291,3 +291,28 @@ async fn a_device_login_that_cannot_finish_gives_githubs_token_back() {
         "revoked at GitHub"
     );
 }
+
+#[tokio::test]
+async fn with_the_device_flow_off_its_routes_do_not_exist() {
+    let app = TestApp::new()
+        .with_config(|c| c.device.enabled = false)
+        .spawn()
+        .await;
+    let (status, body) = post(&app, "/auth/device", json!({ "name": "cli" })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "no such route");
+    let (status, _) = post(
+        &app,
+        "/auth/device/token",
+        json!({ "device_code": "x".repeat(40) }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A reload turns it back on.
+    let state = app.state();
+    let mut config = state.config().as_ref().clone();
+    config.device.enabled = true;
+    state.reload(config).await;
+    let (status, body) = post(&app, "/auth/device", json!({ "name": "cli" })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
