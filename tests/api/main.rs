@@ -18,5 +18,6 @@ mod pusher_standin;
 mod refresh;
 mod revocation;
 mod sessions;
+mod signin_first;
 mod tasks;
 mod tokens;
