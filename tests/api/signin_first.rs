@@ -258,3 +258,22 @@ async fn without_require_signin_a_socket_that_never_signed_in_is_signed_as_befor
     assert_eq!(app.state().signins.who(&socket()), None);
     nobody_waits(&app);
 }
+
+#[tokio::test]
+async fn a_reload_turns_require_signin_on_for_the_next_request() {
+    let app = TestApp::new().spawn().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+    let state = app.state();
+    let mut next = state.config().as_ref().clone();
+    next.revocation.require_signin = true;
+    next.revocation.signin_wait = SHORT;
+    let channelgate::web::reload::Reloaded::Applied { restart_needed } = state.reload(next).await
+    else {
+        panic!("the reload was refused");
+    };
+    assert!(restart_needed.is_empty(), "{restart_needed:?}");
+    let (status, body) = ada.auth(&app, "private-ops").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body, json!({ "error": SIGN_IN_FIRST }));
+}
