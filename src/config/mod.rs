@@ -256,7 +256,12 @@ fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Option<Config
     let limits = limits::read(p, get("limits"));
     let signin = signin::read(p, get("signin"));
     let webhooks = webhooks::read(p, get("webhooks"), env);
-    let revocation = revocation::read(p, get("revocation"), signin.as_ref());
+    let revocation = revocation::read(
+        p,
+        get("revocation"),
+        signin.as_ref(),
+        server.as_ref().map(|s| s.request_timeout),
+    );
     let log = self::log::read(p, get("log"));
     let rules = rules::read(p, get("rules"));
     Some(Config {

@@ -61,12 +61,14 @@ struct RawRevocation {
 }
 
 /// `[revocation]` read, checked and built; `None` after a problem.
-/// `signin` is `[signin]` as read (`None` after a problem of its own, then
+/// `signin` is `[signin]` as read and `request_timeout` is
+/// `server.request_timeout` (each `None` after a problem of its own, then
 /// not judged again here).
 pub(super) fn read(
     p: &mut Problems<'_>,
     value: Option<&S<DeValue<'_>>>,
     signin: Option<&Option<Conditions>>,
+    request_timeout: Option<Duration>,
 ) -> Option<RevocationConfig> {
     let raw: RawRevocation = p.section("revocation", value)?;
     let defaults = RevocationConfig::default();
@@ -77,7 +79,7 @@ pub(super) fn read(
         defaults.watch_for,
         Duration::ZERO,
     );
-    let signin_wait = signin_wait(p, raw.signin_wait, defaults.signin_wait);
+    let signin_wait = signin_wait(p, raw.signin_wait, defaults.signin_wait, request_timeout);
     let require_signin = require_signin(p, raw.require_signin, signin, watch_for);
     Some(RevocationConfig {
         watch_for: watch_for?,
@@ -90,11 +92,13 @@ pub(super) fn read(
 }
 
 /// `revocation.signin_wait`: at least a second (the duration grammar's
-/// smallest step), at most [`MAX_SIGNIN_WAIT`].
+/// smallest step), at most [`MAX_SIGNIN_WAIT`], and shorter than
+/// `request_timeout` (or the request would time out before its refusal).
 fn signin_wait(
     p: &mut Problems<'_>,
     value: Option<S<String>>,
     default: Duration,
+    request_timeout: Option<Duration>,
 ) -> Option<Duration> {
     const KEY: &str = "revocation.signin_wait";
     let Some(v) = value else {
@@ -109,6 +113,18 @@ fn signin_wait(
             format!(
                 "{:?} is too long: pusher-js signs in as it subscribes, so a sign-in that has not come within {max} is not coming, and a longer wait only holds connections open; keep it at most \"{max}\" (default \"5s\")",
                 v.get_ref()
+            ),
+        );
+        return None;
+    }
+    if let Some(timeout) = request_timeout.filter(|t| wait >= *t) {
+        p.at(
+            KEY,
+            &v,
+            format!(
+                "{:?} is not shorter than server.request_timeout ({}): a request would time out before it is told to sign in first; shorten signin_wait or lengthen request_timeout",
+                v.get_ref(),
+                format_duration(timeout)
             ),
         );
         return None;
@@ -287,7 +303,17 @@ mod tests {
             assert_eq!(p.key, "revocation.signin_wait");
             assert!(p.message.contains(says), "{wait}: {}", p.message);
         }
-        let c = parse(&format!("{MINIMAL}\n[revocation]\nsignin_wait = \"1m\"\n")).unwrap();
+        let p = only_problem(&format!("{MINIMAL}\n[revocation]\nsignin_wait = \"30s\"\n"));
+        assert!(
+            p.message
+                .contains("not shorter than server.request_timeout (30s)"),
+            "{}",
+            p.message
+        );
+        let c = parse(&format!(
+            "{MINIMAL}\n[server]\nrequest_timeout = \"2m\"\n[revocation]\nsignin_wait = \"1m\"\n"
+        ))
+        .unwrap();
         assert_eq!(c.revocation.signin_wait, Duration::from_secs(60));
     }
 
