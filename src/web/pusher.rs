@@ -545,37 +545,33 @@ async fn signed_in_first(
         .signin
         .as_ref()
         .is_some_and(|conditions| conditions.admit(person));
-    let outcome = if admitted {
-        state
-            .signins
-            .wait(socket_id, person.id, config.revocation.signin_wait)
-            .await
+    let (reason, message, detail) = if admitted {
+        let wait = config.revocation.signin_wait;
+        match state.signins.wait(socket_id, person.id, wait).await {
+            SignedIn::Same => return Ok(()),
+            SignedIn::Other(other) => (
+                "other_person",
+                "this connection is signed in as another GitHub account: sign in with pusher.signin() on a connection of your own, then subscribe",
+                format!("the socket is signed in as GitHub id {other}"),
+            ),
+            SignedIn::Late => (
+                "late",
+                SIGN_IN_FIRST,
+                "the socket did not sign in within revocation.signin_wait".to_owned(),
+            ),
+            SignedIn::Busy => (
+                "busy",
+                SIGN_IN_FIRST,
+                "the socket is not signed in, and too many requests wait for a sign-in already"
+                    .to_owned(),
+            ),
+        }
     } else {
-        SignedIn::Late
-    };
-    let (reason, message, detail) = match outcome {
-        SignedIn::Same => return Ok(()),
-        _ if !admitted => (
+        (
             "not_admitted",
-            "you may not sign in to this Pusher app ([signin]), and this gateway signs channels only for connections that signed in".to_owned(),
+            "you may not sign in to this Pusher app ([signin]), and this gateway signs channels only for connections that signed in",
             "[signin] refuses them".to_owned(),
-        ),
-        SignedIn::Other(other) => (
-            "other_person",
-            "this connection is signed in as another GitHub account: sign in with pusher.signin() on a connection of your own, then subscribe".to_owned(),
-            format!("the socket is signed in as GitHub id {other}"),
-        ),
-        SignedIn::Late => (
-            "late",
-            SIGN_IN_FIRST.to_owned(),
-            "the socket did not sign in within revocation.signin_wait".to_owned(),
-        ),
-        SignedIn::Busy => (
-            "busy",
-            SIGN_IN_FIRST.to_owned(),
-            "the socket is not signed in, and too many requests wait for a sign-in already"
-                .to_owned(),
-        ),
+        )
     };
     state.metrics.signin_refusal(reason);
     // Once a minute per person and reason, however many sockets.
