@@ -864,3 +864,33 @@ fn check_config_warns_naming_each_rule_that_admits_people_signin_does_not() {
     assert_eq!(err.lines().count(), 6, "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[cfg(unix)]
+#[test]
+fn serve_logs_each_signin_warning_as_it_starts() {
+    use std::io::{BufRead, BufReader};
+
+    let (mut child, _, _, dir) = serve_repo_config("signin-warn", |text| {
+        text.replace("require_signin = false", "require_signin = true")
+    });
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let done = line.contains("listening");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = seen.join("\n");
+    assert!(
+        seen.iter().any(|l| l.contains("WARN")
+            && l.contains("rules[1]")
+            && l.contains("\"private-user-{login}\" admits anyone its placeholders fit")),
+        "{log}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
