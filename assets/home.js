@@ -1,9 +1,10 @@
 // The home page's channel tester: on a click (never on page load, so a link
-// cannot make someone join a presence channel and reveal who they are), asks
-// /pusher/auth exactly as pusher-js would, shows the raw answer, and, when a
-// Pusher server is configured, subscribes for real with pusher-js, signs in
-// with pusher.signin() (so the gateway can end this connection if the
-// person loses access), and says what ended and why if it does.
+// cannot make someone join a presence channel and reveal who they are),
+// signs in and asks /pusher/auth exactly as pusher-js would, shows the raw
+// answer, and, when a Pusher server is configured, subscribes for real with
+// pusher-js, signing in first with pusher.signin() (so the gateway can end
+// this connection if the person loses access), and says what ended and why
+// if it does.
 "use strict";
 
 // The page's own connection, ended when its person logs out (their other
@@ -34,13 +35,25 @@ function run(channel) {
   // A socket id of the form Pusher servers hand out.
   const part = () => String(Math.floor(Math.random() * 1e9));
   const socketId = part() + "." + part();
-  show("auth-request", "POST /pusher/auth\nsocket_id=" + socketId + "&channel_name=" + channel);
-  fetch("/pusher/auth", {
-    method: "POST",
-    headers: { "Content-Type": "application/x-www-form-urlencoded" },
-    body: new URLSearchParams({ socket_id: socketId, channel_name: channel }),
-    credentials: "same-origin",
-  })
+  // Signed in first, as pusher-js does when the page calls pusher.signin():
+  // a gateway with [revocation] require_signin signs channels only for
+  // connections that signed in. A refused sign-in is left to /pusher/auth
+  // to explain.
+  show(
+    "auth-request",
+    "POST /pusher/user-auth\nsocket_id=" + socketId +
+      "\n\nPOST /pusher/auth\nsocket_id=" + socketId + "&channel_name=" + channel,
+  );
+  const post = (path, fields) =>
+    fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams(fields),
+      credentials: "same-origin",
+    });
+  post("/pusher/user-auth", { socket_id: socketId })
+    .catch(() => null)
+    .then(() => post("/pusher/auth", { socket_id: socketId, channel_name: channel }))
     .then(async (r) => {
       const text = await r.text();
       let pretty = text;

@@ -67,6 +67,15 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// A channel refused under `revocation.require_signin`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SigninRefusalLabel {
+    /// `late` (no sign-in within `signin_wait`), `busy` (too many requests
+    /// waiting to wait), `other_person` (signed in as someone else) or
+    /// `not_admitted` (`[signin]` refuses the person).
+    pub reason: &'static str,
+}
+
 /// The gateway's metrics. Cheap to clone.
 #[derive(Clone)]
 pub struct Metrics(Arc<Inner>);
@@ -88,6 +97,7 @@ struct Inner {
     config_reloads: Family<OutcomeLabel, Counter>,
     grants_dropped: Counter,
     token_refreshes: Family<OutcomeLabel, Counter>,
+    signin_refusals: Family<SigninRefusalLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -175,6 +185,12 @@ impl Metrics {
             "Refreshes of expiring GitHub user tokens, by outcome (ok, refused, error)",
             token_refreshes.clone(),
         );
+        let signin_refusals = Family::<SigninRefusalLabel, Counter>::default();
+        registry.register(
+            "signin_required_refusals",
+            "Channel requests refused under revocation.require_signin, by reason (late, busy, other_person, not_admitted)",
+            signin_refusals.clone(),
+        );
         Self(Arc::new(Inner {
             on,
             registry,
@@ -190,6 +206,7 @@ impl Metrics {
             config_reloads,
             grants_dropped,
             token_refreshes,
+            signin_refusals,
         }))
     }
 
@@ -278,6 +295,17 @@ impl Metrics {
         self.0
             .token_refreshes
             .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    /// One channel request refused under `revocation.require_signin`.
+    pub fn signin_refusal(&self, reason: &'static str) {
+        if !self.0.on {
+            return;
+        }
+        self.0
+            .signin_refusals
+            .get_or_create(&SigninRefusalLabel { reason })
             .inc();
     }
 

@@ -785,3 +785,112 @@ fn every_help_says_the_exit_codes_and_serve_help_its_signals_and_environment() {
         assert!(serve.contains(shown), "{shown:?} in {serve}");
     }
 }
+
+/// The repository's config.toml with `edit` applied, in a file of its own.
+fn edited_repo_config(name: &str, edit: impl Fn(&str) -> String) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("channelgate-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    let base = std::fs::read_to_string("config.toml").unwrap();
+    let text = edit(&base);
+    assert_ne!(text, base, "the edit changed nothing");
+    std::fs::write(&path, text).unwrap();
+    let shown = path.to_str().unwrap().to_owned();
+    (dir, shown)
+}
+
+#[test]
+fn check_config_and_serve_refuse_require_signin_without_a_signin_section() {
+    let (dir, path) = edited_repo_config("signin-missing", |base| {
+        base.replace("require_signin = false", "require_signin = true")
+            .replace("[signin]\norgs = [\"acme\"]\n", "")
+    });
+    let out = channelgate(&["check-config", "--config", &path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("revocation.require_signin: is true but there is no [signin] section"),
+        "{err}"
+    );
+    // A file check-config refuses never runs.
+    let served = channelgate(&["serve", "--config", &path]);
+    assert_eq!(served.status.code(), Some(1));
+    assert!(
+        stderr(&served).contains("revocation.require_signin"),
+        "{}",
+        stderr(&served)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn check_config_warns_naming_each_rule_that_admits_people_signin_does_not() {
+    let (dir, path) = edited_repo_config("signin-narrow", |base| {
+        base.replace("require_signin = false", "require_signin = true")
+    });
+    let out = channelgate(&["check-config", "--config", &path]);
+    // A warning, not a refusal.
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("channels signed only for connections signed in as the same person"),
+        "{}",
+        stdout(&out)
+    );
+    let err = stderr(&out);
+    // [signin] admits members of acme: rules[0] also admits jbloggs by
+    // name (its team acme/secret-agents is within acme), rules[1] to
+    // rules[4] anyone their placeholders fit, rules[6] everyone; rules[5]
+    // (orgs = ["acme"]) is within [signin].
+    for (rule, who) in [
+        (
+            "rules[0]: \"private-supersecretchat\"",
+            "admits users jbloggs,",
+        ),
+        (
+            "rules[1]: \"private-user-{login}\"",
+            "admits anyone its placeholders fit",
+        ),
+        (
+            "rules[6]: \"presence-lobby\"",
+            "admits every logged-in person",
+        ),
+    ] {
+        assert!(
+            err.contains(&format!("warning: {rule} {who}")),
+            "{rule} in {err}"
+        );
+    }
+    assert!(!err.contains("rules[5]"), "{err}");
+    assert_eq!(err.lines().count(), 6, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_logs_each_signin_warning_as_it_starts() {
+    use std::io::{BufRead, BufReader};
+
+    let (mut child, _, _, dir) = serve_repo_config("signin-warn", |text| {
+        text.replace("require_signin = false", "require_signin = true")
+    });
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let done = line.contains("listening");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = seen.join("\n");
+    assert!(
+        seen.iter().any(|l| l.contains("WARN")
+            && l.contains("rules[1]")
+            && l.contains("\"private-user-{login}\" admits anyone its placeholders fit")),
+        "{log}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -4,9 +4,11 @@
 // 1. signs in with GitHub's device flow through the gateway
 //    (POST /auth/device, then POST /auth/device/token until approved),
 //    which gives a channelgate bearer token (cg_...), never GitHub's token;
-// 2. subscribes with pusher-js, sending that token with every authorization
-//    request (channelAuthorization.headersProvider), and signs in to Pusher
-//    so the gateway can end the connection if access is taken back;
+// 2. signs in to Pusher (pusher.signin()) so the gateway can end the
+//    connection if access is taken back (hosted Pusher ends only signed-in
+//    connections, and a gateway with [revocation] require_signin signs
+//    channels only for them), and subscribes with pusher-js, sending that
+//    token with every request (headersProvider);
 // 3. prints what happens, one line each: events as JSON.
 //
 //   npm ci
@@ -93,6 +95,8 @@ if (process.env.PUSHER_HOST) {
   });
 }
 const pusher = new Pusher(env("PUSHER_KEY"), options);
+// Before subscribing: pusher-js sends the sign-in and the subscriptions
+// together once connected, and the gateway waits for the sign-in.
 pusher.signin();
 pusher.connection.bind("state_change", ({ current }) => console.log(`connection ${current}`));
 pusher.bind("pusher:error", (error) => {

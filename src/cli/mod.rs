@@ -109,7 +109,7 @@ Environment:
   as serve reads them.
 
 Exit status:
-  0  the configuration is valid
+  0  the configuration is valid (warnings, if any, are printed to stderr)
   1  the configuration is refused (every problem is printed to stderr)
   2  bad input: an unknown flag or a value that does not parse";
 

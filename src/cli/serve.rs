@@ -16,6 +16,9 @@ pub fn run(config: Option<PathBuf>) -> ExitCode {
     };
     // Each decision is logged at info; `[log]` chooses the format.
     super::init_logging_as(config.log.format, &config.log.level);
+    for w in config.warnings() {
+        tracing::warn!(key = %w.key, "{}", w.message);
+    }
     let file = super::absolute(&path);
     let metrics_listen = config.server.metrics_listen;
     super::on_runtime(|| async move {

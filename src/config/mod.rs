@@ -53,7 +53,7 @@ pub use self::github::GithubConfig;
 pub use self::limits::LimitsConfig;
 pub use self::log::{LogConfig, LogFormat};
 pub use self::pusher::{HostPort, PusherConfig};
-pub use self::revocation::RevocationConfig;
+pub use self::revocation::{MAX_SIGNIN_WAIT, RevocationConfig};
 pub use self::server::ServerConfig;
 pub use self::session::{SessionConfig, SessionStore, redact_url};
 pub use self::webhooks::WebhooksConfig;
@@ -262,7 +262,12 @@ fn build(p: &mut Problems<'_>, doc: &DeTable<'_>, env: Env<'_>) -> Option<Config
     let limits = limits::read(p, get("limits"));
     let signin = signin::read(p, get("signin"));
     let webhooks = webhooks::read(p, get("webhooks"), env);
-    let revocation = revocation::read(p, get("revocation"));
+    let revocation = revocation::read(
+        p,
+        get("revocation"),
+        signin.as_ref(),
+        server.as_ref().map(|s| s.request_timeout),
+    );
     let device = device::read(p, get("device"));
     let log = self::log::read(p, get("log"));
     let rules = rules::read(p, get("rules"));
@@ -462,6 +467,8 @@ secret = "0123456789abcdef0123"
 [revocation]
 watch_for = "2h"
 terminate_connections = false
+require_signin = true
+signin_wait = "3s"
 [device]
 enabled = false
 [log]
@@ -536,7 +543,9 @@ everyone = true
             c.revocation,
             RevocationConfig {
                 watch_for: Duration::from_secs(7200),
-                terminate_connections: false
+                terminate_connections: false,
+                require_signin: true,
+                signin_wait: Duration::from_secs(3),
             }
         );
     }

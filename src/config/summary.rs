@@ -154,6 +154,18 @@ impl Config {
                 "off (no [webhooks]): changes are seen by the sweep"
             }
         );
+        let _ = writeln!(
+            s,
+            "         {}",
+            if revocation.require_signin {
+                format!(
+                    "channels signed only for connections signed in as the same person (pusher.signin()), awaited up to {}",
+                    format_duration(revocation.signin_wait)
+                )
+            } else {
+                "channels signed for connections whether or not they signed in (require_signin = false): hosted Pusher cannot end those that did not".to_owned()
+            }
+        );
         let rules = self.rules.rules();
         if rules.is_empty() {
             let _ = writeln!(s, "rules:   none: every channel will be denied");

@@ -23,6 +23,8 @@
 //! - [`pages`]: the home page, assets, liveness.
 //! - [`webhook`]: `POST /github/webhook`, GitHub's deliveries.
 //! - [`reload`]: `SIGHUP`: the file read again, the rules swapped live.
+//! - [`signins`]: which Pusher connections signed in, and as whom, for
+//!   `revocation.require_signin`; channel requests waiting for a sign-in.
 //! - [`router`]: every route and the layers around them.
 //! - [`serve`]: the bounded accept loop, the metrics routes, the signals.
 
@@ -41,6 +43,7 @@ pub mod refresh;
 pub mod reload;
 pub mod router;
 pub mod serve;
+pub mod signins;
 pub mod state;
 pub mod tokens;
 pub mod webhook;

@@ -3,8 +3,11 @@
 //! The order of checks is the contract: the origin, then the body (413 past
 //! [`MAX_BODY_BYTES`], 400 for anything malformed, naming the field), then
 //! the session (401), then the person's current membership (401 if GitHub
-//! revoked the token, 503 if it cannot be known), then the rules (403), and
-//! only then a signature.
+//! revoked the token, 503 if it cannot be known), then, with
+//! `revocation.require_signin`, the socket's sign-in as that person (403,
+//! once per request, after waiting up to `revocation.signin_wait` for it;
+//! see [`super::signins`]), then the rules (403), and only then a
+//! signature.
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
@@ -29,6 +32,7 @@ use super::error::ApiError;
 use super::extract::{Credential, caller_with, client_addr_of, current_identity};
 use super::form::{self, Format, form_fields, only};
 use super::limits::Key;
+use super::signins::SignedIn;
 use super::state::AppState;
 use crate::channel::{ChannelKind, ChannelName, InputError, MAX_USER_INFO_BYTES, SocketId};
 use crate::config::Config;
@@ -520,6 +524,64 @@ fn kind_label(kind: ChannelKind) -> &'static str {
     }
 }
 
+/// What a channel request for a socket that did not sign in in time is
+/// told, under `revocation.require_signin`.
+pub const SIGN_IN_FIRST: &str = "sign in first: call pusher.signin() before subscribing";
+
+/// With `revocation.require_signin`: refuses the request unless `socket_id`
+/// is signed in as the person who asks, waiting up to
+/// `revocation.signin_wait` for a sign-in that has not come yet (pusher-js
+/// sends it beside the subscriptions, in either order). Once per request,
+/// however many channels it holds. A person `[signin]` refuses is told at
+/// once: their sign-in can never come.
+async fn signed_in_first(
+    state: &AppState,
+    config: &Config,
+    membership: &Membership,
+    socket_id: &SocketId,
+) -> Result<(), ApiError> {
+    let person = &membership.person;
+    let admitted = config
+        .signin
+        .as_ref()
+        .is_some_and(|conditions| conditions.admit(person));
+    let (reason, message, detail) = if admitted {
+        let wait = config.revocation.signin_wait;
+        match state.signins.wait(socket_id, person.id, wait).await {
+            SignedIn::Same => return Ok(()),
+            SignedIn::Other(other) => (
+                "other_person",
+                "this connection is signed in as another GitHub account: sign in with pusher.signin() on a connection of your own, then subscribe",
+                format!("the socket is signed in as GitHub id {other}"),
+            ),
+            SignedIn::Late => (
+                "late",
+                SIGN_IN_FIRST,
+                "the socket did not sign in within revocation.signin_wait".to_owned(),
+            ),
+            SignedIn::Busy => (
+                "busy",
+                SIGN_IN_FIRST,
+                "the socket is not signed in, and too many requests wait for a sign-in already"
+                    .to_owned(),
+            ),
+        }
+    } else {
+        (
+            "not_admitted",
+            "you may not sign in to this Pusher app ([signin]), and this gateway signs channels only for connections that signed in",
+            "[signin] refuses them".to_owned(),
+        )
+    };
+    state.metrics.signin_refusal(reason);
+    // Once a minute per person and reason, however many sockets.
+    state.quiet.info(
+        "channels refused: revocation.require_signin",
+        format!("{} (id {}): {detail}", person.login, person.id),
+    );
+    Err(ApiError::new(StatusCode::FORBIDDEN, message))
+}
+
 /// `POST /pusher/auth`: channel authorization, single or batch.
 pub async fn channel_auth(
     State(state): State<AppState>,
@@ -536,6 +598,9 @@ pub async fn channel_auth(
     } = accept(&state, session, request).await?;
     let request = parse_request(&headers, &body)?;
     let (membership, identity) = who(&state, &config, &credential, addr).await?;
+    if config.revocation.require_signin {
+        signed_in_first(&state, &config, &membership, &request.socket_id).await?;
+    }
     let signing = Signing {
         state: &state,
         membership: &membership,
@@ -621,6 +686,7 @@ pub async fn user_auth(
     let data = UserData::new(&user.id.to_string(), Some(&user_info(user)))
         .map_err(|e| ApiError::internal(format!("user data of {}: {e}", user.login)))?;
     let answer = state.signer.authenticate_user(&socket_id, &data);
+    state.signins.signed_in(&socket_id, person.id);
     state.metrics.decision("user", "allow");
     tracing::info!(
         login = %person.login,

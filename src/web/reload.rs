@@ -3,8 +3,9 @@
 //!
 //! An invalid file changes nothing; each of its problems is logged with its
 //! key and line. A valid one replaces `[[rules]]`, `[signin]`, `[limits]`,
-//! `cache.membership_ttl`, `cache.stale_grace` and `server.allowed_origins`
-//! in one atomic swap: a request in flight finishes on the configuration it
+//! `cache.membership_ttl`, `cache.stale_grace`, `server.allowed_origins`,
+//! `revocation.require_signin` and `revocation.signin_wait` in one atomic
+//! swap: a request in flight finishes on the configuration it
 //! began with, and no connection or session is dropped. Every other key
 //! keeps its running value until a restart, and each that changed is named
 //! in the log. Then live grants are re-evaluated, so a removed rule ends
@@ -69,6 +70,8 @@ impl AppState {
         next.cache.stale_grace = new.cache.stale_grace;
         next.server.allowed_origins = new.server.allowed_origins;
         next.device = new.device;
+        next.revocation.require_signin = new.revocation.require_signin;
+        next.revocation.signin_wait = new.revocation.signin_wait;
         let limits_changed = next.limits != old.limits;
         drop(old);
         let next = Arc::new(next);

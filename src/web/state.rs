@@ -10,6 +10,7 @@ use oauth2::{EndpointNotSet, EndpointSet};
 
 use super::limits::{Limiter, QuietLog};
 use super::memo::{DevicePolls, RequestIds, SeenDeliveries, SpentStates};
+use super::signins::Signins;
 use crate::clock::Clock;
 use crate::config::{Config, LimitsConfig};
 use crate::crypto::Keys;
@@ -88,6 +89,9 @@ pub struct Shared {
     pub deliveries: SeenDeliveries,
     /// GitHub token refreshes done or under way, one per refresh token.
     pub refreshes: super::refresh::Refreshes,
+    /// Pusher connections signed in through `/pusher/user-auth`, and the
+    /// channel requests waiting for one (`revocation.require_signin`).
+    pub signins: Signins,
 }
 
 impl std::ops::Deref for Shared {
@@ -131,6 +135,7 @@ impl AppState {
             quiet: QuietLog::default(),
             deliveries: SeenDeliveries::default(),
             refreshes: super::refresh::Refreshes::default(),
+            signins: Signins::new(config.revocation.watch_for),
             parts,
             config: ArcSwap::from_pointee(config),
         }))

@@ -1,6 +1,7 @@
 //! Against software nobody here wrote: Pusher's official Node SDK as a
-//! signature oracle. These tests need Node and `npm ci` in `interop/`; plain
-//! `cargo test` reports them as ignored, `.ci/run` runs them.
+//! signature oracle, and pusher-js on sockudo (a Pusher-protocol server).
+//! These tests need Node and `npm ci` in `interop/`; plain `cargo test`
+//! reports them as ignored, `.ci/run` runs them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -224,9 +225,15 @@ async fn the_device_login_example_subscribes_with_a_bearer_token_and_no_cookie()
         "examples/device-login/node_modules is missing: run `npm ci` there (.ci/run does)"
     );
     let sockudo = sockudo_host();
-    let demo = demo::start("127.0.0.1:0".parse().unwrap(), &sockudo.parse().unwrap())
-        .await
-        .unwrap();
+    // The example signs in before it subscribes, so it works where the
+    // gateway signs channels only for connections that did.
+    let demo = demo::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        &sockudo.parse().unwrap(),
+        |c| c.revocation.require_signin = true,
+    )
+    .await
+    .unwrap();
     // The person approves on GitHub at once; the example may poll at once.
     demo.github.set_auto_consent(Some("ada"));
     demo.github.set_device_timing(Duration::from_secs(900), 0);
@@ -244,9 +251,15 @@ async fn the_device_login_example_subscribes_with_a_bearer_token_and_no_cookie()
 #[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO), Chromium and interop/node_modules; .ci/run runs it"]
 async fn a_real_browser_logs_in_and_its_page_subscribes() {
     let sockudo = sockudo_host();
-    let demo = demo::start("127.0.0.1:0".parse().unwrap(), &sockudo.parse().unwrap())
-        .await
-        .unwrap();
+    // The page signs in before it subscribes, so it works where the gateway
+    // signs channels only for connections that did.
+    let demo = demo::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        &sockudo.parse().unwrap(),
+        |c| c.revocation.require_signin = true,
+    )
+    .await
+    .unwrap();
     let mut args = Vec::new();
     if let Ok(path) = std::env::var("CHANNELGATE_SCREENSHOT") {
         args = vec!["--screenshot".to_owned(), path];
@@ -400,4 +413,34 @@ async fn pusher_js_stays_connected_across_a_github_token_expiry() {
         demo.github.refreshes() >= 1,
         "the gateway refreshed the token"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs sockudo with the demo app (CHANNELGATE_TEST_SOCKUDO) and interop/node_modules; .ci/run runs it"]
+async fn under_require_signin_pusher_js_subscribes_only_after_signing_in() {
+    const WAIT: Duration = Duration::from_secs(1);
+    let sockudo = sockudo_host();
+    let demo = demo::start_with(
+        "127.0.0.1:0".parse().unwrap(),
+        &sockudo.parse().unwrap(),
+        |c| {
+            c.revocation.require_signin = true;
+            c.revocation.signin_wait = WAIT;
+        },
+    )
+    .await
+    .unwrap();
+    // ada: in acme, whom the demo's [signin] admits; team acme/secret-agents.
+    let ada = Browser::new()
+        .login_at(&demo.url, &demo.github, "ada")
+        .await;
+    let mut env = demo_pusher_env(&sockudo);
+    env.extend([
+        ("GATEWAY_URL", demo.url.clone()),
+        ("COOKIE", format!("channelgate={ada}")),
+        ("LOGIN", "ada".into()),
+        ("CHANNEL", "private-supersecretchat".into()),
+        ("SIGNIN_WAIT_MS", WAIT.as_millis().to_string()),
+    ]);
+    node_async("signin.mjs", vec![], env).await;
 }
