@@ -2,10 +2,11 @@
 //! that went out.
 //!
 //! Only a demo and test tool: GitHub has no such page (an organization's
-//! owner makes these changes in its settings). It has no authentication and
-//! no CSRF protection beyond what the consent page has (`x-frame-options:
-//! deny`), so it belongs on loopback only, as the demo serves it. `GET`
-//! changes nothing; each form `POST`s one [`Change`], made through
+//! owner makes these changes in its settings). It has no authentication, so
+//! it belongs on loopback only, as the demo serves it; a form posted from
+//! another site (a page open in the same browser) is refused by its `Origin`
+//! or `Sec-Fetch-Site`, and the page cannot be framed. `GET` changes
+//! nothing; each form `POST`s one [`Change`], made through
 //! [`GithubStandIn::announce`].
 
 use super::*;
@@ -64,7 +65,20 @@ pub(crate) async fn admin_get(State(s): State<GithubStandIn>, uri: Uri) -> Respo
 /// `POST /admin`: makes one change, then redirects (`303`) to the page
 /// with a message saying what happened; `400` for a form it cannot make
 /// sense of (nothing is changed then).
-pub(crate) async fn admin_post(State(s): State<GithubStandIn>, body: Bytes) -> Response {
+pub(crate) async fn admin_post(
+    State(s): State<GithubStandIn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(from) = s.foreign_poster(&headers) {
+        return message_page(
+            StatusCode::FORBIDDEN,
+            "Forbidden · GitHub stand-in",
+            "Forbidden",
+            "This form may only be posted from the admin page itself.",
+            Some(&from),
+        );
+    }
     let params = Params::parse(&String::from_utf8_lossy(&body));
     let change = match s.admin_change(&params) {
         Ok(change) => change,
@@ -112,6 +126,23 @@ pub(crate) async fn admin_post(State(s): State<GithubStandIn>, body: Bytes) -> R
 }
 
 impl GithubStandIn {
+    /// Where a post came from, when that is another site: an `Origin`
+    /// other than the stand-in's own (`null` included), or a browser's
+    /// `Sec-Fetch-Site` saying so. Tools that send neither are let through.
+    fn foreign_poster(&self, headers: &HeaderMap) -> Option<String> {
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        if let Some(site) = header("sec-fetch-site")
+            && !matches!(site, "same-origin" | "none")
+        {
+            return Some(format!("Sec-Fetch-Site: {site}"));
+        }
+        let origin = header("origin")?;
+        let own = url::Url::parse(&self.base_url())
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
+        (origin != own).then(|| format!("Origin: {origin}"))
+    }
+
     /// The change a form asks for, or why it makes no sense (and the value
     /// at fault).
     fn admin_change(&self, p: &Params) -> Result<Change, (&'static str, Option<String>)> {

@@ -732,3 +732,56 @@ async fn a_nested_admin_page_redirects_under_its_prefix() {
         "{location}"
     );
 }
+
+#[tokio::test]
+async fn an_admin_post_from_another_site_is_refused_and_changes_nothing() {
+    // A page open in the browser of someone running the demo must not be
+    // able to change memberships (and fire signed webhooks) by posting a
+    // form here: browsers say where a form post comes from.
+    let s = standin().await;
+    let (url, inbox) = receiver().await;
+    s.set_webhook(target(&url));
+    let alice = token_for(&s, "alice").await;
+    let form = [
+        ("action", "remove-team"),
+        ("login", "alice"),
+        ("org", "wonderland"),
+        ("slug", "tea-party"),
+    ];
+    for (origin, fetch_site) in [
+        (Some("https://evil.example"), None),
+        (Some("null"), None),
+        (None, Some("cross-site")),
+        (Some("https://evil.example"), Some("cross-site")),
+    ] {
+        let mut request = http().post(format!("{}/admin", s.web_url())).form(&form);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = fetch_site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), 403, "{origin:?} {fetch_site:?}");
+    }
+    assert_eq!(
+        teams(&s, &alice).await,
+        ["wonderland/tea-party", "wonderland/croquet"]
+    );
+    assert!(received(&inbox).is_empty(), "no webhook went out");
+    // Its own page's forms, and tools that send no Origin, still work.
+    let own = reqwest::Url::parse(&s.web_url())
+        .unwrap()
+        .origin()
+        .ascii_serialization();
+    let r = http()
+        .post(format!("{}/admin", s.web_url()))
+        .header("origin", own)
+        .header("sec-fetch-site", "same-origin")
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(teams(&s, &alice).await, ["wonderland/croquet"]);
+}
