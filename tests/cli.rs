@@ -861,7 +861,8 @@ fn check_config_warns_naming_each_rule_that_admits_people_signin_does_not() {
         );
     }
     assert!(!err.contains("rules[5]"), "{err}");
-    assert_eq!(err.lines().count(), 6, "{err}");
+    let rules = err.lines().filter(|l| l.starts_with("warning: rules["));
+    assert_eq!(rules.count(), 6, "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -891,6 +892,33 @@ fn serve_logs_each_signin_warning_as_it_starts() {
             && l.contains("rules[1]")
             && l.contains("\"private-user-{login}\" admits anyone its placeholders fit")),
         "{log}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn check_config_warns_about_a_file_holding_secrets_that_others_may_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, path) = edited_repo_config("readable-secrets", |base| format!("{base}\n# a copy\n"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = channelgate(&["check-config", "--config", &path]);
+    assert_eq!(out.status.code(), Some(0), "a warning, not a refusal");
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("warning: (file): holds pusher.secret"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.contains("mode 644") && line.contains("chmod 600"),
+        "{line}"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = channelgate(&["check-config", "--config", &path]);
+    assert!(
+        !stderr(&out).contains("warning: (file)"),
+        "{}",
+        stderr(&out)
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

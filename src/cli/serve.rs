@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::app::{self, StartError};
+use crate::config::file_warnings;
 use crate::session::StoreError;
 
 pub fn run(config: Option<PathBuf>) -> ExitCode {
@@ -16,7 +17,7 @@ pub fn run(config: Option<PathBuf>) -> ExitCode {
     };
     // Each decision is logged at info; `[log]` chooses the format.
     super::init_logging_as(config.log.format, &config.log.level);
-    for w in config.warnings() {
+    for w in config.warnings().into_iter().chain(file_warnings(&path)) {
         tracing::warn!(key = %w.key, "{}", w.message);
     }
     let file = super::absolute(&path);

@@ -44,6 +44,7 @@ mod session;
 mod signin;
 mod summary;
 mod syntax;
+mod warnings;
 mod webhooks;
 
 pub use self::cache::CacheConfig;
@@ -56,6 +57,7 @@ pub use self::pusher::{HostPort, PusherConfig};
 pub use self::revocation::{MAX_SIGNIN_WAIT, RevocationConfig};
 pub use self::server::ServerConfig;
 pub use self::session::{SessionConfig, SessionStore, redact_url};
+pub use self::warnings::file_warnings;
 pub use self::webhooks::WebhooksConfig;
 use check::Problems;
 

@@ -7,7 +7,7 @@
 //! only subscribed keeps its channels for as long as it stays open. It
 //! needs `[signin]` (nobody could sign in without it) and a `watch_for`
 //! (sign-ins are remembered that long); a rule that admits people
-//! `[signin]` does not is a warning (see [`Config::warnings`]).
+//! `[signin]` does not is a warning (see [`Config::signin_warnings`]).
 
 use std::time::Duration;
 
@@ -180,7 +180,7 @@ impl Config {
     /// its placeholders alone (`private-user-{login}`), is outside any
     /// narrower `[signin]`; a user who is in fact a member of a listed org
     /// is still warned about.
-    pub fn warnings(&self) -> Vec<Problem> {
+    pub(super) fn signin_warnings(&self) -> Vec<Problem> {
         let (true, Some(signin)) = (self.revocation.require_signin, &self.signin) else {
             return Vec::new();
         };
@@ -206,7 +206,7 @@ impl Config {
 }
 
 /// Whom `rule` admits that `signin` may not, in words; `None` when every
-/// condition of the rule is admitted by name (see [`Config::warnings`]).
+/// condition of the rule is admitted by name (see [`Config::signin_warnings`]).
 fn outside_signin(rule: &Rule, signin: &Conditions) -> Option<String> {
     if signin.everyone {
         return None;
@@ -287,7 +287,10 @@ mod tests {
         .unwrap();
         assert!(c.revocation.require_signin);
         assert_eq!(c.revocation.signin_wait, Duration::from_secs(2));
-        assert!(c.warnings().is_empty(), "no rules, nothing to warn about");
+        assert!(
+            c.signin_warnings().is_empty(),
+            "no rules, nothing to warn about"
+        );
     }
 
     #[test]
@@ -372,7 +375,7 @@ require_signin = true
         ));
         let c = parse(&text).unwrap_or_else(|e| panic!("{e}"));
         let warned: Vec<(String, String)> = c
-            .warnings()
+            .signin_warnings()
             .into_iter()
             .map(|w| (w.key, w.message))
             .collect();
@@ -400,17 +403,17 @@ require_signin = true
         );
         // Without require_signin, nothing to warn about.
         let off = parse(&text.replace("require_signin = true", "require_signin = false")).unwrap();
-        assert!(off.warnings().is_empty());
+        assert!(off.signin_warnings().is_empty());
         // [signin] everyone = true admits whoever any rule does.
         let everyone = parse(&text.replace(SIGNIN, "[signin]\neveryone = true\n")).unwrap();
-        assert!(everyone.warnings().is_empty());
+        assert!(everyone.signin_warnings().is_empty());
         // Teams are admitted by their org or by name.
         let teams = parse(&text.replace(
             SIGNIN,
             "[signin]\norgs = [\"acme\"]\nteams = [\"Globex/OPS\"]\nusers = [\"octocat\"]\n",
         ))
         .unwrap();
-        let keys: Vec<String> = teams.warnings().into_iter().map(|w| w.key).collect();
+        let keys: Vec<String> = teams.signin_warnings().into_iter().map(|w| w.key).collect();
         assert_eq!(keys, ["rules[2]", "rules[3]"]);
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! Anyone can register a free GitHub login, or create an org, be its active
 //! member and create any team in it, so `{login}`, `{org}` and `{team}` can
-//! be filled with any name an attacker picks (only `{id}` cannot be chosen).
-//! With `private-user-{login}` beside `private-user-admins`, whoever
-//! registers the login `admins` is given the admins' channel. This module
-//! finds such pairs before the gateway serves a single request.
+//! be filled with any name an attacker picks. `{id}` cannot be chosen, but
+//! every small id belongs to someone: `private-inbox-{id}` beside a team's
+//! `private-inbox-1` hands the team's inbox to GitHub's user 1. With
+//! `private-user-{login}` beside `private-user-admins`, whoever registers
+//! the login `admins` is given the admins' channel. This module finds such
+//! pairs before the gateway serves a single request.
 //!
 //! Two rules A and B collide when some channel matched by both could be
 //! produced by filling A's `{login}` or `{org}` with attacker-chosen values
@@ -58,15 +60,31 @@ impl std::fmt::Display for Collision {
         let names: Vec<String> = self
             .names
             .iter()
+            .filter(|(p, _)| *p != Placeholder::Id)
             .map(|(p, v)| format!("{} {v:?}", chosen(*p)))
             .collect();
+        let id = self.names.iter().find(|(p, _)| *p == Placeholder::Id);
+        let (who, why) = match id {
+            None => (
+                format!("whoever registers {}", names.join(" and ")),
+                "anyone can register a free GitHub login, or create an org and any team in it",
+            ),
+            Some((_, id)) if names.is_empty() => (
+                format!("the GitHub user with id {id}"),
+                "every small id belongs to someone",
+            ),
+            Some((_, id)) => (
+                format!(
+                    "the GitHub user with id {id}, registering {}",
+                    names.join(" and ")
+                ),
+                "every small id belongs to someone, and anyone can register a free GitHub login, or create an org and any team in it",
+            ),
+        };
         write!(
             f,
-            "whoever registers {} gets {:?} through rules[{}], a channel rules[{}] also matches (anyone can register a free GitHub login, or create an org and any team in it); give the rules distinct prefixes",
-            names.join(" and "),
-            self.channel,
-            self.filled,
-            self.other
+            "{who} gets {:?} through rules[{}], a channel rules[{}] also matches ({why}); give the rules distinct prefixes",
+            self.channel, self.filled, self.other
         )?;
         if let Some(s) = &self.suggestion {
             write!(f, ", such as {s:?} for rules[{}]", self.filled)?;
@@ -107,11 +125,11 @@ pub fn find(patterns: &[&Pattern]) -> Vec<Collision> {
     found
 }
 
-/// A channel that `filled`, with attacker-chosen names, and `other` both
-/// match without `other` binding those names to the same places; with the
-/// names. `None` when there is none.
+/// A channel that `filled`, with attacker-chosen names (or someone's id),
+/// and `other` both match without `other` binding those values to the same
+/// places; with the values. `None` when there is none.
 pub fn witness(filled: &Pattern, other: &Pattern) -> Option<(String, Vec<(Placeholder, String)>)> {
-    let tracked: Vec<Placeholder> = [Placeholder::Login, Placeholder::Org]
+    let tracked: Vec<Placeholder> = [Placeholder::Login, Placeholder::Org, Placeholder::Id]
         .into_iter()
         .filter(|&p| filled.has(p))
         .collect();
@@ -125,12 +143,10 @@ pub fn witness(filled: &Pattern, other: &Pattern) -> Option<(String, Vec<(Placeh
 /// before its first chosen placeholder turned into a `.`, which no GitHub
 /// name contains (`private-user-{login}` becomes `private-user.{login}`).
 fn suggest(filled: &Pattern, other: &Pattern) -> Option<String> {
-    let first = filled.segments.iter().position(|s| {
-        matches!(
-            s,
-            Segment::Var(Placeholder::Login | Placeholder::Org | Placeholder::Team)
-        )
-    })?;
+    let first = filled
+        .segments
+        .iter()
+        .position(|s| matches!(s, Segment::Var(_)))?;
     let mut source = String::new();
     for (i, segment) in filled.segments.iter().enumerate() {
         match segment {
@@ -155,6 +171,9 @@ fn suggest(filled: &Pattern, other: &Pattern) -> Option<String> {
     let fixed = Pattern::parse(&source).ok()?;
     (witness(&fixed, other).is_none() && witness(other, &fixed).is_none()).then_some(source)
 }
+
+/// A channel both patterns match, and the values that fill it.
+type Witness = (String, Vec<(Placeholder, String)>);
 
 /// One pattern as a sequence of tokens: a literal character or a placeholder.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -237,6 +256,8 @@ impl Automaton {
             None => {}
             Some(Token::Char(l)) if *l == c => out.push((State::At(k + 1), events)),
             Some(Token::Char(_)) => {}
+            // An id never starts with a zero.
+            Some(Token::Var(Placeholder::Id)) if c == b'0' => {}
             Some(Token::Var(p)) if fits(*p, c) => {
                 events.started = Some(*p);
                 out.push((State::In(k, 1), events));
@@ -264,10 +285,72 @@ impl Automaton {
     }
 }
 
-/// A name as GitHub would allow it: no `-` or `_` at either end.
-fn plausible(name: &str) -> bool {
+/// A value as GitHub would give it: a name with no `-` or `_` at either
+/// end (an id's leading zero is never read at all).
+fn plausible((p, value): &(Placeholder, String)) -> bool {
     let edge = ['-', '_'];
-    !name.starts_with(edge) && !name.ends_with(edge)
+    *p == Placeholder::Id || !value.starts_with(edge) && !value.ends_with(edge)
+}
+
+/// Whether `other` can read `channel` as someone else's than the one the
+/// `names` fill in: some reading of it binds a named placeholder to
+/// another value, or not at all. (The search tracks where values start
+/// and end, not what they are: `a{login}` and `{login}a` both read `aa`
+/// with the login `a`, which is no witness; `aba` is.)
+fn someone_elses(other: &Pattern, channel: &str, names: &[(Placeholder, String)]) -> bool {
+    readings(other, channel).iter().any(|reading| {
+        names
+            .iter()
+            .any(|(p, v)| reading.get(p).is_none_or(|w| !w.eq_ignore_ascii_case(v)))
+    })
+}
+
+/// Every way `pattern` reads `channel` for *some* person: the values of
+/// its placeholders, by plain backtracking over GitHub's alphabets.
+fn readings(pattern: &Pattern, channel: &str) -> Vec<HashMap<Placeholder, String>> {
+    fn go(
+        segs: &[Segment],
+        star: bool,
+        rest: &str,
+        got: &mut HashMap<Placeholder, String>,
+        out: &mut Vec<HashMap<Placeholder, String>>,
+    ) {
+        let Some((first, more)) = segs.split_first() else {
+            if star || rest.is_empty() {
+                out.push(got.clone());
+            }
+            return;
+        };
+        match first {
+            Segment::Literal(l) => {
+                if let Some(after) = rest.strip_prefix(l.as_str()) {
+                    go(more, star, after, got, out);
+                }
+            }
+            Segment::Var(p) => {
+                for len in 1..=rest.len().min(usize::from(longest(*p))) {
+                    let value = &rest[..len];
+                    if !value.chars().all(|c| p.may_contain(c)) {
+                        break;
+                    }
+                    got.insert(*p, value.to_owned());
+                    go(more, star, &rest[len..], got, out);
+                    got.remove(p);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if crate::channel::kind_of(channel) == pattern.kind() {
+        go(
+            &pattern.segments,
+            pattern.star,
+            channel,
+            &mut HashMap::new(),
+            &mut out,
+        );
+    }
+    out
 }
 
 /// How a tracked placeholder of the filled pattern stands against the other.
@@ -290,10 +373,12 @@ struct Node {
     /// Characters of `private-encrypted-` matched so far; `u8::MAX` once
     /// the channel left that prefix. Only for `private-` patterns.
     encrypted: u8,
-    mirror: [Mirror; 2],
+    mirror: [Mirror; 3],
 }
 
 struct Search {
+    /// The other pattern, to check a witness's values.
+    other: Pattern,
     a: Automaton,
     b: Automaton,
     tracked: Vec<Placeholder>,
@@ -303,6 +388,7 @@ struct Search {
 impl Search {
     fn new(filled: &Pattern, other: &Pattern, tracked: Vec<Placeholder>) -> Self {
         Self {
+            other: other.clone(),
             a: Automaton::of(filled),
             b: Automaton::of(other),
             tracked,
@@ -310,7 +396,7 @@ impl Search {
         }
     }
 
-    fn update(&self, mirror: &mut [Mirror; 2], a: Events, b: Events) {
+    fn update(&self, mirror: &mut [Mirror; 3], a: Events, b: Events) {
         for (i, &p) in self.tracked.iter().enumerate() {
             let m = &mut mirror[i];
             let (a_end, b_end) = (a.ended == Some(p), b.ended == Some(p));
@@ -330,8 +416,27 @@ impl Search {
         }
     }
 
-    /// Breadth-first over the product, so the witness is a shortest channel.
-    fn run(&self) -> Option<(String, Vec<(Placeholder, String)>)> {
+    /// A witness: the first real one of a search in the alphabet's order,
+    /// then of one starting at its second letter. (The search merges
+    /// channels that leave both automata in the same state, so `aaa` can
+    /// hide `aba`; another order finds that one first.) The pair is refused
+    /// whatever the witness; only the example shown depends on this.
+    fn run(&self) -> Option<Witness> {
+        let mut rotated = ALPHABET.to_vec();
+        rotated.rotate_left(1);
+        match self.search(ALPHABET) {
+            Some((found, true)) => Some(found),
+            Some((found, false)) => match self.search(&rotated) {
+                Some((better, true)) => Some(better),
+                _ => Some(found),
+            },
+            None => None,
+        }
+    }
+
+    /// Breadth-first over the product, so the witness is a shortest channel;
+    /// with whether it is a real one.
+    fn search(&self, alphabet: &[u8]) -> Option<(Witness, bool)> {
         let start = Node {
             a: State::At(0),
             b: State::At(0),
@@ -340,7 +445,7 @@ impl Search {
             } else {
                 u8::MAX
             },
-            mirror: [Mirror::Before; 2],
+            mirror: [Mirror::Before; 3],
         };
         // How each node was first reached: its parent, the character read
         // and what the filled pattern did with it.
@@ -348,20 +453,22 @@ impl Search {
         let mut depth: HashMap<Node, usize> = HashMap::from([(start, 0)]);
         let mut queue = VecDeque::from([start]);
         let (mut a_moves, mut b_moves) = (Vec::new(), Vec::new());
-        // A witness whose names begin or end with `-` or `_` (which GitHub
-        // refuses) is kept only in case no other turns up.
+        // A witness GitHub could not give (a name that begins or ends with
+        // `-` or `_`, an id with a leading zero), or one the other pattern
+        // reads as the same person's, is kept only in case no other turns up:
+        // the pair is refused either way, but the message shows a real one.
         let mut awkward = None;
         while let Some(node) = queue.pop_front() {
             if let Some(found) = self.accepted(node, &parent) {
-                if found.1.iter().all(|(_, name)| plausible(name)) {
-                    return Some(found);
+                if found.1.iter().all(plausible) && someone_elses(&self.other, &found.0, &found.1) {
+                    return Some((found, true));
                 }
                 awkward.get_or_insert(found);
             }
             if depth[&node] == MAX_CHANNEL_NAME_LEN {
                 continue;
             }
-            for &c in ALPHABET {
+            for &c in alphabet {
                 let encrypted = match node.encrypted {
                     u8::MAX => u8::MAX,
                     n if ENCRYPTED[usize::from(n)] == c => n + 1,
@@ -393,7 +500,7 @@ impl Search {
                 }
             }
         }
-        awkward
+        awkward.map(|found| (found, false))
     }
 
     /// At an accepting node that shows a chosen name, the channel and names.
@@ -421,9 +528,7 @@ impl Search {
         let mut names: Vec<(Placeholder, String)> = Vec::new();
         let mut open: Option<(Placeholder, usize)> = None;
         let mut close = |open: &mut Option<(Placeholder, usize)>, end: usize| {
-            if let Some((p, from)) = open.take()
-                && p != Placeholder::Id
-            {
+            if let Some((p, from)) = open.take() {
                 names.push((p, channel[from..end].to_owned()));
             }
         };
@@ -513,7 +618,10 @@ mod tests {
             ("private-{login}", "private-encrypted-inbox-{id}"),
             ("private-{login}", "private-encrypted-supersecretchat"),
             ("private-user.{login}", "private-user-admins"),
-            ("private-inbox-{id}", "private-inbox-5"),
+            ("private-inbox-{id}", "private-inbox-admins"),
+            // No GitHub id has a leading zero.
+            ("private-inbox-{id}", "private-inbox-05"),
+            ("private-inbox-{id}", "private-inbox-{id}"),
         ] {
             assert_eq!(collides(a, b), None, "{a} beside {b}");
         }
@@ -531,6 +639,34 @@ mod tests {
     }
 
     #[test]
+    fn an_id_beside_a_number_it_could_be_is_refused() {
+        // GitHub's user 5 would get the team's inbox.
+        let c = collides("private-inbox-{id}", "private-inbox-5").expect("refused");
+        assert_eq!(
+            (c.filled, c.other, c.channel.as_str()),
+            (0, 1, "private-inbox-5")
+        );
+        assert_eq!(
+            c.to_string(),
+            r#"the GitHub user with id 5 gets "private-inbox-5" through rules[0], a channel rules[1] also matches (every small id belongs to someone); give the rules distinct prefixes, such as "private-inbox.{id}" for rules[0]"#
+        );
+        assert!(collides("private-{id}.inbox", "private-1*").is_some());
+    }
+
+    #[test]
+    fn a_witness_is_someone_elses_channel_not_the_shortest_reading() {
+        // Both read "private-encrypted-aa" as the login "a"'s: no witness.
+        let c = collides("private-encrypted-a{login}", "private-encrypted-{login}a").unwrap();
+        let other = pattern("private-encrypted-{login}a");
+        assert!(
+            someone_elses(&other, &c.channel, &c.names),
+            "{} with {:?}",
+            c.channel,
+            c.names
+        );
+    }
+
+    #[test]
     fn the_message_names_both_rules_the_name_and_a_fix() {
         let c = collides("private-user-{login}", "private-user-admins").unwrap();
         assert_eq!(
@@ -542,54 +678,6 @@ mod tests {
     }
 
     // ---- an independent oracle for the property test ----------------------
-
-    /// Every way `pattern` reads `channel` for *some* person: the values of
-    /// its placeholders, by plain backtracking over GitHub's alphabets.
-    fn readings(pattern: &Pattern, channel: &str) -> Vec<HashMap<Placeholder, String>> {
-        fn go(
-            segs: &[Segment],
-            star: bool,
-            rest: &str,
-            got: &mut HashMap<Placeholder, String>,
-            out: &mut Vec<HashMap<Placeholder, String>>,
-        ) {
-            let Some((first, more)) = segs.split_first() else {
-                if star || rest.is_empty() {
-                    out.push(got.clone());
-                }
-                return;
-            };
-            match first {
-                Segment::Literal(l) => {
-                    if let Some(after) = rest.strip_prefix(l.as_str()) {
-                        go(more, star, after, got, out);
-                    }
-                }
-                Segment::Var(p) => {
-                    for len in 1..=rest.len().min(usize::from(longest(*p))) {
-                        let value = &rest[..len];
-                        if !value.chars().all(|c| p.may_contain(c)) {
-                            break;
-                        }
-                        got.insert(*p, value.to_owned());
-                        go(more, star, &rest[len..], got, out);
-                        got.remove(p);
-                    }
-                }
-            }
-        }
-        let mut out = Vec::new();
-        if kind_of(channel) == pattern.kind() {
-            go(
-                &pattern.segments,
-                pattern.star,
-                channel,
-                &mut HashMap::new(),
-                &mut out,
-            );
-        }
-        out
-    }
 
     /// A channel the attacker gets through `filled` by choosing `names`
     /// that `other` grants to someone bound otherwise.
@@ -625,7 +713,11 @@ mod tests {
         };
         readings(other, &channel)
             .iter()
-            .any(|r| !(same(r, Placeholder::Login) && same(r, Placeholder::Org)))
+            .any(|r| {
+                !(same(r, Placeholder::Login)
+                    && same(r, Placeholder::Org)
+                    && same(r, Placeholder::Id))
+            })
             .then_some(channel)
     }
 
@@ -694,7 +786,7 @@ mod tests {
                 }), "{} does not read {} with {:?}", filled, c.channel, c.names);
                 let names: HashMap<Placeholder, &String> = c.names.iter().map(|(p, v)| (*p, v)).collect();
                 prop_assert!(readings(other, &c.channel).iter().any(|r| {
-                    [Placeholder::Login, Placeholder::Org].iter().any(|p| {
+                    [Placeholder::Login, Placeholder::Org, Placeholder::Id].iter().any(|p| {
                         names.get(p).is_some_and(|v| r.get(p).is_none_or(|w| !w.eq_ignore_ascii_case(v)))
                     })
                 }), "{} beside {}: {} is no witness", filled, other, c.channel);

@@ -238,6 +238,11 @@ impl Pattern {
         self.segments.iter().any(|s| matches!(s, Segment::Var(_)))
     }
 
+    /// Whether the pattern ends with `*`.
+    pub fn is_wildcard(&self) -> bool {
+        self.star
+    }
+
     /// Whether the pattern holds `placeholder`.
     pub fn has(&self, placeholder: Placeholder) -> bool {
         self.segments.contains(&Segment::Var(placeholder))
