@@ -96,6 +96,7 @@ struct Inner {
     terminations: Family<OutcomeLabel, Counter>,
     config_reloads: Family<OutcomeLabel, Counter>,
     grants_dropped: Counter,
+    malformed_cookies: Counter,
     token_refreshes: Family<OutcomeLabel, Counter>,
     signin_refusals: Family<SigninRefusalLabel, Counter>,
 }
@@ -179,6 +180,12 @@ impl Metrics {
             "People dropped from a full watched set (cache.max_entries), their connections ended",
             grants_dropped.clone(),
         );
+        let malformed_cookies = Counter::default();
+        registry.register(
+            "malformed_session_cookies",
+            "Requests whose session cookie is not a session id this gateway could have set",
+            malformed_cookies.clone(),
+        );
         let token_refreshes = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "github_token_refreshes",
@@ -205,6 +212,7 @@ impl Metrics {
             terminations,
             config_reloads,
             grants_dropped,
+            malformed_cookies,
             token_refreshes,
             signin_refusals,
         }))
@@ -265,6 +273,13 @@ impl Metrics {
             .webhook_deliveries
             .get_or_create(&WebhookLabels { event, outcome })
             .inc();
+    }
+
+    /// A request with a malformed session cookie.
+    pub fn malformed_cookie(&self) {
+        if self.0.on {
+            self.0.malformed_cookies.inc();
+        }
     }
 
     /// A person dropped from a full watched set.

@@ -157,8 +157,7 @@ pub fn init_logging(default: &str) {
 /// JSON lines carry each request's `request_id` in their `spans` list
 /// (the `request` span, outermost).
 pub fn init_logging_as(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref().unwrap_or(level));
     // A log line that cannot be written (stderr closed) is dropped: the
     // subscriber's own report of it would go to the same closed stderr
     // through `eprintln!`, which panics.
@@ -176,6 +175,20 @@ pub fn init_logging_as(format: LogFormat, level: &str) {
             .with_span_list(true)
             .try_init(),
     };
+}
+
+/// The log's filter for `directives` (`RUST_LOG`, else `log.level`). The
+/// session layer's warning about a malformed session id, one line per
+/// request that anyone can send, is left out: the gateway counts those and
+/// logs them at most once a minute itself.
+pub fn log_filter(directives: &str) -> tracing_subscriber::EnvFilter {
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    filter.add_directive(
+        "tower_sessions::service=error"
+            .parse()
+            .expect("a valid directive"),
+    )
 }
 
 /// `--config`, else `$CHANNELGATE_CONFIG`, else `./config.toml`.

@@ -71,6 +71,10 @@ pub fn router(state: AppState, store: Store) -> Router {
             state.clone(),
             removal_as_set,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            malformed_cookie,
+        ))
         .layer(middleware::map_response(store_failure_is_503))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -167,6 +171,36 @@ async fn removal_as_set(State(state): State<AppState>, mut response: Response) -
         headers.append(SET_COOKIE, value);
     }
     response
+}
+
+/// A session cookie that is not a session id this gateway could have set
+/// (tampered with, or another site's on a shared name): counted, and
+/// logged at most once a minute. The session layer then treats it as no
+/// session and removes it; its own warning line, one per request, is
+/// filtered out of the log (see [`crate::cli::log_filter`]).
+async fn malformed_cookie(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let name = state.session_cookie_name.as_str();
+    let malformed = request
+        .headers()
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .any(|(n, value)| n == name && value.parse::<tower_sessions::session::Id>().is_err());
+    if malformed {
+        state.metrics.malformed_cookie();
+        state.quiet.warn(
+            "a request carried a malformed session cookie (tampered with, or another site's); it is treated as no session",
+            "malformed session cookie",
+            String::new(),
+        );
+    }
+    next.run(request).await
 }
 
 /// OPTIONS on the auth endpoints: the CORS layer answers preflights itself.

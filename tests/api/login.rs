@@ -466,3 +466,41 @@ async fn a_logout_removes_the_cookie_as_it_was_set() {
     }
     assert!(!removal.contains("Secure"), "not over http: {removal}");
 }
+
+#[tokio::test]
+async fn malformed_session_cookies_are_counted_and_logged_once_a_minute() {
+    // Anyone can send a cookie: one log line per request would let a
+    // stranger flood the log.
+    crate::helpers::ask_every_log_line();
+    let captured = crate::helpers::Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(channelgate::cli::log_filter("info"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = TestApp::new()
+        .with_config(|c| c.server.metrics_listen = Some("127.0.0.1:0".parse().unwrap()))
+        .spawn()
+        .await;
+    for i in 0..30 {
+        let response = Browser::new()
+            .http
+            .get(app.url("/healthz"))
+            .header("cookie", format!("channelgate=not-a-session-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let metrics = app.scrape().await;
+    assert_eq!(
+        crate::helpers::metric(&metrics, "channelgate_malformed_session_cookies_total"),
+        30.0,
+        "{metrics}"
+    );
+    let log = captured.text();
+    assert_eq!(log.matches("malformed session cookie").count(), 1, "{log}");
+    assert!(!log.contains("possibly suspicious activity"), "{log}");
+}
