@@ -87,6 +87,7 @@ struct Inner {
     terminations: Family<OutcomeLabel, Counter>,
     config_reloads: Family<OutcomeLabel, Counter>,
     grants_dropped: Counter,
+    terminations_unreachable: Counter,
     token_refreshes: Family<OutcomeLabel, Counter>,
 }
 
@@ -169,6 +170,12 @@ impl Metrics {
             "People dropped from a full watched set (cache.max_entries), their connections ended",
             grants_dropped.clone(),
         );
+        let terminations_unreachable = Counter::default();
+        registry.register(
+            "terminations_unreachable",
+            "Connections ended while some of the person's sockets holding channels never signed in (pusher.signin()): hosted Pusher's terminate_connections leaves those open",
+            terminations_unreachable.clone(),
+        );
         let token_refreshes = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "github_token_refreshes",
@@ -189,6 +196,7 @@ impl Metrics {
             terminations,
             config_reloads,
             grants_dropped,
+            terminations_unreachable,
             token_refreshes,
         }))
     }
@@ -254,6 +262,13 @@ impl Metrics {
     pub fn grant_dropped(&self) {
         if self.0.on {
             self.0.grants_dropped.inc();
+        }
+    }
+
+    /// A terminate call that succeeded but left sockets that never signed in.
+    pub fn termination_unreachable(&self) {
+        if self.0.on {
+            self.0.terminations_unreachable.inc();
         }
     }
 
@@ -345,6 +360,7 @@ mod tests {
         m.github("user", None, None);
         m.webhook("membership", "accepted");
         m.termination(true);
+        m.termination_unreachable();
         m.reload(false);
         m.token_refresh("refused");
         let text = m.render(3, 7);
@@ -359,6 +375,7 @@ mod tests {
             "channelgate_live_grants 7",
             "channelgate_webhook_deliveries_total{event=\"membership\",outcome=\"accepted\"} 1",
             "channelgate_terminations_total{outcome=\"ok\"} 1",
+            "channelgate_terminations_unreachable_total 1",
             "channelgate_config_reloads_total{outcome=\"failed\"} 1",
             "channelgate_github_token_refreshes_total{outcome=\"refused\"} 1",
         ] {
