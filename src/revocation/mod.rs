@@ -502,16 +502,17 @@ impl Revocation {
             let mut registry = self.0.registry.lock().expect("registry lock");
             for person in people {
                 let id = person.id;
-                let Some(watched) = self.watched_from(person, now, now_ms) else {
+                let Some(watched) = self.watched_from(&person, now, now_ms) else {
                     tracing::warn!(
                         id,
                         "a stored grant's record cannot be read; ending their connections, as its grants cannot be re-checked"
                     );
-                    beyond.push((id, None));
+                    let gone = person.grants.into_iter().map(|g| (g.name, g.until_ms));
+                    beyond.push((id, Err(gone.collect::<Vec<_>>())));
                     continue;
                 };
                 if registry.len() >= self.0.max_people && !registry.contains_key(&id) {
-                    beyond.push((id, Some(watched)));
+                    beyond.push((id, Ok(watched)));
                     continue;
                 }
                 let mut watched = watched;
@@ -527,8 +528,9 @@ impl Revocation {
                 format!("dropping {id}, loaded past cache.max_entries"),
                 async move {
                     match watched {
-                        Some(watched) => this.dropped(id, watched).await,
-                        None => {
+                        Ok(watched) => this.dropped(id, watched).await,
+                        Err(gone) => {
+                            this.unstore(id, gone);
                             this.terminate_counting(id, "?", Unsigned::default()).await;
                         }
                     }
@@ -539,7 +541,7 @@ impl Revocation {
     }
 
     /// A person as the store kept them; `None` when their record is unreadable.
-    fn watched_from(&self, person: StoredPerson, now: Instant, now_ms: i64) -> Option<Watched> {
+    fn watched_from(&self, person: &StoredPerson, now: Instant, now_ms: i64) -> Option<Watched> {
         let record: Record = serde_json::from_str(&person.record).ok()?;
         let expiring = match (record.refresh, record.expires_at, record.refresh_at) {
             (Some(refresh), Some(expires_at), Some(refresh_at)) => Some(Expiring {
@@ -552,7 +554,7 @@ impl Revocation {
         let mut watched = Watched::new(record.user, record.token, expiring, now);
         watched.overflow = record.overflow;
         watched.record_stored = Some(0);
-        let mut grants = person.grants;
+        let mut grants: Vec<&StoredGrant> = person.grants.iter().collect();
         grants.sort_by_key(|g| std::cmp::Reverse(g.until_ms));
         for grant in grants {
             let ahead = u64::try_from(grant.until_ms.saturating_sub(now_ms)).unwrap_or(0);
@@ -571,7 +573,7 @@ impl Revocation {
             if grant.name == stored::SIGN_IN {
                 watched.signed_in = Some(held);
             } else if watched.channels.len() < MAX_CHANNELS_PER_PERSON {
-                watched.channels.insert(grant.name, held);
+                watched.channels.insert(grant.name.clone(), held);
             } else if watched.overflow.is_none() {
                 // More were kept than one instance watches: what is beyond
                 // the cap is unknown, so any change ends everything (no

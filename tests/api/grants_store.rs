@@ -572,3 +572,57 @@ async fn past_the_per_person_cap_a_restart_still_ends_everything_on_a_change() {
     assert_eq!(pusher.terminated(), [1]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_stored_grant_whose_record_cannot_be_read_is_ended_at_start() {
+    use tower_sessions_sqlx_store::sqlx::{self, SqlitePool};
+    let dir = temp_dir("grants-unreadable");
+    let store = format!("sqlite://{}", dir.join("sessions.db").display());
+    let github = stand_in().await;
+    let pusher = PusherStandIn::spawn().await;
+    // A first start makes the tables; a grant is then left there with a
+    // record nobody can read (written by a later version, or damaged).
+    on_store(&store, &github, &pusher)
+        .await
+        .gateway
+        .shutdown()
+        .await
+        .unwrap();
+    let pool = SqlitePool::connect(&store).await.unwrap();
+    let later = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+        + 3_600_000;
+    sqlx::query(
+        "insert into channelgate_grant_people (id, until, record) values (7, ?, 'not json')",
+    )
+    .bind(later)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into channelgate_grants (id, name, until, sockets) values (7, 'private-ops', ?, '1.1')",
+    )
+    .bind(later)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let app = on_store(&store, &github, &pusher).await;
+    app.settled().await;
+    assert_eq!(
+        pusher.terminated(),
+        [7],
+        "what cannot be re-checked is ended"
+    );
+    let (left,): (i64,) = sqlx::query_as("select count(*) from channelgate_grants")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "and forgotten");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
