@@ -90,19 +90,15 @@ pub struct Unsigned {
 /// What of `watched`'s channels sits on sockets that never signed in (as
 /// far as the sockets remembered tell).
 pub(super) fn unsigned(watched: &Watched) -> Unsigned {
-    let signed_in = |socket: &str| {
-        watched
-            .signed_in
-            .as_ref()
-            .is_some_and(|held| held.sockets.contains(socket))
-    };
+    let signed_in =
+        |socket: &u64| watched.signed_in.is_some() && watched.signed_sockets.contains(socket);
     let mut sockets = std::collections::HashSet::new();
     let mut channels = 0;
     for held in watched.channels.values() {
         let mut reached = true;
-        for socket in held.sockets.iter().filter(|s| !signed_in(s)) {
+        for socket in held.sockets.keys().iter().filter(|s| !signed_in(s)) {
             reached = false;
-            sockets.insert(socket);
+            sockets.insert(*socket);
         }
         channels += usize::from(!reached);
     }

@@ -107,47 +107,86 @@ pub struct NotKept {
     pub cause: String,
 }
 
-/// The sockets a grant was signed for, the most recent last; bounded.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Sockets(Vec<Box<str>>);
+/// A socket id as grants remember it: the 64-bit FNV-1a hash of its text,
+/// eight bytes and no allocation. Two sockets of one person sharing a hash
+/// would only share their re-arming and their count as signed in.
+fn socket_key(socket: &str) -> u64 {
+    socket.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Makes `key` the most recent of `keys`, forgetting the oldest past
+/// `cap`. True when it was not held before.
+fn hold_recent(keys: &mut Vec<u64>, key: u64, cap: usize) -> bool {
+    if let Some(i) = keys.iter().position(|k| *k == key) {
+        keys.remove(i);
+        keys.push(key);
+        false
+    } else {
+        if keys.len() >= cap {
+            keys.remove(0);
+        }
+        keys.push(key);
+        true
+    }
+}
+
+/// Socket keys as the store keeps them: hexadecimal, comma-separated.
+fn join_keys(keys: &[u64]) -> String {
+    keys.iter()
+        .map(|k| format!("{k:x}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What [`join_keys`] wrote; anything else is skipped.
+fn parse_keys(text: &str) -> impl Iterator<Item = u64> + '_ {
+    text.split(',')
+        .filter_map(|k| u64::from_str_radix(k, 16).ok())
+}
+
+/// The sockets a grant was signed for (their keys), the
+/// [`MAX_SOCKETS_PER_GRANT`] most recent, the most recent last. Inline: a
+/// grant costs no allocation for its sockets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Sockets {
+    keys: [u64; MAX_SOCKETS_PER_GRANT],
+    len: u8,
+}
 
 impl Sockets {
-    /// Makes `socket` the most recent, forgetting the oldest past `cap`.
+    /// Makes `key` the most recent, forgetting the oldest past the cap.
     /// True when it was not held before.
-    fn hold(&mut self, socket: &str, cap: usize) -> bool {
-        if let Some(i) = self.0.iter().position(|s| &**s == socket) {
-            let held = self.0.remove(i);
-            self.0.push(held);
+    fn hold(&mut self, key: u64) -> bool {
+        let len = usize::from(self.len);
+        if let Some(i) = self.keys[..len].iter().position(|k| *k == key) {
+            self.keys[i..len].rotate_left(1);
             false
+        } else if len < MAX_SOCKETS_PER_GRANT {
+            self.keys[len] = key;
+            self.len += 1;
+            true
         } else {
-            if self.0.len() >= cap {
-                self.0.remove(0);
-            }
-            self.0.push(socket.into());
+            self.keys.rotate_left(1);
+            self.keys[MAX_SOCKETS_PER_GRANT - 1] = key;
             true
         }
     }
 
-    fn contains(&self, socket: &str) -> bool {
-        self.0.iter().any(|s| &**s == socket)
+    fn keys(&self) -> &[u64] {
+        &self.keys[..usize::from(self.len)]
     }
 
-    fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|s| &**s)
+    fn contains(&self, key: u64) -> bool {
+        self.keys().contains(&key)
     }
 
-    /// As the store keeps them: comma-separated.
-    fn joined(&self) -> String {
-        self.0.join(",")
-    }
-
-    /// What [`Sockets::joined`] wrote, keeping only well-formed socket ids.
-    fn parse(text: &str, cap: usize) -> Self {
+    /// Every key of `text` held in turn: the last ones stay.
+    fn parse(text: &str) -> Self {
         let mut sockets = Self::default();
-        for socket in text.split(',') {
-            if crate::channel::SocketId::parse(socket).is_ok() {
-                sockets.hold(socket, cap);
-            }
+        for key in parse_keys(text) {
+            sockets.hold(key);
         }
         sockets
     }
@@ -295,8 +334,12 @@ struct Watched {
     expiring: Option<Expiring>,
     /// Channel name → the grant.
     channels: HashMap<String, Held>,
-    /// `pusher.signin()`, its sockets the ones that signed in.
+    /// `pusher.signin()`.
     signed_in: Option<Held>,
+    /// The sockets that signed in (keys), the [`MAX_SIGNED_IN_SOCKETS`]
+    /// most recent, the most recent last; what the store keeps of the
+    /// sign-in's sockets.
+    signed_sockets: Vec<u64>,
     /// Set past [`MAX_CHANNELS_PER_PERSON`]: the membership's fingerprint then.
     overflow: Option<u64>,
     /// When the sweep looks at them next.
@@ -322,6 +365,7 @@ impl Watched {
             expiring,
             channels: HashMap::new(),
             signed_in: None,
+            signed_sockets: Vec::new(),
             overflow: None,
             next_check: now,
             rephased: false,
@@ -337,11 +381,20 @@ impl Watched {
     }
 
     /// Every grant this socket holds is watched until `until` at least.
-    fn rearm(&mut self, socket: &str, until: Instant) {
+    fn rearm(&mut self, socket: u64, until: Instant) {
         for held in self.channels.values_mut().chain(self.signed_in.as_mut()) {
             if held.until < until && held.sockets.contains(socket) {
                 held.until = until;
             }
+        }
+    }
+
+    /// The sockets of the grant the store names `name`, as it keeps them.
+    fn sockets_text(&self, name: &str, held: &Held) -> String {
+        if name == stored::SIGN_IN {
+            join_keys(&self.signed_sockets)
+        } else {
+            join_keys(held.sockets.keys())
         }
     }
 
@@ -559,18 +612,16 @@ impl Revocation {
         for grant in grants {
             let ahead = u64::try_from(grant.until_ms.saturating_sub(now_ms)).unwrap_or(0);
             let until = now + Duration::from_millis(ahead).min(self.0.watch_for);
-            let cap = if grant.name == stored::SIGN_IN {
-                MAX_SIGNED_IN_SOCKETS
-            } else {
-                MAX_SOCKETS_PER_GRANT
-            };
             let held = Held {
                 until,
-                sockets: Sockets::parse(&grant.sockets, cap),
+                sockets: Sockets::parse(&grant.sockets),
                 version: 0,
                 stored: Some((0, grant.until_ms)),
             };
             if grant.name == stored::SIGN_IN {
+                for key in parse_keys(&grant.sockets) {
+                    hold_recent(&mut watched.signed_sockets, key, MAX_SIGNED_IN_SOCKETS);
+                }
                 watched.signed_in = Some(held);
             } else if watched.channels.len() < MAX_CHANNELS_PER_PERSON {
                 watched.channels.insert(grant.name.clone(), held);
@@ -779,12 +830,19 @@ impl Revocation {
             watched.record_version += 1;
         }
         watched.last_signed = now;
+        let socket = socket_key(socket);
         watched.rearm(socket, until);
         let (name, held) = match grant {
             Grant::SignIn => {
+                if watched.signed_in.is_none() {
+                    // Who signed in before it ended signs in again.
+                    watched.signed_sockets.clear();
+                }
                 let held = watched.signed_in.get_or_insert_with(|| Held::new(until));
                 held.until = held.until.max(until);
-                if held.sockets.hold(socket, MAX_SIGNED_IN_SOCKETS) {
+                let recent = held.sockets.hold(socket);
+                let new = hold_recent(&mut watched.signed_sockets, socket, MAX_SIGNED_IN_SOCKETS);
+                if recent || new {
                     held.version += 1;
                 }
                 (stored::SIGN_IN, Some(held))
@@ -807,7 +865,7 @@ impl Revocation {
                 let mut held = watched.channels.get_mut(channel);
                 if let Some(held) = held.as_deref_mut() {
                     held.until = held.until.max(until);
-                    if held.sockets.hold(socket, MAX_SOCKETS_PER_GRANT) {
+                    if held.sockets.hold(socket) {
                         held.version += 1;
                     }
                 }
@@ -820,7 +878,10 @@ impl Revocation {
         let past_cap = held.is_none();
         let grant = match held {
             Some(held) if held.is_stored() => None,
-            Some(held) => Some((held.version, held.sockets.joined())),
+            Some(held) if name == stored::SIGN_IN => {
+                Some((held.version, join_keys(&watched.signed_sockets)))
+            }
+            Some(held) => Some((held.version, join_keys(held.sockets.keys()))),
             None => None,
         };
         let record_due = watched.record_stored != Some(watched.record_version);
@@ -1316,7 +1377,7 @@ impl Revocation {
                     write.grants.push(StoredGrant {
                         name: name.to_owned(),
                         until_ms,
-                        sockets: held.sockets.joined(),
+                        sockets: w.sockets_text(name, held),
                     });
                     write.versions.push(held.version);
                 }
