@@ -5,7 +5,7 @@
 //! sealed token and sealed refresh data that re-read them: see
 //! [`crate::crypto`], never a token in clear) and one entry per grant (a
 //! channel name, or [`SIGN_IN`]) with the Unix time in milliseconds when it
-//! stops being watched and the sockets it was signed for. The revocation
+//! stops being watched and the (keys of the) sockets it was signed for. The revocation
 //! module decides what to write and when; this file only speaks each store.
 //!
 //! - **SQLite**: two tables made when the store opens ([`PEOPLE_TABLE`],
@@ -55,7 +55,8 @@ pub struct StoredGrant {
     pub name: String,
     /// When it stops being watched (Unix milliseconds).
     pub until_ms: i64,
-    /// The socket ids it was signed for, comma-separated, the most recent last.
+    /// The sockets it was signed for, as the revocation module writes them
+    /// (keys of their ids, comma-separated, the most recent last).
     pub sockets: String,
 }
 
