@@ -53,6 +53,16 @@ pub enum StartError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The live grants kept in the store could not be read.
+    #[error(
+        "cannot read the live grants kept in the {store} session store (session.store): {reason}; the gateway does not start without them, as it could not take them back"
+    )]
+    Grants {
+        /// `sqlite` or `redis`.
+        store: &'static str,
+        /// The cause.
+        reason: String,
+    },
     /// The other instances cannot be reached over Redis pub/sub.
     #[error("cannot share revocations with the other instances: {0}")]
     Bus(String),
@@ -114,6 +124,7 @@ async fn assemble(config: Config, clock: Clock, tasks: &Tasks) -> Result<App, St
         metrics.clone(),
         tasks.clone(),
     );
+    keep_grants(&revocation, &store).await?;
     revocation.start(changed);
     if let (SessionStore::Redis(url), true) = (&config.session.store, revocation.is_on()) {
         revocation::bus::join(url, &revocation, tasks)
@@ -158,6 +169,36 @@ async fn assemble(config: Config, clock: Clock, tasks: &Tasks) -> Result<App, St
         router: router(state.clone(), store),
         state,
     })
+}
+
+/// Hands the store to the live-grant registry, which takes back the grants
+/// it kept before a restart; with the memory store, says what a restart
+/// forgets.
+async fn keep_grants(revocation: &Revocation, store: &Store) -> Result<(), StartError> {
+    if !revocation.is_on() {
+        return Ok(());
+    }
+    if !store.keeps_grants() {
+        tracing::warn!(
+            "session.store is memory: live grants (revocation.watch_for) are kept in this process only, so a restart forgets them and can no longer end the connections signed before it; set session.store to a SQLite file or Redis to keep them"
+        );
+        return Ok(());
+    }
+    let (people, grants) =
+        revocation
+            .keep_in(store.clone())
+            .await
+            .map_err(|reason| StartError::Grants {
+                store: store.kind(),
+                reason,
+            })?;
+    tracing::info!(
+        people,
+        grants,
+        store = store.kind(),
+        "live grants taken back from the session store"
+    );
+    Ok(())
 }
 
 /// The OAuth web-flow client for GitHub, its callback under

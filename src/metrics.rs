@@ -97,6 +97,7 @@ struct Inner {
     config_reloads: Family<OutcomeLabel, Counter>,
     grants_dropped: Counter,
     malformed_cookies: Counter,
+    terminations_unreachable: Counter,
     token_refreshes: Family<OutcomeLabel, Counter>,
     signin_refusals: Family<SigninRefusalLabel, Counter>,
 }
@@ -186,6 +187,12 @@ impl Metrics {
             "Requests whose session cookie is not a session id this gateway could have set",
             malformed_cookies.clone(),
         );
+        let terminations_unreachable = Counter::default();
+        registry.register(
+            "terminations_unreachable",
+            "Connections ended while some of the person's sockets holding channels never signed in (pusher.signin()): hosted Pusher's terminate_connections leaves those open",
+            terminations_unreachable.clone(),
+        );
         let token_refreshes = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "github_token_refreshes",
@@ -213,6 +220,7 @@ impl Metrics {
             config_reloads,
             grants_dropped,
             malformed_cookies,
+            terminations_unreachable,
             token_refreshes,
             signin_refusals,
         }))
@@ -286,6 +294,13 @@ impl Metrics {
     pub fn grant_dropped(&self) {
         if self.0.on {
             self.0.grants_dropped.inc();
+        }
+    }
+
+    /// A terminate call that succeeded but left sockets that never signed in.
+    pub fn termination_unreachable(&self) {
+        if self.0.on {
+            self.0.terminations_unreachable.inc();
         }
     }
 
@@ -388,6 +403,7 @@ mod tests {
         m.github("user", None, None);
         m.webhook("membership", "accepted");
         m.termination(true);
+        m.termination_unreachable();
         m.reload(false);
         m.token_refresh("refused");
         let text = m.render(3, 7);
@@ -402,6 +418,7 @@ mod tests {
             "channelgate_live_grants 7",
             "channelgate_webhook_deliveries_total{event=\"membership\",outcome=\"accepted\"} 1",
             "channelgate_terminations_total{outcome=\"ok\"} 1",
+            "channelgate_terminations_unreachable_total 1",
             "channelgate_config_reloads_total{outcome=\"failed\"} 1",
             "channelgate_github_token_refreshes_total{outcome=\"refused\"} 1",
         ] {

@@ -75,3 +75,35 @@ pub fn fingerprint(person: &Person) -> u64 {
     person.hash(&mut h);
     h.finish()
 }
+
+/// A person's channels on sockets that never signed in: hosted Pusher's
+/// terminate_connections reaches only signed-in sockets, so these stay open
+/// when their connections are ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unsigned {
+    /// Distinct sockets that hold a channel and never signed in.
+    pub sockets: usize,
+    /// Channels held by at least one such socket.
+    pub channels: usize,
+}
+
+/// What of `watched`'s channels sits on sockets that never signed in (as
+/// far as the sockets remembered tell).
+pub(super) fn unsigned(watched: &Watched) -> Unsigned {
+    let signed_in =
+        |socket: &u64| watched.signed_in.is_some() && watched.signed_sockets.contains(socket);
+    let mut sockets = std::collections::HashSet::new();
+    let mut channels = 0;
+    for held in watched.channels.values() {
+        let mut reached = true;
+        for socket in held.sockets.keys().iter().filter(|s| !signed_in(s)) {
+            reached = false;
+            sockets.insert(*socket);
+        }
+        channels += usize::from(!reached);
+    }
+    Unsigned {
+        sockets: sockets.len(),
+        channels,
+    }
+}

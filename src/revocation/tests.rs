@@ -46,22 +46,30 @@ fn access() -> Access {
 
 fn watched(channels: &[&str], signed_in: bool) -> Watched {
     let now = Instant::now();
-    Watched {
-        user: GithubUser {
+    let mut w = Watched::new(
+        GithubUser {
             id: 1001,
             login: "ada".into(),
             name: None,
             avatar_url: String::new(),
         },
-        token: SealedToken::for_test("t"),
-        expiring: None,
-        channels: channels.iter().map(|c| ((*c).to_owned(), now)).collect(),
-        signed_in: signed_in.then_some(now),
-        overflow: None,
-        next_check: now,
-        rephased: false,
-        last_signed: now,
-        ending: false,
+        SealedToken::for_test("t"),
+        None,
+        now,
+    );
+    w.channels = channels
+        .iter()
+        .map(|c| ((*c).to_owned(), Held::new(now)))
+        .collect();
+    w.signed_in = signed_in.then(|| Held::new(now));
+    w
+}
+
+/// `channel` as signed on `sockets`, in that order.
+fn on_sockets(w: &mut Watched, channel: &str, sockets: &[&str]) {
+    let held = w.channels.get_mut(channel).expect("a channel of the test");
+    for socket in sockets {
+        held.sockets.hold(socket_key(socket));
     }
 }
 
@@ -155,4 +163,96 @@ fn at_the_cap_the_person_signed_for_longest_ago_goes() {
     registry.insert(2, watched(&["private-user-bob"], false));
     evict_oldest(&mut registry);
     assert_eq!(registry.keys().copied().collect::<Vec<_>>(), [2]);
+}
+
+#[test]
+fn a_grant_remembers_its_four_most_recent_sockets() {
+    let key = |s: &str| socket_key(s);
+    let mut sockets = Sockets::default();
+    for s in ["1.1", "1.2", "1.3", "1.4"] {
+        assert!(sockets.hold(key(s)), "{s} is new");
+    }
+    // A socket signing again becomes the most recent, and is not new.
+    assert!(!sockets.hold(key("1.1")));
+    // A fifth pushes out the least recent, now 1.2.
+    assert!(sockets.hold(key("1.5")));
+    let order: Vec<u64> = ["1.3", "1.4", "1.1", "1.5"].map(key).to_vec();
+    assert_eq!(sockets.keys(), order);
+    assert!(!sockets.contains(key("1.2")));
+    // As the store gives them back: the last four, anything else skipped.
+    let text = format!("{:x},x,,{}", key("9.9"), join_keys(&order));
+    assert_eq!(Sockets::parse(&text), sockets);
+    // Sign-ins keep more: the sixteen most recent.
+    let mut signed = Vec::new();
+    for i in 0..20u64 {
+        hold_recent(&mut signed, i, MAX_SIGNED_IN_SOCKETS);
+    }
+    assert_eq!(signed, (4..20).collect::<Vec<_>>());
+}
+
+#[test]
+fn socket_keys_are_fnv_1a_and_tell_ids_apart() {
+    // The published FNV-1a test vectors: keys survive a restart and an
+    // upgrade of Rust, as the store keeps them.
+    assert_eq!(socket_key(""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(socket_key("a"), 0xaf63_dc4c_8601_ec8c);
+    assert_ne!(socket_key("123.456"), socket_key("123.465"));
+}
+
+#[test]
+fn a_socket_that_authorizes_again_re_arms_every_grant_it_holds_and_no_other() {
+    let mut w = watched(&["private-a", "private-b", "private-c"], true);
+    on_sockets(&mut w, "private-a", &["1.1"]);
+    on_sockets(&mut w, "private-b", &["2.2", "1.1"]);
+    on_sockets(&mut w, "private-c", &["2.2"]);
+    w.signed_in
+        .as_mut()
+        .unwrap()
+        .sockets
+        .hold(socket_key("1.1"));
+    let before = w.channels["private-c"].until;
+    let later = before + Duration::from_secs(3600);
+    w.rearm(socket_key("1.1"), later);
+    assert_eq!(w.channels["private-a"].until, later);
+    assert_eq!(w.channels["private-b"].until, later, "held by two tabs");
+    assert_eq!(w.signed_in.as_ref().unwrap().until, later, "its sign-in");
+    assert_eq!(w.channels["private-c"].until, before, "another socket's");
+    // Re-arming never shortens a watch.
+    w.rearm(socket_key("1.1"), before);
+    assert_eq!(w.channels["private-a"].until, later);
+}
+
+#[test]
+fn channels_on_sockets_that_never_signed_in_are_counted() {
+    let mut w = watched(&["private-a", "private-b", "private-c"], true);
+    w.signed_sockets.push(socket_key("1.1"));
+    on_sockets(&mut w, "private-a", &["1.1"]);
+    on_sockets(&mut w, "private-b", &["1.1", "2.2"]);
+    on_sockets(&mut w, "private-c", &["2.2", "3.3"]);
+    assert_eq!(
+        unsigned(&w),
+        Unsigned {
+            sockets: 2,
+            channels: 2
+        },
+        "2.2 and 3.3 never signed in; b and c sit on them"
+    );
+    // Without a sign-in, every socket is out of terminate's reach.
+    w.signed_in = None;
+    assert_eq!(unsigned(&w).channels, 3);
+}
+
+#[test]
+fn a_stored_record_holds_its_token_sealed_and_reads_back() {
+    let mut w = watched(&["private-a"], false);
+    w.expiring = Some(Expiring {
+        refresh: SealedToken::for_test("sealed-refresh"),
+        expires_at: 10,
+        refresh_at: 5,
+    });
+    let record: Record = serde_json::from_str(&w.record()).unwrap();
+    assert_eq!(record.user.login, "ada");
+    assert_eq!(record.token.sealed_text(), "t");
+    assert_eq!(record.refresh.unwrap().sealed_text(), "sealed-refresh");
+    assert_eq!((record.expires_at, record.refresh_at), (Some(10), Some(5)));
 }

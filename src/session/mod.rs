@@ -36,6 +36,7 @@ use crate::crypto::SealedToken;
 use crate::github::GithubUser;
 use crate::tasks::Tasks;
 
+pub mod grants;
 mod held;
 mod ledger;
 pub mod tokens;
@@ -238,10 +239,12 @@ impl Store {
                 let pool = SqlitePool::connect_with(options).await.map_err(err)?;
                 let store = SqliteStore::new(pool.clone());
                 store.migrate().await.map_err(err)?;
-                tower_sessions_sqlx_store::sqlx::query(ledger::TABLE)
-                    .execute(&pool)
-                    .await
-                    .map_err(err)?;
+                for table in [ledger::TABLE, grants::PEOPLE_TABLE, grants::GRANTS_TABLE] {
+                    tower_sessions_sqlx_store::sqlx::query(table)
+                        .execute(&pool)
+                        .await
+                        .map_err(err)?;
+                }
                 tasks.service("expired sessions", sweep(store.clone(), SWEEP_EVERY));
                 Ok(Self::Sqlite(SqliteSessions { store, pool }))
             }

@@ -9,10 +9,9 @@
 //! see [`super::signins`]), then the rules (403), and only then a
 //! signature.
 
-use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -415,19 +414,19 @@ struct Signing<'a> {
     /// The configuration the request is answered by (see [`accept`]).
     config: Arc<Config>,
     socket_id: &'a SocketId,
-    member: OnceCell<Result<PresenceMember, InputError>>,
+    member: OnceLock<Result<PresenceMember, InputError>>,
 }
 
 impl Signing<'_> {
     /// Decides and signs one channel.
-    fn authorize(&self, channel: &ChannelName) -> Result<ChannelAuth, ApiError> {
+    async fn authorize(&self, channel: &ChannelName) -> Result<ChannelAuth, ApiError> {
         let login = &self.membership.person.login;
         let decision = self
             .config
             .rules
             .decide_valid(&self.membership.person, channel);
         let kind = kind_label(channel.kind());
-        let result = self.sign(channel, &decision);
+        let result = self.sign(channel, &decision).await;
         let outcome = match &result {
             Ok(_) => "allow",
             Err(e) if e.status.is_server_error() => "error",
@@ -458,7 +457,7 @@ impl Signing<'_> {
     }
 
     /// Signs `channel` if `decision` allows it.
-    fn sign(
+    async fn sign(
         &self,
         channel: &ChannelName,
         decision: &Decision<'_>,
@@ -485,11 +484,16 @@ impl Signing<'_> {
                     .authorize_channel(self.socket_id, channel, member)
                 {
                     Ok(auth) => {
-                        self.state.revocation.signed(
-                            self.membership,
-                            self.identity,
-                            Grant::Channel(channel.as_str()),
-                        );
+                        self.state
+                            .revocation
+                            .signed(
+                                self.membership,
+                                self.identity,
+                                Grant::Channel(channel.as_str()),
+                                self.socket_id,
+                            )
+                            .await
+                            .map_err(not_kept)?;
                         Ok(auth)
                     }
                     Err(e @ SignError::NoMasterKey(_)) => Err(ApiError::new(
@@ -608,16 +612,17 @@ pub async fn channel_auth(
         started,
         config,
         socket_id: &request.socket_id,
-        member: OnceCell::new(),
+        member: OnceLock::new(),
     };
     match &request.channels {
-        Channels::Single(channel) => Ok(Json(signing.authorize(channel)?).into_response()),
+        Channels::Single(channel) => Ok(Json(signing.authorize(channel).await?).into_response()),
         Channels::Batch(names) => {
             let mut answer = Map::new();
             for name in names {
-                let result = ChannelName::parse(name)
-                    .map_err(ApiError::from)
-                    .and_then(|channel| signing.authorize(&channel));
+                let result = match ChannelName::parse(name) {
+                    Ok(channel) => signing.authorize(&channel).await,
+                    Err(e) => Err(ApiError::from(e)),
+                };
                 let entry = match result {
                     Ok(auth) => json!({ "status": 200, "data": auth }),
                     Err(refusal) => json!({ "status": refusal.status.as_u16() }),
@@ -699,8 +704,19 @@ pub async fn user_auth(
     );
     state
         .revocation
-        .signed(&membership, &identity, Grant::SignIn);
+        .signed(&membership, &identity, Grant::SignIn, &socket_id)
+        .await
+        .map_err(not_kept)?;
     Ok(Json(answer).into_response())
+}
+
+/// 503 for a signature withheld because its grant could not be kept.
+fn not_kept(e: crate::revocation::NotKept) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the session store is unavailable, so nothing is signed that a restart could not take back; try again shortly",
+    )
+    .because(e)
 }
 
 #[cfg(test)]

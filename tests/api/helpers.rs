@@ -129,6 +129,7 @@ pub struct TestAppBuilder {
     pusher: Option<PusherStandIn>,
     scheme: &'static str,
     edits: Vec<ConfigEdit>,
+    clock: Option<Clock>,
 }
 
 /// One change to the tests' configuration.
@@ -184,6 +185,7 @@ impl TestApp {
             pusher: None,
             scheme: "http",
             edits: Vec::new(),
+            clock: None,
         }
     }
 
@@ -255,6 +257,13 @@ impl TestAppBuilder {
         })
     }
 
+    /// Runs on `clock` (a restart's new process, on the time its
+    /// predecessor's clock had reached).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// `public_url` over https (the test still connects over http).
     pub fn https(mut self) -> Self {
         self.scheme = "https";
@@ -295,7 +304,7 @@ impl TestAppBuilder {
         for edit in self.edits {
             edit(&mut config);
         }
-        let clock = Clock::default();
+        let clock = self.clock.unwrap_or_default();
         let membership_ttl = config.cache.membership_ttl;
         let takes_webhooks = config.webhooks.is_some();
         let gateway = Gateway::start_with(config, listener, clock.clone())

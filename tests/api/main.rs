@@ -7,6 +7,7 @@ mod demo;
 mod device;
 mod faults;
 mod github_client;
+mod grants_store;
 mod hardening;
 mod helpers;
 mod interop;
