@@ -691,6 +691,13 @@ pub async fn user_auth(
     let data = UserData::new(&user.id.to_string(), Some(&user_info(user)))
         .map_err(|e| ApiError::internal(format!("user data of {}: {e}", user.login)))?;
     let answer = state.signer.authenticate_user(&socket_id, &data);
+    // Kept first: a sign-in the store could not keep is neither an allow
+    // nor a socket signed in.
+    state
+        .revocation
+        .signed(&membership, &identity, Grant::SignIn, &socket_id)
+        .await
+        .map_err(not_kept)?;
     state.signins.signed_in(&socket_id, person.id);
     state.metrics.decision("user", "allow");
     tracing::info!(
@@ -702,11 +709,6 @@ pub async fn user_auth(
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         "authorization"
     );
-    state
-        .revocation
-        .signed(&membership, &identity, Grant::SignIn, &socket_id)
-        .await
-        .map_err(not_kept)?;
     Ok(Json(answer).into_response())
 }
 
