@@ -1,7 +1,8 @@
 //! The promise of live revocation, as a property: whatever happens between
 //! a signature and now (more grants, membership changes GitHub announces
 //! or keeps silent, outages, a person spending their own rate limit, a
-//! reload of the rules, more people than the watched set holds), once
+//! reload of the rules, a restart on the same store (with the rules of the
+//! moment), more people than the watched set holds), once
 //! GitHub answers again every person who lost a channel they were signed
 //! for has had their connections ended. And while a removal GitHub
 //! announced cannot be confirmed, the person gets no new signature.
@@ -13,7 +14,8 @@ use github_standin::Change;
 use proptest::prelude::*;
 use reqwest::StatusCode;
 
-use crate::helpers::{Browser, TestApp};
+use crate::helpers::{Browser, TestApp, temp_dir};
+use crate::pusher_standin::PusherStandIn;
 
 /// Who takes part, all in initech and its team ops at first;
 /// `cache.max_entries` is two, so the watched set overflows.
@@ -59,6 +61,8 @@ enum Op {
     Sweep,
     /// The rules lose (or get back) `private-initech-*`.
     Reload { without_news: bool },
+    /// The gateway stops and starts again on the same store.
+    Restart,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -72,6 +76,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => who.prop_map(|who| Op::SpendRateLimit { who }),
         1 => Just(Op::Sweep),
         1 => any::<bool>().prop_map(|without_news| Op::Reload { without_news }),
+        1 => Just(Op::Restart),
     ]
 }
 
@@ -97,16 +102,52 @@ impl Held {
     }
 }
 
-async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let app = TestApp::new()
-        .with_world(world())
+/// The rules, without `private-initech-*` if so.
+fn rules(without_news: bool) -> channelgate::rules::RuleSet {
+    channelgate::rules::RuleSet::new(
+        crate::helpers::rules()
+            .rules()
+            .iter()
+            .filter(|r| !(without_news && r.pattern.as_str() == "private-initech-*"))
+            .cloned()
+            .collect(),
+    )
+}
+
+/// A gateway on `store`, sharing the stand-ins and the clock of any before it.
+async fn gateway(
+    store: &str,
+    github: &github_standin::GithubStandIn,
+    pusher: &PusherStandIn,
+    clock: &channelgate::clock::Clock,
+    without_news: bool,
+) -> TestApp {
+    TestApp::new()
+        .with_github(github.clone())
+        .with_pusher(pusher.clone())
+        .with_clock(clock.clone())
+        .with_store(store)
         .with_webhooks()
-        .with_config(|c| {
+        .with_config(move |c| {
             c.cache.max_entries = 2;
             c.cache.stale_grace = Duration::from_secs(3600);
+            c.rules = rules(without_news);
         })
         .spawn()
-        .await;
+        .await
+}
+
+static CASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let case = CASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = temp_dir(&format!("revocation-property-{case}"));
+    let store = format!("sqlite://{}", dir.join("sessions.db").display());
+    let github = crate::helpers::stand_in_with(world()).await;
+    let pusher = PusherStandIn::spawn().await;
+    let clock = channelgate::clock::Clock::default();
+    let mut without_news = false;
+    let mut app = gateway(&store, &github, &pusher, &clock, without_news).await;
     let mut browsers = Vec::new();
     for (_, login) in PEOPLE {
         browsers.push(Browser::logged_in_as(&app, login).await);
@@ -194,19 +235,17 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     *unknown &= down || spent[who];
                 }
             }
-            Op::Reload { without_news } => {
+            Op::Reload { without_news: w } => {
+                without_news = w;
                 let state = app.state();
                 let mut config = state.config().as_ref().clone();
-                let rules = crate::helpers::rules();
-                config.rules = channelgate::rules::RuleSet::new(
-                    rules
-                        .rules()
-                        .iter()
-                        .filter(|r| !(without_news && r.pattern.to_string() == "private-initech-*"))
-                        .cloned()
-                        .collect(),
-                );
+                config.rules = rules(w);
                 state.reload(config).await;
+            }
+            Op::Restart => {
+                app.gateway.shutdown().await.unwrap();
+                app = gateway(&store, &github, &pusher, &clock, without_news).await;
+                // GitHub's state (down or not) is the stand-in's, kept.
             }
         }
         app.settled().await;
@@ -238,18 +277,20 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             );
         }
     }
+    app.gateway.shutdown().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 64,
+        cases: 40,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
 
     #[test]
-    fn whoever_loses_a_channel_they_hold_is_ended(ops in proptest::collection::vec(op(), 1..32)) {
+    fn whoever_loses_a_channel_they_hold_is_ended(ops in proptest::collection::vec(op(), 1..28)) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
