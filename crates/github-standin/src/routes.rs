@@ -154,6 +154,12 @@ pub(crate) async fn api_revoke_token(
     body: Bytes,
 ) -> Response {
     s.arrive(Some(Endpoint::RevokeToken)).await;
+    if s.lock().down {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"message": "Service Unavailable"}),
+        );
+    }
     let app = basic_credentials(&headers);
     if app.is_none() {
         return json_response(

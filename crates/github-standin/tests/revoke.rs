@@ -117,6 +117,13 @@ async fn only_the_app_with_its_secret_may_revoke_its_tokens() {
         );
     }
     assert_eq!(revoke(&s, ID, Some((ID, SECRET)), "gho_unknown").await, 404);
+    s.set_down(true);
+    assert_eq!(
+        revoke(&s, ID, Some((ID, SECRET)), &token).await,
+        503,
+        "down"
+    );
+    s.set_down(false);
     assert_eq!(user_status(&s, &token).await, 200, "still valid");
     assert_eq!(s.revoked_by_app(), 0);
 }
