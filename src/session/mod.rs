@@ -38,6 +38,7 @@ use crate::tasks::Tasks;
 
 mod held;
 mod ledger;
+pub mod people;
 pub mod tokens;
 pub use held::{HOLD_FOR, HeldIdentities};
 
