@@ -118,7 +118,8 @@ impl People {
         Ok(ended)
     }
 
-    /// Takes session `id` out of `person`'s index (it was logged out).
+    /// Takes session `id` out of `person`'s index (it ended); an index
+    /// left empty is deleted.
     pub async fn remove(&self, person: u64, id: Id) -> session_store::Result<()> {
         let _guard = Self::lock(person).await;
         let Some(index) = self.index(person).await? else {
@@ -132,6 +133,9 @@ impl People {
             .into_iter()
             .filter(|e| e.record != id.0)
             .collect();
+        if entries.is_empty() {
+            return self.store.delete(&self.index_id(person)).await;
+        }
         self.write(person, true, &entries, index.expiry).await
     }
 
@@ -327,6 +331,18 @@ mod tests {
             store.load(&other).await.unwrap().is_some(),
             "another person's"
         );
+    }
+
+    #[tokio::test]
+    async fn an_index_whose_last_session_ended_is_deleted() {
+        let store = MemoryStore::on(Clock::default());
+        let people = People::new(Store::Memory(store.clone()), Keys::new(None));
+        let id = session(&store, 1, 10).await;
+        people.add(1, id, 10, until(), 2).await.unwrap();
+        assert_eq!(store.len(), 2, "the session and its person's index");
+        store.delete(&id).await.unwrap();
+        people.remove(1, id).await.unwrap();
+        assert!(store.is_empty(), "nothing left behind");
     }
 
     #[tokio::test]
