@@ -67,6 +67,13 @@ async fn logging_out_everywhere_ends_the_persons_other_sessions_and_tokens_not_a
     for status in [me(&laptop, &app).await, ci.me(&app).await.0] {
         assert_eq!(status, StatusCode::OK, "used before the logout");
     }
+    // The home page offers it as a plain form, which the test posts as is.
+    let home = here.get(&app.url("/")).await.text().await.unwrap();
+    assert!(
+        home.contains(r#"<input type="hidden" name="everywhere" value="true">"#)
+            && home.contains("Log out everywhere"),
+        "{home}"
+    );
 
     assert_eq!(log_out_everywhere(&here, &app).await, StatusCode::SEE_OTHER);
 
