@@ -6,7 +6,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{Browser, TestApp, capture_json_logs, stand_in, temp_dir, two_sharing};
+use crate::helpers::{
+    Browser, OwnRedis, TestApp, capture_json_logs, stand_in, temp_dir, two_sharing,
+};
 
 /// `GET /auth/me`'s status for `browser` at `app`.
 async fn me(browser: &Browser, app: &TestApp) -> StatusCode {
@@ -126,7 +128,26 @@ async fn a_bearer_token_logging_out_everywhere_as_json_ends_the_browser_sessions
 async fn logging_out_everywhere_on_one_instance_ends_sessions_on_another_within_the_hold() {
     let dir = temp_dir("everywhere");
     let store = format!("sqlite://{}", dir.join("sessions.db").display());
-    let (a, b) = two_sharing(&store).await;
+    everywhere_across(&store).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server on this machine; .ci/run runs it"]
+async fn with_redis_logging_out_everywhere_on_one_instance_ends_sessions_on_another() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _redis = OwnRedis::start(port);
+    everywhere_across(&format!("redis://127.0.0.1:{port}")).await;
+}
+
+/// Two instances sharing `store`: a logout everywhere on one ends the
+/// person's sessions and tokens on the other once its hold has passed.
+async fn everywhere_across(store: &str) {
+    let (a, b) = two_sharing(store).await;
     let here = Browser::logged_in_as(&a, "ada").await;
     let there = Browser::logged_in_as(&b, "ada").await;
     let (ci, _) = there.bot(&b, "ci").await;
@@ -149,7 +170,6 @@ async fn logging_out_everywhere_on_one_instance_ends_sessions_on_another_within_
         "b kept the token"
     );
     assert_eq!(me(&there, &a).await, StatusCode::UNAUTHORIZED);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
