@@ -671,6 +671,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_an_explicit_everywhere_true_logs_out_everywhere() {
+        let typed = |content_type: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
+            headers
+        };
+        let form = typed("application/x-www-form-urlencoded");
+        let json = typed("application/json; charset=utf-8");
+        for (headers, body, wanted) in [
+            (&form, "everywhere=true", true),
+            (&form, "a=b&everywhere=true", true),
+            (&HeaderMap::new(), "everywhere=true", true),
+            (&form, "everywhere=false", false),
+            (&form, "everywhere=TRUE&x", false),
+            (&form, "", false),
+            (&json, r#"{"everywhere": true}"#, true),
+            (&json, r#"{"everywhere": "true"}"#, true),
+            (&json, r#"{"everywhere": false}"#, false),
+            (&json, r#"{"everywhere": 1}"#, false),
+            (&json, "everywhere=true", false),
+            (&form, r#"{"everywhere": true}"#, false),
+        ] {
+            assert_eq!(wants_everywhere(headers, body.as_bytes()), wanted, "{body}");
+        }
+    }
+
+    #[test]
     fn return_to_keeps_only_same_origin_paths() {
         let base = &Url::parse("http://localhost:8080").unwrap();
         for good in ["/", "/channels", "/a/b?c=d#e", "/%2F%2Fx"] {
