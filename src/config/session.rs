@@ -70,6 +70,10 @@ pub struct SessionConfig {
     /// Expiry this long after login, however active the session: the login
     /// and token are then renewed through GitHub.
     pub max_age: Duration,
+    /// Most sessions one person may have at once (logins beyond it end
+    /// their oldest): GitHub keeps ten tokens per person and app and
+    /// silently revokes the oldest at the eleventh.
+    pub max_per_person: usize,
     /// The session cookie's name, as configured (see [`SessionConfig::cookie_name`]).
     pub cookie_name: String,
     /// Key material (32 bytes or more) that encrypts GitHub tokens in stored
@@ -96,11 +100,18 @@ impl Default for SessionConfig {
             store: SessionStore::Memory,
             ttl: Duration::from_secs(7 * 86_400),
             max_age: Duration::from_secs(30 * 86_400),
+            max_per_person: DEFAULT_MAX_PER_PERSON,
             cookie_name: "channelgate".to_owned(),
             encryption_key: None,
         }
     }
 }
+
+/// `session.max_per_person` when not set: GitHub keeps at most ten tokens
+/// per person and OAuth app.
+pub const DEFAULT_MAX_PER_PERSON: usize = 10;
+/// The largest `session.max_per_person` accepted.
+pub const MOST_PER_PERSON: usize = 100;
 
 /// `[session]` as written; its fields are the section's known keys.
 #[derive(Deserialize, Default)]
@@ -108,6 +119,7 @@ struct RawSession {
     store: Option<S<String>>,
     ttl: Option<S<String>>,
     max_age: Option<S<String>>,
+    max_per_person: Option<S<i64>>,
     cookie_name: Option<S<String>>,
     encryption_key_base64: Option<S<String>>,
 }
@@ -157,6 +169,20 @@ pub(super) fn read(
         defaults.max_age,
         Duration::from_secs(1),
     );
+    let max_per_person = match raw.max_per_person {
+        None => Some(defaults.max_per_person),
+        Some(v) => match usize::try_from(*v.get_ref()) {
+            Ok(n) if (1..=MOST_PER_PERSON).contains(&n) => Some(n),
+            _ => {
+                p.at(
+                    "session.max_per_person",
+                    &v,
+                    format!("must be a whole number from 1 to {MOST_PER_PERSON} (GitHub keeps {DEFAULT_MAX_PER_PERSON} tokens per person and app; {DEFAULT_MAX_PER_PERSON} is the default)"),
+                );
+                None
+            }
+        },
+    };
     let cookie_name = match raw.cookie_name {
         None => Some(defaults.cookie_name),
         Some(v) => {
@@ -181,6 +207,7 @@ pub(super) fn read(
         store: store?,
         ttl: ttl?,
         max_age: max_age?,
+        max_per_person: max_per_person?,
         cookie_name: cookie_name?,
         encryption_key: encryption_key?,
     })
@@ -329,5 +356,20 @@ mod tests {
         assert_eq!(p.key, "session.cookie_name");
         let p = only_problem(&format!("{MINIMAL}\n[session]\nttl = \"7 days\"\n"));
         assert_eq!(p.key, "session.ttl");
+    }
+
+    #[test]
+    fn sessions_per_person_are_bounded_from_1_to_100() {
+        let at = |n: &str| format!("{MINIMAL}\n[session]\nmax_per_person = {n}\n");
+        assert_eq!(parse(MINIMAL).unwrap().session.max_per_person, 10);
+        assert_eq!(parse(&at("1")).unwrap().session.max_per_person, 1);
+        assert_eq!(parse(&at("100")).unwrap().session.max_per_person, 100);
+        for bad in ["0", "-3", "101"] {
+            let p = only_problem(&at(bad));
+            assert_eq!(p.key, "session.max_per_person", "{bad}");
+            assert!(p.message.contains("from 1 to 100"), "{}", p.message);
+        }
+        let p = only_problem(&at("\"ten\""));
+        assert_eq!(p.key, "session.max_per_person");
     }
 }

@@ -39,6 +39,7 @@ use crate::tasks::Tasks;
 pub mod grants;
 mod held;
 mod ledger;
+pub mod people;
 pub mod tokens;
 pub use held::{HOLD_FOR, HeldIdentities};
 

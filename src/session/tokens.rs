@@ -477,6 +477,49 @@ impl Tokens {
         Ok(Some(record))
     }
 
+    /// The identities `person`'s tokens hold (GitHub tokens included),
+    /// of the tokens whose records still exist.
+    pub async fn identities(&self, person: u64) -> session_store::Result<Vec<Identity>> {
+        let Some(index) = self.index(person).await? else {
+            return Ok(Vec::new());
+        };
+        let records =
+            futures_util::future::join_all(index.entries.iter().map(|e| self.load(Id(e.record))))
+                .await;
+        let mut identities = Vec::with_capacity(records.len());
+        for record in records {
+            if let Some(stored) = record?.as_ref().and_then(token_record) {
+                identities.push(stored.identity);
+            }
+        }
+        Ok(identities)
+    }
+
+    /// Ends every token of `person`, app and device alike: the index goes
+    /// first (from then on none works), then their records. Gives each
+    /// ended token's record id, so this process can forget it at once,
+    /// with the identity it held when it could be read.
+    pub async fn end_all(&self, person: u64) -> session_store::Result<Vec<(Id, Option<Identity>)>> {
+        let _guard = self.lock(person).await;
+        let Some(index) = self.index(person).await? else {
+            return Ok(Vec::new());
+        };
+        self.0.store.delete(&self.index_id(person)).await?;
+        let mut ended = Vec::with_capacity(index.entries.len());
+        for entry in index.entries {
+            let id = Id(entry.record);
+            let identity = self
+                .load(id)
+                .await?
+                .as_ref()
+                .and_then(token_record)
+                .map(|t| t.identity);
+            self.0.store.delete(&id).await?;
+            ended.push((id, identity));
+        }
+        Ok(ended)
+    }
+
     /// `person`'s tokens, oldest first; tokens that expired are dropped
     /// from the index on the way.
     pub async fn list(&self, person: u64) -> session_store::Result<Vec<Listed>> {
@@ -813,6 +856,25 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    #[tokio::test]
+    async fn ending_all_tokens_of_a_person_leaves_anothers() {
+        let (tokens, _) = tokens();
+        let (_, one) = made(&tokens, "one").await;
+        let (_, two) = made(&tokens, "two").await;
+        let bo = tokens
+            .create(&identity(2), "bo", Kind::App, now(), (DAY, DAY))
+            .await
+            .unwrap();
+        let bo = BearerToken::parse(bo.token.expose()).unwrap();
+        assert_eq!(tokens.identities(1).await.unwrap().len(), 2);
+        let ended = tokens.end_all(1).await.unwrap();
+        assert_eq!(ended.len(), 2);
+        assert!(ended.iter().all(|(_, i)| i.as_ref().unwrap().user.id == 1));
+        assert!(!works(&tokens, &one).await && !works(&tokens, &two).await);
+        assert!(tokens.identities(1).await.unwrap().is_empty());
+        assert!(works(&tokens, &bo).await, "another person's token");
     }
 
     #[test]

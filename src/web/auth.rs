@@ -17,8 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::header::{COOKIE, ORIGIN, SET_COOKIE};
+use axum::http::header::{CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use oauth2::basic::BasicErrorResponse;
@@ -36,11 +37,12 @@ use super::error::{ApiError, PageError};
 use super::extract::{ClientAddr, Credential, caller, current_identity, end};
 use super::limits::Key;
 use super::state::{AppState, LOGIN_TIMEOUT};
-use crate::crypto::{Purpose, constant_time_eq};
+use crate::crypto::{Purpose, SealedToken, constant_time_eq};
 use crate::excerpt::Excerpt;
 use crate::github::{GithubError, GithubUser};
 use crate::revocation::Ended;
 use crate::secret::Secret;
+use crate::session::people::People;
 use crate::session::{Identity, expiry, inactivity, keep_alive, refresh_at};
 
 /// A login between `/auth/login` and `/auth/callback`, as its sealed
@@ -300,8 +302,142 @@ async fn finish_login(
     keep_alive(session, state.config().session.ttl, state.clock.unix_now())
         .await
         .map_err(PageError::session)?;
+    list_login(state, session, &identity).await?;
     Ok(Redirect::to(&pending.return_to))
 }
+
+/// Lists the session just logged in in its person's index, saved first to
+/// learn its final id; a login past `session.max_per_person` ends the
+/// person's oldest sessions and gives their GitHub tokens back. (GitHub
+/// keeps ten tokens per person and app, and silently revokes the oldest at
+/// the eleventh: better to end that session here than to have it fail
+/// later.)
+async fn list_login(
+    state: &AppState,
+    session: &Session,
+    identity: &Identity,
+) -> Result<(), PageError> {
+    session.save().await.map_err(PageError::session)?;
+    let Some(id) = session.id() else {
+        return Err(PageError::session(tower_sessions::session::Error::Store(
+            tower_sessions::session_store::Error::Backend("the session was not saved".into()),
+        )));
+    };
+    let config = arc_swap::Guard::into_inner(state.config());
+    let person = identity.user.id;
+    let ended = people(state)
+        .add(
+            person,
+            id,
+            identity.logged_in_at,
+            state.clock.utc_now() + config.session.max_age,
+            config.session.max_per_person,
+        )
+        .await;
+    let ended = match ended {
+        Ok(ended) => ended,
+        Err(e) => {
+            // Unlisted, "log out everywhere" could not reach it: no login.
+            state.held.forget(&id);
+            let _ = session.flush().await;
+            return Err(PageError::session(tower_sessions::session::Error::Store(e)));
+        }
+    };
+    if ended.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        login = %identity.user.login,
+        ended = ended.len(),
+        max = config.session.max_per_person,
+        "a login past session.max_per_person ended the person's oldest sessions"
+    );
+    let mut given_up = Vec::with_capacity(ended.len());
+    for old in ended {
+        state.held.forget(&old.id);
+        given_up.extend(old.identity.map(|i| i.token));
+    }
+    give_back(state, &identity.user, given_up).await;
+    Ok(())
+}
+
+/// The per-person session indexes of this gateway's store.
+fn people(state: &AppState) -> People {
+    People::new(state.store.clone(), state.keys.clone())
+}
+
+/// Revokes at GitHub the tokens in `given_up` (of sessions and tokens of
+/// `user` that just ended) that no remaining session or bearer token of
+/// theirs still holds: a bearer token made on the home page holds its
+/// session's GitHub token. GitHub keeps ten tokens per person and app, and
+/// a token nothing holds should not outlive its login. A failure is
+/// logged (never the token) and ends nothing else: the gateway's sessions
+/// are already gone.
+async fn give_back(state: &AppState, user: &GithubUser, given_up: Vec<SealedToken>) {
+    if given_up.is_empty() {
+        return;
+    }
+    let people = people(state);
+    let (sessions, tokens) =
+        tokio::join!(people.identities(user.id), state.tokens.identities(user.id));
+    let held = match (sessions, tokens) {
+        (Ok(mut sessions), Ok(tokens)) => {
+            sessions.extend(tokens);
+            sessions
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            // Unsure whether a token is still used: keep it.
+            tracing::warn!(login = %user.login, error = %e, "GitHub tokens not revoked: the session store could not say whether they are still used");
+            return;
+        }
+    };
+    let held: Vec<Secret<String>> = held
+        .iter()
+        .filter_map(|i| state.keys.open_token(&i.token).ok())
+        .collect();
+    let mut revoke: Vec<Secret<String>> = Vec::new();
+    for sealed in &given_up {
+        let Ok(token) = state.keys.open_token(sealed) else {
+            continue;
+        };
+        let same = |other: &Secret<String>| {
+            constant_time_eq(other.expose().as_bytes(), token.expose().as_bytes())
+        };
+        if !held.iter().any(same) && !revoke.iter().any(same) {
+            revoke.push(token);
+        }
+    }
+    // Held across the calls: a full handle, not the swap's guard.
+    let config = arc_swap::Guard::into_inner(state.config());
+    let github = &config.github;
+    let calls = revoke.iter().map(|token| {
+        state
+            .github
+            .revoke_token(&github.client_id, &github.client_secret, token)
+    });
+    let answers =
+        tokio::time::timeout(GIVE_BACK_WITHIN, futures_util::future::join_all(calls)).await;
+    let Ok(answers) = answers else {
+        tracing::warn!(login = %user.login, "GitHub tokens of a logout may not be revoked: GitHub did not answer within {}s", GIVE_BACK_WITHIN.as_secs());
+        return;
+    };
+    let mut revoked = 0;
+    for answer in answers {
+        match answer {
+            // 404: GitHub no longer knows it (revoked already).
+            Ok(()) | Err(GithubError::NotFound(_)) => revoked += 1,
+            Err(e) => {
+                tracing::warn!(login = %user.login, error = %e, "a GitHub token of a logout could not be revoked at GitHub");
+            }
+        }
+    }
+    if revoked > 0 {
+        tracing::info!(login = %user.login, revoked, "GitHub tokens of a logout revoked at GitHub");
+    }
+}
+
+/// How long a logout waits for GitHub to revoke its tokens.
+const GIVE_BACK_WITHIN: Duration = Duration::from_secs(5);
 
 /// Sorts a failed code exchange into what the person should be told.
 fn token_error<RE: std::error::Error>(e: RequestTokenError<RE, BasicErrorResponse>) -> PageError {
@@ -334,19 +470,25 @@ fn token_error<RE: std::error::Error>(e: RequestTokenError<RE, BasicErrorRespons
 /// `POST /auth/logout`: ends the session (its data, its record in the
 /// store and the cookie) and returns home. Only pages of this gateway may
 /// log someone out. With a bearer token, revokes that token (204); an
-/// unknown one is 401.
+/// unknown one is 401. With `everywhere=true` (a form field, or JSON
+/// `{"everywhere": true}`), ends every session and token of the person
+/// too, on every instance sharing the store. The GitHub tokens of what
+/// ended are revoked at GitHub unless a remaining session or token holds
+/// them.
 pub async fn logout(
     State(state): State<AppState>,
     session: Session,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
+    let everywhere = wants_everywhere(&headers, &body);
     let credential = Credential::of(&headers, session);
     if credential.is_bearer() {
         return match current_identity(&state, &state.config(), &credential).await {
             Ok(None) => credential.unauthenticated().into_response(),
-            Ok(Some(identity)) => match end(&state, &credential).await {
+            Ok(Some(identity)) => match log_out(&state, &credential, &identity, everywhere).await {
                 Ok(()) => {
-                    tracing::info!(login = %identity.user.login, "bearer token revoked by its holder");
+                    tracing::info!(login = %identity.user.login, everywhere, "bearer token revoked by its holder");
                     StatusCode::NO_CONTENT.into_response()
                 }
                 Err(e) => ApiError::session(e).into_response(),
@@ -359,10 +501,71 @@ pub async fn logout(
     {
         return PageError::ForeignOrigin.into_response();
     }
-    match end(&state, &credential).await {
+    let ended = match current_identity(&state, &state.config(), &credential).await {
+        Ok(Some(identity)) => log_out(&state, &credential, &identity, everywhere).await,
+        Ok(None) => end(&state, &credential).await,
+        Err(e) => Err(e),
+    };
+    match ended {
         Ok(()) => Redirect::to("/").into_response(),
         Err(e) => PageError::session(e).into_response(),
     }
+}
+
+/// Whether a logout's body asks to end every session: `everywhere=true`
+/// in a form, or `{"everywhere": true}` in JSON.
+fn wants_everywhere(headers: &HeaderMap, body: &[u8]) -> bool {
+    let json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if json {
+        return serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("everywhere").cloned())
+            .is_some_and(|v| v == serde_json::Value::Bool(true) || v == "true");
+    }
+    url::form_urlencoded::parse(body).any(|(k, v)| k == "everywhere" && v == "true")
+}
+
+/// Ends `credential` (the session or token of `identity`), and with
+/// `everywhere` every other session and token of the person; then gives
+/// back at GitHub what no longer holds a GitHub token.
+async fn log_out(
+    state: &AppState,
+    credential: &Credential,
+    identity: &Identity,
+    everywhere: bool,
+) -> Result<(), tower_sessions::session::Error> {
+    use tower_sessions::session::Error::Store as InStore;
+    let person = identity.user.id;
+    // A cookie session leaves its person's index as it ends.
+    end(state, credential).await?;
+    let mut given_up = vec![identity.token.clone()];
+    if everywhere {
+        let sessions = people(state).end_all(person).await.map_err(InStore)?;
+        let tokens = state.tokens.end_all(person).await.map_err(InStore)?;
+        for ended in &sessions {
+            state.held.forget(&ended.id);
+        }
+        for (id, _) in &tokens {
+            state.held_tokens.forget(id);
+        }
+        tracing::info!(
+            login = %identity.user.login,
+            sessions = sessions.len(),
+            tokens = tokens.len(),
+            "logged out everywhere: every session and token of the person ended"
+        );
+        given_up.extend(
+            sessions
+                .into_iter()
+                .filter_map(|e| e.identity.map(|i| i.token)),
+        );
+        given_up.extend(tokens.into_iter().filter_map(|(_, i)| i.map(|i| i.token)));
+    }
+    give_back(state, &identity.user, given_up).await;
+    Ok(())
 }
 
 /// Why memberships are not shown, in words for the person: the cause (which
@@ -466,6 +669,33 @@ pub fn safe_return_to(raw: Option<&str>, base: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_explicit_everywhere_true_logs_out_everywhere() {
+        let typed = |content_type: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_str(content_type).unwrap());
+            headers
+        };
+        let form = typed("application/x-www-form-urlencoded");
+        let json = typed("application/json; charset=utf-8");
+        for (headers, body, wanted) in [
+            (&form, "everywhere=true", true),
+            (&form, "a=b&everywhere=true", true),
+            (&HeaderMap::new(), "everywhere=true", true),
+            (&form, "everywhere=false", false),
+            (&form, "everywhere=TRUE&x", false),
+            (&form, "", false),
+            (&json, r#"{"everywhere": true}"#, true),
+            (&json, r#"{"everywhere": "true"}"#, true),
+            (&json, r#"{"everywhere": false}"#, false),
+            (&json, r#"{"everywhere": 1}"#, false),
+            (&json, "everywhere=true", false),
+            (&form, r#"{"everywhere": true}"#, false),
+        ] {
+            assert_eq!(wants_everywhere(headers, body.as_bytes()), wanted, "{body}");
+        }
+    }
 
     #[test]
     fn return_to_keeps_only_same_origin_paths() {

@@ -23,6 +23,7 @@ use super::refresh::{self, RefreshError};
 use super::state::AppState;
 use crate::config::Config;
 use crate::membership::{Membership, MembershipError};
+use crate::session::people::People;
 use crate::session::tokens::{BearerToken, Malformed, renew_every_bearer};
 use crate::session::{Identity, keep_alive, renew_every};
 
@@ -263,9 +264,19 @@ pub async fn end(
             if let Some(id) = session.id() {
                 state.held.forget(&id);
             }
+            let person = Identity::load(session).await.ok().flatten();
+            let id = session.id();
             // flush, not delete: delete would leave the data in the
             // request's session, to be saved again if anything touched it.
-            session.flush().await
+            session.flush().await?;
+            // And out of its person's index (see crate::session::people).
+            if let (Some(identity), Some(id)) = (person, id) {
+                People::new(state.store.clone(), state.keys.clone())
+                    .remove(identity.user.id, id)
+                    .await
+                    .map_err(tower_sessions::session::Error::Store)?;
+            }
+            Ok(())
         }
         Credential::Bearer(token) => {
             state.held_tokens.forget(&state.tokens.record_id(token));

@@ -12,6 +12,7 @@ mod hardening;
 mod helpers;
 mod interop;
 mod login;
+mod logout;
 mod operations;
 mod pages;
 mod pusher_auth;

@@ -28,7 +28,7 @@
 //! | `GET /api/v3/user` | the signed-in person |
 //! | `GET /api/v3/user/memberships/orgs` | their organization memberships, `state=active\|pending` filter, paginated |
 //! | `GET /api/v3/user/teams` | their teams, paginated |
-//! | `DELETE /api/v3/applications/{client_id}/token` | the OAuth app (HTTP Basic) revokes one of its tokens (`{"access_token"}` in the body): `204`, else `404` |
+//! | `DELETE /api/v3/applications/{client_id}/token` | the OAuth app (HTTP Basic) revokes one of its tokens (`{"access_token"}` in the body): `204`, the token then refused (`401`); a token it does not know or another app's credentials: `404`; no credentials: `401`. [`GithubStandIn::revoked_by_app`] counts the revocations |
 //! | anything else under `/api/v3` | `404 {"message":"Not Found",...}` |
 //! | `GET /admin` | not GitHub's: a demo and test page listing every person's memberships, with forms to change them and the last webhook deliveries |
 //! | `POST /admin` | its forms (`action`, `login`, `org`, `slug`): makes the change through [`GithubStandIn::announce`], then `303` back to the page |

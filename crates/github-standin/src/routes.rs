@@ -144,7 +144,9 @@ pub(crate) async fn api_teams(
 
 /// `DELETE /applications/{client_id}/token` with `{"access_token": ...}`:
 /// the OAuth app (HTTP Basic with its id and secret) revokes one of its
-/// tokens; 204, or 404 for a token it does not know.
+/// tokens; 204, or 404 for a token it does not know. Without Basic
+/// credentials: 401; with another app's (or a wrong secret): 404, as GitHub
+/// hides what a caller may not see.
 pub(crate) async fn api_revoke_token(
     State(s): State<GithubStandIn>,
     axum::extract::Path(client_id): axum::extract::Path<String>,
@@ -152,7 +154,19 @@ pub(crate) async fn api_revoke_token(
     body: Bytes,
 ) -> Response {
     s.arrive(Some(Endpoint::RevokeToken)).await;
+    if s.lock().down {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"message": "Service Unavailable"}),
+        );
+    }
     let app = basic_credentials(&headers);
+    if app.is_none() {
+        return json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"message": "Requires authentication", "documentation_url": REST_DOCS}),
+        );
+    }
     if client_id != s.inner.client_id
         || app != Some((s.inner.client_id.clone(), s.inner.client_secret.clone()))
     {
@@ -164,8 +178,12 @@ pub(crate) async fn api_revoke_token(
     let token = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("access_token")?.as_str().map(str::to_owned));
-    match token.and_then(|t| s.lock().tokens.remove(&t)) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
+    let mut st = s.lock();
+    match token.and_then(|t| st.tokens.remove(&t)) {
+        Some(_) => {
+            st.revoked_by_app += 1;
+            StatusCode::NO_CONTENT.into_response()
+        }
         None => json_response(
             StatusCode::NOT_FOUND,
             &json!({"message": "Not Found", "documentation_url": REST_DOCS}),

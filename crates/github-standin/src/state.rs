@@ -60,6 +60,9 @@ pub(crate) struct St {
     /// The OAuth app's registered callback URLs: GitHub redirects only there.
     pub(crate) callbacks: Vec<Url>,
     pub(crate) issued: usize,
+    /// Tokens revoked by the OAuth app through
+    /// `DELETE /applications/{client_id}/token`.
+    pub(crate) revoked_by_app: usize,
     pub(crate) down: bool,
     pub(crate) delay: Duration,
     pub(crate) rate_limited: Option<u64>,
@@ -108,6 +111,7 @@ impl St {
             tokens: HashMap::new(),
             callbacks: Vec::new(),
             issued: 0,
+            revoked_by_app: 0,
             down: false,
             delay: Duration::ZERO,
             rate_limited: None,

@@ -168,6 +168,12 @@ impl GithubStandIn {
         self.lock().issued
     }
 
+    /// How many access tokens the OAuth app has revoked through
+    /// `DELETE /applications/{client_id}/token` (answered `204`).
+    pub fn revoked_by_app(&self) -> usize {
+        self.lock().revoked_by_app
+    }
+
     /// `Some(lifetime)`: tokens issued from now on expire after `lifetime`
     /// and come with a single-use refresh token, as a GitHub App's user
     /// tokens do (`ghu_`/`ghr_`, `expires_in`, `refresh_token`,
