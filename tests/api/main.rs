@@ -19,5 +19,6 @@ mod refresh;
 mod revocation;
 mod revocation_property;
 mod sessions;
+mod strangers;
 mod tasks;
 mod tokens;
