@@ -15,8 +15,9 @@
 //!    HMAC and its SHA-256 are computed; the signature is checked in
 //!    constant time (401 when wrong) before anything is parsed.
 //! 4. A signed body already handled within the hour (by its SHA-256,
-//!    whatever its delivery id) answers 200 and does nothing; so does a
-//!    delivery id seen before.
+//!    whatever its delivery id) answers 200 and does nothing, unless it is
+//!    the removal of a person (see the code); so does a delivery id seen
+//!    before.
 //! 5. The event. A delivery only *names* people or groups by numeric id;
 //!    what they may join is always re-read from GitHub, through a bounded
 //!    queue that coalesces the re-reads of one person, org or team
@@ -169,8 +170,17 @@ pub async fn receive(
         }
     };
     // 4. Replays: the same signed body (whatever its unsigned delivery id),
-    // or the same delivery id.
-    if !state.deliveries.bodies.first_time(digest) || !state.deliveries.first_time(&delivery) {
+    // or the same delivery id. One exception keeps removals failing
+    // closed: GitHub sends byte-identical bodies when a person is removed,
+    // added back and removed again within the hour, and each must end
+    // what they hold and stop their cached answer if GitHub cannot
+    // confirm it, so the removal of a person acts however often its body
+    // comes. Replayed, it costs at most one re-read of that person at a
+    // time (the queue coalesces) and never grants anything.
+    let removal = is_removal(&event, &action_name);
+    let replayed = !state.deliveries.bodies.first_time(digest);
+    let still_matters = removal && matches!(action, Action::Recheck(Change::Person(_)));
+    if (replayed && !still_matters) || !state.deliveries.first_time(&delivery) {
         count(event_label, "duplicate");
         tracing::info!(%delivery, %event, action = %action_name, outcome = "duplicate", "webhook delivery");
         return Ok(answer(
@@ -186,7 +196,7 @@ pub async fn receive(
             let cause = Cause::Webhook {
                 delivery: delivery.clone(),
                 event: format!("{event}.{action_name}"),
-                removal: is_removal(&event, &action_name),
+                removal,
             };
             let what = match change {
                 Change::Person(id) => format!("person {id}"),
