@@ -39,6 +39,9 @@ use super::form;
 use super::limits::{Key, QuietLog};
 use super::state::AppState;
 
+/// The most a connection buffers of what it reads (see [`serve_connections`]).
+pub const MAX_BUF_BYTES: usize = 64 * 1024;
+
 /// Most connections the metrics listener serves at once (a scraper needs
 /// one or two); further ones wait in the listen queue.
 pub const METRICS_CONNECTIONS: usize = 16;
@@ -151,7 +154,12 @@ pub async fn serve_connections(
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        // A connection's read buffer: headers must fit (browsers send a
+        // few KiB), and a body is read through it in pieces of at most
+        // this. hyper's default, about 400 KiB, let 300 connections whose
+        // unread bodies were being drained hold over 100 MiB.
+        .max_buf_size(MAX_BUF_BYTES);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = tokio::select! {

@@ -83,11 +83,11 @@ pub async fn receive(
     // 0. A declared length past the limit: 413, as on every route.
     if axum::body::HttpBody::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
         count("unknown", "too_large");
-        return Err(form::too_large(MAX_BODY_BYTES));
+        return Ok(closing(form::too_large(MAX_BODY_BYTES).into_response()));
     }
     // 1. No well-formed signature: refused before the body is read.
     let Some(given) = signature_of(&parts.headers) else {
-        return Err(refuse_unsigned());
+        return Ok(closing(refuse_unsigned().into_response()));
     };
     // 2. A turn to read a body.
     let reading = state.deliveries.reading.clone();
@@ -106,7 +106,7 @@ pub async fn receive(
             axum::http::header::RETRY_AFTER,
             axum::http::HeaderValue::from(TURN_WAIT.as_secs()),
         );
-        return Ok(busy);
+        return Ok(closing(busy));
     };
     // 3. Read, with the HMAC and the digest computed as the body streams.
     let mut mac = Hmac::<Sha256>::new_from_slice(webhooks.secret.expose().as_bytes())
@@ -235,6 +235,17 @@ pub async fn receive(
         StatusCode::OK
     };
     Ok(answer(status, &delivery, &outcome))
+}
+
+/// `response` with `Connection: close`: for a refusal whose body was not
+/// read, so the server closes the connection instead of reading the unread
+/// body into its buffers to reach a next request.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// An event name as a metrics label: those the gateway uses, else `other`.
