@@ -202,19 +202,31 @@ impl Rechecks {
         Offered::Queued
     }
 
-    /// Applies the queue until it is empty.
+    /// Applies the queue until it is empty. However it ends (emptied,
+    /// abandoned at shutdown, a panic), the next offer starts a new job.
     async fn drain(&self, revocation: Revocation) {
-        loop {
-            let next = {
-                let mut queue = self.0.lock().expect("never poisoned");
-                let next = queue.waiting.pop_front();
-                if next.is_none() {
+        struct Done<'a>(&'a Rechecks);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut queue) = (self.0).0.lock() {
                     queue.draining = false;
                 }
-                next
-            };
-            let Some((change, cause)) = next else {
-                return;
+            }
+        }
+        let done = Done(self);
+        loop {
+            let (change, cause) = {
+                let mut queue = self.0.lock().expect("never poisoned");
+                match queue.waiting.pop_front() {
+                    Some(next) => next,
+                    None => {
+                        // In the same lock as the last pop: an offer made
+                        // after it starts a new job.
+                        queue.draining = false;
+                        std::mem::forget(done);
+                        return;
+                    }
+                }
             };
             revocation.apply(change, cause).await;
         }
