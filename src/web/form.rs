@@ -283,6 +283,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_that_keeps_arriving_is_read_and_one_that_stops_is_408() {
+        // 4 KiB every 0.1 s (a quarter second of allowance each) for 2 s:
+        // far past a 0.1 s grace, yet steady.
+        let steady = futures_util::stream::unfold(0, |n| async move {
+            if n == 20 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 16 * 1024])),
+                n + 1,
+            ))
+        });
+        let body = Body::new(Paced::new(
+            Body::from_stream(steady),
+            Duration::from_secs(1),
+        ));
+        let read = read_up_to(body, 1 << 20).await.unwrap();
+        assert_eq!(read.len(), 20 * 16 * 1024);
+        // Two bytes, then nothing: cut off, not waited for.
+        let stalled =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"ab"))])
+                .chain(futures_util::stream::pending());
+        let body = Body::new(Paced::new(
+            Body::from_stream(stalled),
+            Duration::from_secs(1),
+        ));
+        let e = read_up_to(body, 100).await.unwrap_err();
+        assert_eq!(e.status, StatusCode::REQUEST_TIMEOUT);
+    }
+
+    #[tokio::test]
     async fn a_body_that_breaks_off_is_a_400() {
         let broken = streamed(vec![Ok(b"ab"), Err(std::io::Error::other("reset by peer"))]);
         let e = read_up_to(broken, 5).await.unwrap_err();
