@@ -33,7 +33,7 @@ use crate::session::tokens::Tokens;
 use crate::session::{Store, StoreError};
 use crate::signing::Signer;
 use crate::tasks::Tasks;
-use crate::web::serve::{ConnectionLimits, metrics_router, serve_connections, shutdown_signal};
+use crate::web::serve::{ConnectionLimits, serve_connections, serve_metrics, shutdown_signal};
 use crate::web::state::{AppState, Parts};
 use crate::web::{OAuthClient, router};
 
@@ -347,12 +347,9 @@ async fn start_metrics(state: &AppState) -> Result<Option<SocketAddr>, StartErro
     let bound = listener
         .local_addr()
         .map_err(|source| StartError::Listen { addr, source })?;
-    let app = metrics_router(state.clone());
-    state.tasks.service("metrics listener", async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "the metrics listener stopped");
-        }
-    });
+    state
+        .tasks
+        .service("metrics listener", serve_metrics(listener, state.clone()));
     tracing::info!(addr = %bound, "metrics at /metrics");
     Ok(Some(bound))
 }

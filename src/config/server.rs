@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Most connections served at once; further ones wait for a free slot.
     pub max_connections: usize,
+    /// Most connections of one peer address (an IPv6 /64) at once; a
+    /// connection beyond is closed. Peers in `trusted_proxies` are exempt.
+    pub max_connections_per_client: usize,
     /// Peers whose `X-Forwarded-For` names the client (reverse proxies).
     pub trusted_proxies: Vec<IpNet>,
     /// Where Prometheus metrics are served (`GET /metrics`); `None`: nowhere.
@@ -48,6 +51,7 @@ impl ServerConfig {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            max_connections_per_client: 64,
             trusted_proxies: Vec::new(),
             metrics_listen: None,
             public: public_url.clone(),
@@ -80,6 +84,7 @@ struct RawServer {
     header_timeout: Option<S<String>>,
     request_timeout: Option<S<String>>,
     max_connections: Option<S<i64>>,
+    max_connections_per_client: Option<S<i64>>,
     trusted_proxies: Option<Vec<S<String>>>,
     metrics_listen: Option<S<String>>,
 }
@@ -124,6 +129,13 @@ pub(super) fn read(p: &mut Problems<'_>, value: Option<&S<DeValue<'_>>>) -> Opti
         Duration::from_secs(1),
     );
     let max_connections = count(p, "server.max_connections", raw.max_connections, 10_000, 1);
+    let max_per_client = count(
+        p,
+        "server.max_connections_per_client",
+        raw.max_connections_per_client,
+        64,
+        1,
+    );
     let trusted_proxies = trusted_proxies(p, raw.trusted_proxies.unwrap_or_default());
     let metrics_listen = match &raw.metrics_listen {
         None => Some(None),
@@ -147,6 +159,7 @@ pub(super) fn read(p: &mut Problems<'_>, value: Option<&S<DeValue<'_>>>) -> Opti
     server.header_timeout = header_timeout?;
     server.request_timeout = request_timeout?;
     server.max_connections = max_connections? as usize;
+    server.max_connections_per_client = max_per_client? as usize;
     server.trusted_proxies = trusted_proxies?;
     server.metrics_listen = metrics_listen?;
     Some(server)
@@ -234,6 +247,7 @@ mod tests {
     fn server_bounds_are_checked() {
         for (key, value) in [
             ("max_connections", "0"),
+            ("max_connections_per_client", "0"),
             ("header_timeout", "\"0s\""),
             ("request_timeout", "\"soon\""),
             ("trusted_proxies", "[\"10.0.0.0/33\"]"),

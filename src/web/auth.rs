@@ -187,14 +187,41 @@ impl CallbackQuery {
 /// `GET /auth/callback`: clears the login cookie whatever happens, spends
 /// its `state`, checks it, redeems the code, reads the user, renews the
 /// session id, stores the identity, and returns to where the login started.
+///
+/// Anyone can call it with any `code` and `state`: it counts against
+/// `limits.login_per_minute` per client address (a bucket of its own, so a
+/// login costs one from each), and its refusals are logged once a minute
+/// per address, whatever text they carry.
 pub async fn callback(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     session: Session,
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
     let clear = login_cookie(&state, String::new(), Duration::ZERO);
-    let outcome = finish_login(&state, &session, &headers, CallbackQuery::parse(&uri)).await;
+    if let Err(wait) = state.limits().callback.check(Key::addr(addr)) {
+        state.quiet.info(
+            "login callback refused: over limits.login_per_minute",
+            addr.to_string(),
+        );
+        return (
+            AppendHeaders([(SET_COOKIE, clear)]),
+            ApiError::too_many(wait),
+        )
+            .into_response();
+    }
+    let outcome = match finish_login(&state, &session, &headers, CallbackQuery::parse(&uri)).await {
+        Err(refused) if refused.is_refusal() => {
+            let what = "login refused";
+            let why = refused.to_string();
+            state.quiet.info_with(what, addr.to_string(), || {
+                tracing::info!(error = %why, client = %addr, "{what}");
+            });
+            refused.page()
+        }
+        other => other.into_response(),
+    };
     (AppendHeaders([(SET_COOKIE, clear)]), outcome).into_response()
 }
 

@@ -116,6 +116,26 @@ impl PageError {
     }
 }
 
+impl PageError {
+    /// Whether it is the client's doing (a 4xx).
+    pub fn is_refusal(&self) -> bool {
+        self.parts().0.is_client_error()
+    }
+
+    /// The page, without the log line [`IntoResponse`] writes: for a caller
+    /// that logs it its own way.
+    pub fn page(self) -> Response {
+        let (status, title, detail) = self.parts();
+        render(
+            status,
+            &PageErrorPage {
+                title,
+                detail: &detail,
+            },
+        )
+    }
+}
+
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, title, detail) = self.parts();

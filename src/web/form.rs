@@ -4,9 +4,20 @@
 //! only when it appears at most once. The Pusher endpoints parse their own
 //! fields with these; the small bodies of the gateway's own routes (token
 //! names, device codes) are one string field.
+//!
+//! A body is also paced ([`Paced`], put on every request by
+//! [`super::serve`]): it must arrive within `server.header_timeout` of its
+//! headers, plus a second for every [`MIN_BODY_RATE`] bytes received, or
+//! the answer is 408. A client that trickles a body therefore holds its
+//! connection slot for about `header_timeout`, not the whole
+//! `request_timeout`.
 
 use std::borrow::Cow;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
+use axum::BoxError;
 use axum::body::{Body, Bytes, HttpBody as _};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
@@ -72,19 +83,33 @@ pub async fn read(body: Body) -> Result<Bytes, ApiError> {
 /// The body, whole, if it has at most `limit` bytes: every route reads its
 /// body through here. Past the limit the answer is 413 naming it, as soon
 /// as a `Content-Length` or the bytes received show it; a body that cannot
-/// be read (the client hung up, say) is a 400.
+/// be read (the client hung up, say) is a 400; one that arrives too slowly
+/// (see [`Paced`]) a 408.
 pub async fn read_up_to(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is over {limit} bytes, the most this route accepts"),
-        )
-    };
+    read_up_to_with(body, limit, |_| {}).await
+}
+
+/// [`read_up_to`], showing each chunk to `seen` as it arrives (the webhook
+/// route computes its HMAC so, while the body streams).
+pub async fn read_up_to_with(
+    body: Body,
+    limit: usize,
+    mut seen: impl FnMut(&[u8]),
+) -> Result<Bytes, ApiError> {
+    let too_large = || too_large(limit);
     if body.size_hint().lower() > limit as u64 {
         return Err(too_large());
     }
-    let unreadable =
-        |e: axum::Error| ApiError::bad_request(format!("the request body cannot be read: {e}"));
+    let unreadable = |e: axum::Error| {
+        if is_too_slow(&e) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body arrived too slowly (server.header_timeout)",
+            )
+        } else {
+            ApiError::bad_request(format!("the request body cannot be read: {e}"))
+        }
+    };
     let mut stream = body.into_data_stream();
     let (mut chunks, mut total) = (Vec::new(), 0);
     while let Some(chunk) = stream.next().await.transpose().map_err(unreadable)? {
@@ -92,6 +117,7 @@ pub async fn read_up_to(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         if total > limit {
             return Err(too_large());
         }
+        seen(&chunk);
         chunks.push(chunk);
     }
     // Most bodies come in one chunk: it is kept as it is, not copied.
@@ -99,6 +125,101 @@ pub async fn read_up_to(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         1 => chunks.swap_remove(0),
         _ => chunks.concat().into(),
     })
+}
+
+/// The 413 for a body over `limit` bytes, the same on every route.
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is over {limit} bytes, the most this route accepts"),
+    )
+}
+
+/// Whether a body's error is [`TooSlow`], however wrapped.
+fn is_too_slow(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<TooSlow>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Bytes a second a body may arrive at, beyond `server.header_timeout`.
+pub const MIN_BODY_RATE: u64 = 16 * 1024;
+
+/// A body that arrived too slowly (see [`Paced`]).
+#[derive(Debug)]
+pub struct TooSlow;
+
+impl std::fmt::Display for TooSlow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request body arrived too slowly")
+    }
+}
+
+impl std::error::Error for TooSlow {}
+
+/// A request body with a deadline: `grace` (`server.header_timeout`) from
+/// when the request was dispatched, pushed back one second for every
+/// [`MIN_BODY_RATE`] bytes that arrive. Past it, the body gives
+/// [`TooSlow`] instead of waiting on. Only a body the handler waits for is
+/// timed: bytes already received are always handed over.
+pub struct Paced<B> {
+    inner: B,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<B> Paced<B> {
+    /// `inner`, due within `grace` unless it keeps arriving.
+    pub fn new(inner: B, grace: Duration) -> Self {
+        Self {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(grace)),
+        }
+    }
+}
+
+impl<B> hyper::body::Body for Paced<B>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let more = Duration::from_secs_f64(data.len() as f64 / MIN_BODY_RATE as f64);
+                    let later = this.deadline.deadline() + more;
+                    this.deadline.as_mut().reset(later);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(TooSlow)))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The single value of `name` in a form or a JSON object (a string), or
@@ -159,6 +280,38 @@ mod tests {
         let declared = read_up_to(Body::from(vec![b'x'; 6]), 5).await.unwrap_err();
         assert_eq!(declared.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(read_up_to(Body::empty(), 5).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_body_that_keeps_arriving_is_read_and_one_that_stops_is_408() {
+        // 4 KiB every 0.1 s (a quarter second of allowance each) for 2 s:
+        // far past a 0.1 s grace, yet steady.
+        let steady = futures_util::stream::unfold(0, |n| async move {
+            if n == 20 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 16 * 1024])),
+                n + 1,
+            ))
+        });
+        let body = Body::new(Paced::new(
+            Body::from_stream(steady),
+            Duration::from_secs(1),
+        ));
+        let read = read_up_to(body, 1 << 20).await.unwrap();
+        assert_eq!(read.len(), 20 * 16 * 1024);
+        // Two bytes, then nothing: cut off, not waited for.
+        let stalled =
+            futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"ab"))])
+                .chain(futures_util::stream::pending());
+        let body = Body::new(Paced::new(
+            Body::from_stream(stalled),
+            Duration::from_secs(1),
+        ));
+        let e = read_up_to(body, 100).await.unwrap_err();
+        assert_eq!(e.status, StatusCode::REQUEST_TIMEOUT);
     }
 
     #[tokio::test]

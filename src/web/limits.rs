@@ -132,9 +132,18 @@ pub fn client_addr(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> 
     peer
 }
 
+/// Distinct denials of one person written a minute; the rest are summed.
+pub const DENIALS_LOGGED: u64 = 3;
+
 /// A log line that, repeated, is counted instead of written again: the
 /// first of a kind is logged at once, the repeats within a minute are
 /// summed, and the sum is logged when that minute ends.
+///
+/// What counts as "the same" is the caller's `detail`, which must be a key
+/// a stranger cannot vary at will: a kind and a client address or a
+/// person, never text from the request (an `Origin`, a `state`, a channel
+/// name), or each new text would be a new line. [`QuietLog::info_capped`]
+/// allows a person the first few distinct lines of a kind a minute.
 #[derive(Clone)]
 pub struct QuietLog(moka::sync::Cache<u64, Arc<Repeats>>);
 
@@ -143,6 +152,8 @@ struct Repeats {
     what: &'static str,
     detail: String,
     count: AtomicU64,
+    /// Distinct lines written (see [`QuietLog::info_capped`]).
+    written: AtomicU64,
 }
 
 impl Default for QuietLog {
@@ -195,6 +206,59 @@ impl QuietLog {
         })
     }
 
+    /// Writes `line` unless the same `what` and `text` were seen within
+    /// the window, or `who` has had `cap` distinct lines of `what` written
+    /// in it already. What is not written is counted against `who`, and
+    /// the count logged with `who` when the window ends: one summary a
+    /// person, however many texts they vary.
+    pub fn info_capped(
+        &self,
+        what: &'static str,
+        who: String,
+        text: &str,
+        cap: u64,
+        line: impl FnOnce(),
+    ) -> bool {
+        let key = |k: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            k(&mut hasher);
+            hasher.finish()
+        };
+        let person = self
+            .0
+            .entry(key(&|h| (what, "by", &who).hash(h)))
+            .or_insert_with(|| {
+                Arc::new(Repeats {
+                    what,
+                    detail: who.clone(),
+                    count: AtomicU64::new(0),
+                    written: AtomicU64::new(0),
+                })
+            });
+        let person = person.into_value();
+        // An identical line is never written twice in a window; its text
+        // is remembered, never summarized.
+        let text_is_new = self
+            .0
+            .entry(key(&|h| (what, "text", text).hash(h)))
+            .or_insert_with(|| {
+                Arc::new(Repeats {
+                    what,
+                    detail: String::new(),
+                    count: AtomicU64::new(0),
+                    written: AtomicU64::new(0),
+                })
+            })
+            .is_fresh();
+        if text_is_new && person.written.fetch_add(1, Ordering::Relaxed) < cap {
+            line();
+            true
+        } else {
+            person.count.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
     fn once(
         &self,
         key: impl Hash,
@@ -209,6 +273,7 @@ impl QuietLog {
                 what,
                 detail: detail.clone(),
                 count: AtomicU64::new(0),
+                written: AtomicU64::new(0),
             })
         });
         if entry.is_fresh() {
@@ -293,5 +358,21 @@ mod tests {
             assert!(!log.info("denied", "ada private-x".into()));
         }
         assert!(log.info("denied", "bo private-x".into()));
+    }
+
+    #[test]
+    fn a_person_gets_the_first_few_distinct_lines_of_a_kind() {
+        let log = QuietLog::new(Duration::from_secs(60));
+        let mut written = 0;
+        for i in 0..100 {
+            if log.info_capped("denied", "bo".into(), &format!("bo private-{i}"), 3, || {}) {
+                written += 1;
+            }
+        }
+        assert_eq!(written, 3);
+        // Another person has their own few.
+        assert!(log.info_capped("denied", "ada".into(), "ada private-1", 3, || {}));
+        // An identical repeat is never written.
+        assert!(!log.info_capped("denied", "ada".into(), "ada private-1", 3, || {}));
     }
 }

@@ -1,8 +1,11 @@
 //! What the HTTP face remembers between requests, apart from the handlers
 //! that use it (so that [`super::state`] imports no handler): OAuth states
 //! already spent, webhook deliveries already handled, device codes being
-//! polled, and the prefix of request ids. Each is bounded in size and time.
+//! polled, signed webhook bodies already handled, the re-reads webhooks
+//! asked for and that still wait, and the prefix of request ids. Each is
+//! bounded in size and time.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,6 +15,11 @@ use chacha20poly1305::aead::OsRng;
 use chacha20poly1305::aead::rand_core::RngCore;
 use sha2::Digest;
 use tokio::time::Instant;
+
+use crate::membership::Group;
+use crate::revocation::bus::Change;
+use crate::revocation::{Cause, Revocation};
+use crate::tasks::Tasks;
 
 /// How long a login may take between `/auth/login` and `/auth/callback`.
 /// GitHub's codes live 10 minutes; so does our `state`.
@@ -47,25 +55,191 @@ impl SpentStates {
     }
 }
 
-/// Delivery ids already handled.
+/// What the webhook route remembers: delivery ids and signed bodies
+/// already handled, the re-reads waiting, and the bodies being read now.
 #[derive(Clone)]
-pub struct SeenDeliveries(moka::sync::Cache<String, ()>);
+pub struct SeenDeliveries {
+    ids: moka::sync::Cache<String, ()>,
+    /// Signed bodies already handled, by digest.
+    pub bodies: SeenBodies,
+    /// Re-reads asked for and not begun.
+    pub rechecks: Rechecks,
+    /// One permit per body being read: at most [`WEBHOOK_READS`] at once.
+    pub reading: Arc<tokio::sync::Semaphore>,
+}
+
+/// Webhook bodies read at once (each up to 1 MiB); a delivery beyond
+/// waits for a turn (see `web::webhook`).
+pub const WEBHOOK_READS: usize = 4;
 
 impl Default for SeenDeliveries {
     fn default() -> Self {
-        Self(
-            moka::sync::Cache::builder()
+        Self {
+            ids: moka::sync::Cache::builder()
                 .max_capacity(DELIVERIES_KEPT)
                 .time_to_live(DELIVERIES_KEPT_FOR)
                 .build(),
-        )
+            bodies: SeenBodies::default(),
+            rechecks: Rechecks::default(),
+            reading: Arc::new(tokio::sync::Semaphore::new(WEBHOOK_READS)),
+        }
     }
 }
 
 impl SeenDeliveries {
     /// Records `id`; false when it was already there.
     pub fn first_time(&self, id: &str) -> bool {
-        self.0.entry(id.to_owned()).or_insert(()).is_fresh()
+        self.ids.entry(id.to_owned()).or_insert(()).is_fresh()
+    }
+}
+
+/// How long a signed body is remembered once handled: a replay of a
+/// captured delivery within this long is answered without effect.
+pub const BODIES_KEPT_FOR: Duration = Duration::from_secs(3600);
+/// Signed bodies remembered (32 bytes each).
+const BODIES_KEPT: u64 = 100_000;
+
+/// Signed webhook bodies already handled, by their SHA-256. Neither
+/// `X-GitHub-Delivery` nor `X-GitHub-Event` is signed, so a captured
+/// delivery could otherwise be replayed with fresh ids, each replay a
+/// re-read from GitHub. (A genuine event whose body is byte for byte one
+/// already handled within the hour, such as a second identical removal of
+/// the same person, is dropped too: the sweep still re-reads them.)
+#[derive(Clone)]
+pub struct SeenBodies(moka::sync::Cache<[u8; 32], ()>);
+
+impl Default for SeenBodies {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(BODIES_KEPT)
+                .time_to_live(BODIES_KEPT_FOR)
+                .build(),
+        )
+    }
+}
+
+impl SeenBodies {
+    /// Records the digest of a signed body; false when it was already there.
+    pub fn first_time(&self, digest: [u8; 32]) -> bool {
+        self.0.entry(digest).or_insert(()).is_fresh()
+    }
+}
+
+/// Re-reads asked for by webhooks and not begun yet: at most this many.
+pub const RECHECKS_QUEUED: usize = 1024;
+
+/// The re-reads webhooks ask for, coalesced: a person, org or team already
+/// waiting is not queued twice (a removal upgrades the waiting one's cause),
+/// at most [`RECHECKS_QUEUED`] wait, and one job at a time works through
+/// them with [`Revocation::apply`]. A change taken off the queue may be
+/// queued again while it is applied: the re-read under way may have begun
+/// before what the new delivery announces.
+#[derive(Clone, Default)]
+pub struct Rechecks(Arc<Mutex<Queue>>);
+
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<(Change, Cause)>,
+    /// A job is working through `waiting`.
+    draining: bool,
+}
+
+/// What became of a change offered to [`Rechecks`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    /// It waits its turn.
+    Queued,
+    /// The same person or group was already waiting.
+    AlreadyWaiting,
+    /// The queue is full: the sweep will re-read them.
+    Full,
+}
+
+/// Whether two changes name the same person or group.
+fn same(a: Change, b: Change) -> bool {
+    match (a, b) {
+        (Change::Person(a), Change::Person(b)) => a == b,
+        (Change::Group(Group::Org(a)), Change::Group(Group::Org(b))) => a == b,
+        (Change::Group(Group::Team(a)), Change::Group(Group::Team(b))) => a == b,
+        _ => false,
+    }
+}
+
+fn is_removal(cause: &Cause) -> bool {
+    matches!(cause, Cause::Webhook { removal: true, .. })
+}
+
+impl Rechecks {
+    /// Queues `change`, unless it already waits or the queue is full, and
+    /// starts the job that applies the queue if none is running.
+    pub fn offer(
+        &self,
+        change: Change,
+        cause: Cause,
+        revocation: &Revocation,
+        tasks: &Tasks,
+    ) -> Offered {
+        let mut queue = self.0.lock().expect("never poisoned");
+        if let Some((_, waiting)) = queue.waiting.iter_mut().find(|(c, _)| same(*c, change)) {
+            if is_removal(&cause) && !is_removal(waiting) {
+                *waiting = cause;
+            }
+            return Offered::AlreadyWaiting;
+        }
+        if queue.waiting.len() >= RECHECKS_QUEUED {
+            return Offered::Full;
+        }
+        queue.waiting.push_back((change, cause));
+        if !queue.draining {
+            queue.draining = true;
+            let this = self.clone();
+            let revocation = revocation.clone();
+            tasks.job("re-reads asked for by webhooks", async move {
+                this.drain(revocation).await;
+            });
+        }
+        Offered::Queued
+    }
+
+    /// Applies the queue until it is empty. However it ends (emptied,
+    /// abandoned at shutdown, a panic), the next offer starts a new job.
+    async fn drain(&self, revocation: Revocation) {
+        struct Done<'a>(&'a Rechecks);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut queue) = (self.0).0.lock() {
+                    queue.draining = false;
+                }
+            }
+        }
+        let done = Done(self);
+        loop {
+            let (change, cause) = {
+                let mut queue = self.0.lock().expect("never poisoned");
+                match queue.waiting.pop_front() {
+                    Some(next) => next,
+                    None => {
+                        // In the same lock as the last pop: an offer made
+                        // after it starts a new job.
+                        queue.draining = false;
+                        std::mem::forget(done);
+                        return;
+                    }
+                }
+            };
+            revocation.apply(change, cause).await;
+        }
+    }
+
+    /// How many wait now.
+    pub fn len(&self) -> usize {
+        self.0.lock().expect("never poisoned").waiting.len()
+    }
+
+    /// True when none waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

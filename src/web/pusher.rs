@@ -223,9 +223,11 @@ fn check_origin(state: &AppState, config: &Config, headers: &HeaderMap) -> Resul
         Ok(())
     } else {
         let shown = Excerpt::of(origin).to_string();
-        state.quiet.info(
-            "refused a request from an origin that is not allowed",
-            shown,
+        let what = "refused a request from an origin that is not allowed";
+        state.quiet.info_with(
+            what,
+            String::new(),
+            || tracing::info!(detail = %shown, "{what}"),
         );
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -446,10 +448,12 @@ impl Signing<'_> {
             );
         };
         if outcome == "deny" {
-            // The same line, once a minute per denial however often
-            // repeated; every allow (and error) has its own line.
-            let detail = format!("{login} {channel}: {decision}");
-            self.state.quiet.info_with("denied", detail, line);
+            // A person's first few denials a minute, each once however
+            // often repeated, the rest summed; every allow has its line.
+            let (who, text) = (login.to_string(), format!("{login} {channel}: {decision}"));
+            self.state
+                .quiet
+                .info_capped("denied", who, &text, super::limits::DENIALS_LOGGED, line);
         } else {
             line();
         }

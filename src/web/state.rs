@@ -146,6 +146,7 @@ impl AppState {
     pub fn maintain(&self) {
         let limits = self.limits();
         limits.login.sweep();
+        limits.callback.sweep();
         limits.auth.sweep();
         self.quiet.flush();
         self.held.prune();
@@ -183,6 +184,9 @@ impl AppState {
 pub struct Limits {
     /// `limits.login_per_minute`, per client address.
     pub login: Limiter,
+    /// `limits.login_per_minute` again, for `GET /auth/callback` (a
+    /// bucket of its own), per client address.
+    pub callback: Limiter,
     /// `limits.auth_per_minute`, per person (per address when anonymous).
     pub auth: Limiter,
 }
@@ -192,6 +196,7 @@ impl Limits {
     pub fn of(config: &LimitsConfig) -> Self {
         Self {
             login: Limiter::per_minute(config.login_per_minute),
+            callback: Limiter::per_minute(config.login_per_minute),
             auth: Limiter::per_minute(config.auth_per_minute),
         }
     }

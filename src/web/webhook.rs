@@ -1,24 +1,40 @@
 //! `POST /github/webhook`: GitHub's deliveries, when `[webhooks]` is set.
 //!
-//! The order is the contract: the body is read up to [`MAX_BODY_BYTES`]
-//! (413 past it), its `X-Hub-Signature-256` is checked in constant time
-//! over the raw bytes before anything is parsed (401 when missing or
-//! wrong), then the delivery id (a delivery seen before answers 200 and
-//! does nothing), then the event. A delivery only *names* people or groups
-//! by numeric id; what they may join is always re-read from GitHub, so even
-//! a replayed or reordered delivery can only cause a re-read.
+//! The order is the contract, and each step costs a stranger more than the
+//! one before:
+//!
+//! 1. A request without a well-formed `X-Hub-Signature-256` (`sha256=` and
+//!    64 hex digits) is answered 401 before a byte of its body is read
+//!    (413 first if its `Content-Length` is over [`MAX_BODY_BYTES`]).
+//! 2. At most [`WEBHOOK_READS`] bodies are read at once; a delivery beyond
+//!    waits up to [`TURN_WAIT`] for its turn, then is answered 503 with
+//!    `Retry-After` (GitHub lets a failed delivery be redelivered, and the
+//!    sweep re-reads everyone meanwhile). So bodies cannot pile up in
+//!    memory: at most [`WEBHOOK_READS`] × [`MAX_BODY_BYTES`] are held.
+//! 3. The body is read up to [`MAX_BODY_BYTES`] (413 past it) while its
+//!    HMAC and its SHA-256 are computed; the signature is checked in
+//!    constant time (401 when wrong) before anything is parsed.
+//! 4. A signed body already handled within the hour (by its SHA-256,
+//!    whatever its delivery id) answers 200 and does nothing, unless it is
+//!    the removal of a person (see the code); so does a delivery id seen
+//!    before.
+//! 5. The event. A delivery only *names* people or groups by numeric id;
+//!    what they may join is always re-read from GitHub, through a bounded
+//!    queue that coalesces the re-reads of one person, org or team
+//!    ([`super::memo::Rechecks`]).
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 
 use super::error::ApiError;
 use super::form;
+use super::memo::Offered;
+pub use super::memo::WEBHOOK_READS;
 use super::state::AppState;
 use crate::excerpt::Excerpt;
 use crate::membership::Group;
@@ -28,6 +44,9 @@ use crate::revocation::bus::Change;
 /// Largest delivery accepted. Membership events are a few KB; GitHub caps
 /// payloads at 25 MB, but none this gateway uses comes near 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long a delivery waits for one of the [`WEBHOOK_READS`] turns
+/// before it is answered 503.
+pub const TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// What a delivery asks of the gateway.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Action {
@@ -49,27 +68,69 @@ pub async fn receive(
     };
     let (parts, body) = request.into_parts();
     let count = |event, outcome| state.metrics.webhook(event, outcome);
-    let body = form::read_up_to(body, MAX_BODY_BYTES)
-        .await
-        .inspect_err(|e| {
-            let outcome = if e.status == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
-            } else {
-                "malformed"
-            };
-            count("unknown", outcome);
-        })?;
-    if !signed(&parts.headers, &body, webhooks.secret.expose().as_bytes()) {
+    let refuse_unsigned = || {
         count("unknown", "unauthorized");
+        // One line a minute however many strangers try: grouped by kind.
         state.quiet.info(
             "refused a webhook delivery without a valid X-Hub-Signature-256",
             "check that [webhooks] secret is the one GitHub has".to_owned(),
         );
-        return Err(ApiError::new(
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "X-Hub-Signature-256 is missing or does not match the body",
-        ));
+        )
+    };
+    // 0. A declared length past the limit: 413, as on every route.
+    if axum::body::HttpBody::size_hint(&body).lower() > MAX_BODY_BYTES as u64 {
+        count("unknown", "too_large");
+        return Ok(closing(form::too_large(MAX_BODY_BYTES).into_response()));
     }
+    // 1. No well-formed signature: refused before the body is read.
+    let Some(given) = signature_of(&parts.headers) else {
+        return Ok(closing(refuse_unsigned().into_response()));
+    };
+    // 2. A turn to read a body.
+    let reading = state.deliveries.reading.clone();
+    let Ok(Ok(_turn)) = tokio::time::timeout(TURN_WAIT, reading.acquire_owned()).await else {
+        count("unknown", "busy");
+        state.quiet.info(
+            "refused a webhook delivery: too many being read at once",
+            String::new(),
+        );
+        let mut busy = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many deliveries are being read at once; redeliver shortly",
+        )
+        .into_response();
+        busy.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(TURN_WAIT.as_secs()),
+        );
+        return Ok(closing(busy));
+    };
+    // 3. Read, with the HMAC and the digest computed as the body streams.
+    let mut mac = Hmac::<Sha256>::new_from_slice(webhooks.secret.expose().as_bytes())
+        .expect("HMAC takes a key of any length");
+    let mut digest = Sha256::new();
+    let body = form::read_up_to_with(body, MAX_BODY_BYTES, |chunk| {
+        mac.update(chunk);
+        digest.update(chunk);
+    })
+    .await
+    .inspect_err(|e| {
+        let outcome = if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            "too_large"
+        } else {
+            "malformed"
+        };
+        count("unknown", outcome);
+    })?;
+    // The crate's own check: constant time (through `subtle`), and false
+    // for a digest of another length.
+    if mac.verify_slice(&given).is_err() {
+        return Err(refuse_unsigned());
+    }
+    let digest: [u8; 32] = digest.finalize().into();
     let headers = &parts.headers;
     let event_label = event_label(header(headers, "x-github-event").unwrap_or(""));
     let malformed = |problem: String| {
@@ -108,7 +169,18 @@ pub async fn receive(
             return Err(malformed(problem));
         }
     };
-    if !state.deliveries.first_time(&delivery) {
+    // 4. Replays: the same signed body (whatever its unsigned delivery id),
+    // or the same delivery id. One exception keeps removals failing
+    // closed: GitHub sends byte-identical bodies when a person is removed,
+    // added back and removed again within the hour, and each must end
+    // what they hold and stop their cached answer if GitHub cannot
+    // confirm it, so the removal of a person acts however often its body
+    // comes. Replayed, it costs at most one re-read of that person at a
+    // time (the queue coalesces) and never grants anything.
+    let removal = is_removal(&event, &action_name);
+    let replayed = !state.deliveries.bodies.first_time(digest);
+    let still_matters = removal && matches!(action, Action::Recheck(Change::Person(_)));
+    if (replayed && !still_matters) || !state.deliveries.first_time(&delivery) {
         count(event_label, "duplicate");
         tracing::info!(%delivery, %event, action = %action_name, outcome = "duplicate", "webhook delivery");
         return Ok(answer(
@@ -121,19 +193,30 @@ pub async fn receive(
         Action::Pong => "pong".to_owned(),
         Action::Ignore => "ignored: it changes no access".to_owned(),
         Action::Recheck(change) => {
-            let revocation = state.revocation.clone();
             let cause = Cause::Webhook {
                 delivery: delivery.clone(),
                 event: format!("{event}.{action_name}"),
-                removal: is_removal(&event, &action_name),
+                removal,
             };
-            state.tasks.job(format!("{cause}"), async move {
-                revocation.apply(change, cause).await;
-            });
-            match change {
-                Change::Person(id) => format!("re-checking person {id}"),
-                Change::Group(Group::Org(id)) => format!("re-checking everyone in org {id}"),
-                Change::Group(Group::Team(id)) => format!("re-checking everyone in team {id}"),
+            let what = match change {
+                Change::Person(id) => format!("person {id}"),
+                Change::Group(Group::Org(id)) => format!("everyone in org {id}"),
+                Change::Group(Group::Team(id)) => format!("everyone in team {id}"),
+            };
+            match state
+                .deliveries
+                .rechecks
+                .offer(change, cause, &state.revocation, &state.tasks)
+            {
+                Offered::Queued => format!("re-checking {what}"),
+                Offered::AlreadyWaiting => format!("re-checking {what} (already queued)"),
+                Offered::Full => {
+                    state.quiet.info(
+                        "webhook re-reads are queued to the limit; the sweep will re-read the rest",
+                        String::new(),
+                    );
+                    format!("re-checking {what} on the next sweep (the queue is full)")
+                }
             }
         }
     };
@@ -152,6 +235,17 @@ pub async fn receive(
         StatusCode::OK
     };
     Ok(answer(status, &delivery, &outcome))
+}
+
+/// `response` with `Connection: close`: for a refusal whose body was not
+/// read, so the server closes the connection instead of reading the unread
+/// body into its buffers to reach a next request.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
 }
 
 /// An event name as a metrics label: those the gateway uses, else `other`.
@@ -187,19 +281,24 @@ pub(crate) fn is_delivery_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
+/// The digest `X-Hub-Signature-256` gives: `sha256=` and 64 hex digits,
+/// or none.
+fn signature_of(headers: &HeaderMap) -> Option<Vec<u8>> {
+    header(headers, "x-hub-signature-256")
+        .and_then(|v| v.strip_prefix("sha256="))
+        .filter(|digits| digits.len() == 64)
+        .and_then(|digits| hex::decode(digits).ok())
+}
+
 /// Whether `X-Hub-Signature-256` is `sha256=` and the hex HMAC-SHA256 of
 /// `body` under `secret`, compared in constant time.
-pub(crate) fn signed(headers: &HeaderMap, body: &Bytes, secret: &[u8]) -> bool {
-    let Some(given) = header(headers, "x-hub-signature-256")
-        .and_then(|v| v.strip_prefix("sha256="))
-        .and_then(|digits| hex::decode(digits).ok())
-    else {
+#[cfg(test)]
+pub(crate) fn signed(headers: &HeaderMap, body: &[u8], secret: &[u8]) -> bool {
+    let Some(given) = signature_of(headers) else {
         return false;
     };
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(body);
-    // The crate's own check: constant time (through `subtle`), and false
-    // for a digest of another length.
     mac.verify_slice(&given).is_ok()
 }
 
@@ -270,6 +369,7 @@ pub(crate) fn what_to_do(event: &str, body: &Value) -> Result<Action, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Bytes;
 
     #[test]
     fn removals_are_the_events_that_take_access_away() {

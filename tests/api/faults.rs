@@ -219,6 +219,8 @@ async fn a_crowd_of_slow_clients_is_cut_off_and_others_are_served() {
         .with_config(|c| {
             c.server.header_timeout = Duration::from_secs(1);
             c.server.max_connections = SLOW + 50;
+            // The crowd and the ordinary client share 127.0.0.1.
+            c.server.max_connections_per_client = SLOW + 50;
         })
         .spawn()
         .await;

@@ -22,5 +22,6 @@ mod revocation;
 mod revocation_property;
 mod sessions;
 mod signin_first;
+mod strangers;
 mod tasks;
 mod tokens;

@@ -564,6 +564,8 @@ async fn concurrent_first_requests_make_one_github_read() {
     let second = TestApp::new()
         .with_github(github.clone())
         .with_store(&store)
+        // One client with 100 connections at once: over the default 64.
+        .with_config(|c| c.server.max_connections_per_client = 128)
         .spawn()
         .await;
     github.reset_counters();
