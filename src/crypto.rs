@@ -183,6 +183,15 @@ impl SealedToken {
     pub fn sealed_text(&self) -> &str {
         &self.0
     }
+
+    /// A short key naming this sealed token in this process (to tell one
+    /// session's token from another's), not a secret.
+    pub fn key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.0.hash(&mut hasher);
+        hasher.finish()
+    }
 }
 
 #[cfg(test)]

@@ -181,6 +181,7 @@ impl Memberships {
         {
             return Ok(m.clone());
         }
+        let sealed = token.key();
         let Ok(token) = self.keys.open_token(token) else {
             // Sealed with another key (one since rotated): log in again.
             return Err(MembershipError::Revoked);
@@ -189,7 +190,8 @@ impl Memberships {
             user: user.clone(),
             etag: None,
         };
-        self.read(&seen, &token, Mode::Cached, refreshable).await
+        self.read(&seen, &token, Mode::Cached, (refreshable, sealed))
+            .await
     }
 
     /// Re-reads the person's membership from GitHub now, however fresh the
@@ -210,6 +212,7 @@ impl Memberships {
         token: &SealedToken,
         refreshable: bool,
     ) -> Result<Arc<Membership>, MembershipError> {
+        let sealed = token.key();
         let Ok(token) = self.keys.open_token(token) else {
             return Err(MembershipError::Revoked);
         };
@@ -217,7 +220,8 @@ impl Memberships {
             user: user.clone(),
             etag: None,
         };
-        self.read(&seen, &token, Mode::Recheck, refreshable).await
+        self.read(&seen, &token, Mode::Recheck, (refreshable, sealed))
+            .await
     }
 
     /// The cached membership of person `id`, fresh or not, without asking GitHub.
@@ -306,7 +310,7 @@ impl Memberships {
             .and_compute_with(|current| {
                 let before = current.and_then(|e| e.into_value().membership.clone());
                 if before.is_some_and(|b| b.person != membership.person) {
-                    self.changed(id, false);
+                    self.changed(id);
                 }
                 std::future::ready(Op::Put(slot))
             })
@@ -320,7 +324,7 @@ impl Memberships {
         user: &UserRead,
         token: &Secret<String>,
         mode: Mode,
-        refreshable: bool,
+        (refreshable, sealed): (bool, u64),
     ) -> Result<Arc<Membership>, MembershipError> {
         let user_id = user.user.id;
         let started = self.clock.now();
@@ -332,7 +336,7 @@ impl Memberships {
                 let outcome = &mut outcome;
                 async move {
                     let (op, result) = self
-                        .next(slot, user, token, (mode, refreshable), started)
+                        .next(slot, user, token, (mode, refreshable, sealed), started)
                         .await;
                     *outcome = result;
                     op
@@ -348,7 +352,7 @@ impl Memberships {
         slot: Arc<Slot>,
         user: &UserRead,
         token: &Secret<String>,
-        (mode, refreshable): (Mode, bool),
+        (mode, refreshable, sealed): (Mode, bool, u64),
         started: Instant,
     ) -> (Op<Arc<Slot>>, Result<Arc<Membership>, MembershipError>) {
         let now = self.clock.now();
@@ -375,14 +379,14 @@ impl Memberships {
                     "GitHub token answered for another user id"
                 );
                 let _ = (orgs, teams);
-                self.changed(user.user.id, true);
+                self.dead(user.user.id, Some(sealed));
                 (Op::Remove, Err(MembershipError::Revoked))
             }
             Ok((read_user, orgs, teams)) => {
                 let membership =
                     Arc::new(Membership::new(read_user, orgs, teams, self.clock.now()));
                 if previous.is_some_and(|p| p.person != membership.person) {
-                    self.changed(user.user.id, false);
+                    self.changed(user.user.id);
                 }
                 (
                     Op::Put(Arc::new(Slot::confirmed(membership.clone()))),
@@ -392,7 +396,7 @@ impl Memberships {
             // The entry goes with the token: the next read starts afresh.
             Err(GithubError::Unauthorized) => {
                 if !refreshable {
-                    self.changed(user.user.id, true);
+                    self.dead(user.user.id, Some(sealed));
                 }
                 (Op::Remove, Err(MembershipError::Revoked))
             }
@@ -416,15 +420,33 @@ impl Memberships {
     /// Their cached membership goes with the authorization, as it does
     /// when GitHub answers 401: no other credential of theirs is answered
     /// from it while GitHub has not been asked again.
-    pub async fn revoked(&self, id: u64) {
+    pub async fn revoked(&self, id: u64, token: &SealedToken) {
         self.cache.invalidate(&id).await;
-        self.changed(id, true);
+        self.dead(id, Some(token.key()));
     }
 
-    fn changed(&self, id: u64, revoked: bool) {
+    /// Person `id`'s membership read differs from what the cache held.
+    fn changed(&self, id: u64) {
+        self.send(MembershipChange {
+            id,
+            revoked: false,
+            token: None,
+        });
+    }
+
+    /// GitHub refused the token whose [`SealedToken::key`] is `token`.
+    fn dead(&self, id: u64, token: Option<u64>) {
+        self.send(MembershipChange {
+            id,
+            revoked: true,
+            token,
+        });
+    }
+
+    fn send(&self, change: MembershipChange) {
         if let Some(changes) = &self.changes {
             // Full: the sweep re-checks everyone watched within the TTL.
-            let _ = changes.try_send(MembershipChange { id, revoked });
+            let _ = changes.try_send(change);
         }
     }
 }
@@ -434,8 +456,11 @@ impl Memberships {
 pub struct MembershipChange {
     /// Their GitHub id.
     pub id: u64,
-    /// GitHub refused their token: they have lost everything.
+    /// GitHub refused a token of theirs: that session has ended, and unless
+    /// another session's token still works, they have lost everything.
     pub revoked: bool,
+    /// Which token GitHub refused ([`SealedToken::key`]), when known.
+    pub token: Option<u64>,
 }
 
 /// An organisation or team, by the numeric id webhooks name it with.

@@ -77,6 +77,8 @@ use crate::session::grants::{self as stored, StoredGrant, StoredPerson};
 use crate::session::{Identity, Store};
 use crate::tasks::Tasks;
 
+/// Most tokens of a person's other sessions kept to re-read them with.
+const MAX_SPARE_TOKENS: usize = 3;
 /// Most channels remembered per person; see the module's notes.
 pub const MAX_CHANNELS_PER_PERSON: usize = 256;
 /// How often the sweep looks for people due a re-read.
@@ -342,6 +344,12 @@ struct Watched {
     token: SealedToken,
     /// The refresh token and due time of `token`, when it expires.
     expiring: Option<Expiring>,
+    /// The tokens of the person's other sessions that signed here, the
+    /// most recent last (at most [`MAX_SPARE_TOKENS`], in memory only):
+    /// when GitHub refuses `token` (that session ended, or GitHub dropped
+    /// its oldest token), re-reads go on with one of these, so one dead
+    /// token does not end the connections of every device.
+    spares: Vec<(SealedToken, Option<Expiring>)>,
     /// Channel name → the grant.
     channels: HashMap<String, Held>,
     /// `pusher.signin()`.
@@ -373,6 +381,7 @@ impl Watched {
             user,
             token,
             expiring,
+            spares: Vec::new(),
             channels: HashMap::new(),
             signed_in: None,
             signed_sockets: Vec::new(),
@@ -830,9 +839,17 @@ impl Revocation {
             w
         });
         if watched.token != *token {
-            // The newest login's token is the one that still works.
-            watched.token = token.clone();
-            watched.expiring = identity.expiring();
+            // The latest signing's token is the one most likely to work;
+            // the one before is kept in case this one dies first.
+            let before = (
+                std::mem::replace(&mut watched.token, token.clone()),
+                std::mem::replace(&mut watched.expiring, identity.expiring()),
+            );
+            watched.spares.retain(|(t, _)| t != token && *t != before.0);
+            watched.spares.push(before);
+            if watched.spares.len() > MAX_SPARE_TOKENS {
+                watched.spares.remove(0);
+            }
             watched.record_version += 1;
         }
         if watched.user.login != user.login {
@@ -985,9 +1002,52 @@ impl Revocation {
         tracing::debug!(login = %user.login, id, %cause, "re-reading their membership");
         let read = {
             let _permit = self.0.reads.acquire().await;
-            self.read_refreshing(&user, token, expiring).await
+            let (mut token, mut expiring) = (token, expiring);
+            loop {
+                let read = self.read_refreshing(&user, token.clone(), expiring).await;
+                if !matches!(read, Err(MembershipError::Revoked)) {
+                    break read;
+                }
+                // That token is dead; go on with another session's, if any.
+                let dead = token.clone();
+                if !self.drop_token(id, |t| *t == dead) {
+                    break read;
+                }
+                match self.current_token(id) {
+                    Some(next) => (token, expiring) = next,
+                    None => break read,
+                }
+            }
         };
         self.evaluate(id, read, &cause).await;
+    }
+
+    /// Forgets person `id`'s token that `is_dead` picks: a spare, or the
+    /// current one, which the most recent spare then replaces. True when a
+    /// token of theirs is left to re-read them with.
+    fn drop_token(&self, id: u64, is_dead: impl Fn(&SealedToken) -> bool) -> bool {
+        let mut registry = self.0.registry.lock().expect("registry lock");
+        let Some(watched) = registry.get_mut(&id) else {
+            return false;
+        };
+        watched.spares.retain(|(t, _)| !is_dead(t));
+        if is_dead(&watched.token) {
+            let Some((token, expiring)) = watched.spares.pop() else {
+                return false;
+            };
+            watched.token = token;
+            watched.expiring = expiring;
+            watched.record_version += 1;
+        }
+        true
+    }
+
+    /// The token person `id` is re-read with now.
+    fn current_token(&self, id: u64) -> Option<(SealedToken, Option<Expiring>)> {
+        let registry = self.0.registry.lock().expect("registry lock");
+        registry
+            .get(&id)
+            .map(|w| (w.token.clone(), w.expiring.clone()))
     }
 
     /// Re-reads `user`'s membership with `token`, refreshed first when it
@@ -1007,7 +1067,7 @@ impl Revocation {
             async |token: &SealedToken| match refresher.refresh(user, token, &expiring).await {
                 Ok(fresh) => Ok(fresh),
                 Err(RefreshFailed::Refused) => {
-                    self.0.memberships.revoked(user.id).await;
+                    self.0.memberships.revoked(user.id, token).await;
                     Err(MembershipError::Revoked)
                 }
                 Err(RefreshFailed::Unavailable(why)) => Err(MembershipError::Unavailable(format!(
@@ -1067,6 +1127,14 @@ impl Revocation {
             return;
         }
         let read = if change.revoked {
+            if let Some(dead) = change.token
+                && self.drop_token(change.id, |t| t.key() == dead)
+            {
+                // That session's token is dead, another's may not be: the
+                // person is re-read with it.
+                self.recheck(change.id, Cause::Request).await;
+                return;
+            }
             Err(MembershipError::Revoked)
         } else {
             match self.0.memberships.peek(change.id).await {

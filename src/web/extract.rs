@@ -389,7 +389,10 @@ async fn revoked(
     tracing::info!(login = %identity.user.login, "GitHub revoked the token; ending the session");
     if identity.refresh.is_some() {
         // get_with left the news to us.
-        state.memberships.revoked(identity.user.id).await;
+        state
+            .memberships
+            .revoked(identity.user.id, &identity.token)
+            .await;
     }
     end(state, credential).await?;
     Ok(Caller::Revoked)

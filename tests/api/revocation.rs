@@ -661,3 +661,44 @@ async fn a_removal_heard_by_another_instance_fails_closed_there_too() {
         "and gives her no stale answer"
     );
 }
+
+#[tokio::test]
+async fn one_dead_token_ends_its_session_not_the_persons_other_connections() {
+    let app = TestApp::new().spawn().await;
+    let laptop = Browser::logged_in_as(&app, "ada").await;
+    let laptop_token = app.github.issued_token_values();
+    let phone = Browser::logged_in_as(&app, "ada").await;
+    let phone_token: Vec<String> = app
+        .github
+        .issued_token_values()
+        .into_iter()
+        .filter(|t| !laptop_token.contains(t))
+        .collect();
+    assert_eq!((laptop_token.len(), phone_token.len()), (1, 1));
+    assert_eq!(laptop.auth(&app, "private-ops").await.0, StatusCode::OK);
+    assert_eq!(phone.auth(&app, "private-user-ada").await.0, StatusCode::OK);
+    // GitHub drops the phone's token (the person revoked that device, or
+    // it was their oldest past ten): that session ends...
+    assert!(app.github.revoke_token(&phone_token[0]));
+    app.pass_the_ttl();
+    assert_eq!(
+        phone.auth(&app, "private-user-ada").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    app.settled().await;
+    // ...but ada's access is what the laptop's token reads: nothing ends.
+    assert!(
+        app.pusher.terminated().is_empty(),
+        "{:?}",
+        app.pusher.calls()
+    );
+    assert_eq!(laptop.auth(&app, "private-ops").await.0, StatusCode::OK);
+    app.pass_the_ttl();
+    app.sweep().await;
+    assert!(app.pusher.terminated().is_empty());
+    // With every token of hers dead, everything she holds ends.
+    assert!(app.github.revoke_token(&laptop_token[0]));
+    app.pass_the_ttl();
+    app.sweep().await;
+    assert_eq!(app.pusher.terminated(), [1]);
+}

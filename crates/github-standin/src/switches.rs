@@ -68,6 +68,13 @@ impl GithubStandIn {
         webhook::revoke(&mut self.lock(), login);
     }
 
+    /// Revokes the one access token `token` (as GitHub does to a person's
+    /// oldest token past ten, or when the app revokes it): it then gets
+    /// `401 Bad credentials`. False when no such token was issued.
+    pub fn revoke_token(&self, token: &str) -> bool {
+        self.lock().tokens.remove(token).is_some()
+    }
+
     /// While on, every route answers `503` (API: JSON
     /// `{"message":"Service Unavailable"}`; web: a short page).
     pub fn set_down(&self, down: bool) {
