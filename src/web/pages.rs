@@ -200,12 +200,26 @@ pub async fn home(
             }
         }
     }
-    page.tokens = match state.tokens.list(identity.user.id).await {
-        Ok(tokens) => Ok(tokens.into_iter().map(TokenView::of).collect()),
-        Err(e) => {
-            tracing::warn!(error = %e, "tokens could not be listed");
-            Err("your tokens cannot be listed right now: the session store did not answer".into())
-        }
+    // A listing reads every token's record: counted like GET /auth/tokens.
+    let limited = state
+        .limits()
+        .auth
+        .check(super::limits::Key::Person(identity.user.id));
+    page.tokens = match limited {
+        Err(wait) => Err(format!(
+            "your tokens are not listed: too many requests; reload in {}s",
+            wait.as_secs().max(1)
+        )),
+        Ok(()) => match state.tokens.list(identity.user.id).await {
+            Ok(tokens) => Ok(tokens.into_iter().map(TokenView::of).collect()),
+            Err(e) => {
+                tracing::warn!(error = %e, "tokens could not be listed");
+                Err(
+                    "your tokens cannot be listed right now: the session store did not answer"
+                        .into(),
+                )
+            }
+        },
     };
     page.user = Some(&user);
     render(StatusCode::OK, &page)

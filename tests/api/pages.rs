@@ -159,3 +159,31 @@ async fn names_from_github_that_could_break_a_separator_are_ignored() {
     let me: Value = ada.get(&app.url("/auth/me")).await.json().await.unwrap();
     assert_eq!(me["teams"], serde_json::json!(["initech/ops"]), "{me}");
 }
+
+#[tokio::test]
+async fn the_home_page_lists_tokens_within_the_same_limit_as_the_token_list() {
+    // Each listing reads every token's record from the store: a page view
+    // is counted like GET /auth/tokens, or reloading it is a free flood.
+    let app = TestApp::new()
+        .with_config(|c| c.limits.auth_per_minute = 2)
+        .spawn()
+        .await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    for _ in 0..2 {
+        let page = ada.get(&app.url("/")).await.text().await.unwrap();
+        assert!(page.contains("You have no tokens."), "{page}");
+    }
+    let page = ada.get(&app.url("/")).await;
+    assert_eq!(page.status(), StatusCode::OK, "the page itself still shows");
+    let page = page.text().await.unwrap();
+    assert!(!page.contains("You have no tokens."), "{page}");
+    assert!(page.contains("not listed: too many requests"), "{page}");
+    let list = ada
+        .http
+        .get(app.url("/auth/tokens"))
+        .header("origin", app.url.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), StatusCode::TOO_MANY_REQUESTS, "one budget");
+}
