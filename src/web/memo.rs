@@ -307,3 +307,45 @@ impl RequestIds {
             .expect("hex and a dash are a header value")
     }
 }
+
+/// Bearer credentials this gateway did not know, counted per client
+/// address for a minute from the first: past [`UnknownCredentials::PER_MINUTE`]
+/// an address's bearer requests are refused (429) before the token store
+/// is read, so random tokens cannot turn into a flood of store reads.
+/// Known tokens never count; a bot sharing an address with such a flood
+/// gets 429 (never a 401 that would make it drop its token) until the
+/// minute ends.
+#[derive(Clone)]
+pub struct UnknownCredentials(
+    moka::sync::Cache<std::net::IpAddr, Arc<std::sync::atomic::AtomicU32>>,
+);
+
+impl Default for UnknownCredentials {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        )
+    }
+}
+
+impl UnknownCredentials {
+    /// Unknown bearer credentials one address may present in a minute.
+    pub const PER_MINUTE: u32 = 60;
+
+    /// Whether `addr` has presented too many unknown credentials this minute.
+    pub fn over(&self, addr: std::net::IpAddr) -> bool {
+        self.0
+            .get(&addr)
+            .is_some_and(|n| n.load(Ordering::Relaxed) >= Self::PER_MINUTE)
+    }
+
+    /// `addr` presented one more unknown credential.
+    pub fn count(&self, addr: std::net::IpAddr) {
+        self.0
+            .get_with(addr, Default::default)
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -14,6 +14,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_sessions::cookie::{Cookie, SameSite};
 
 use super::error::ApiError;
+use super::extract::ClientAddr;
 use super::state::AppState;
 use super::{auth, device, observe, pages, pusher, tokens, webhook};
 use crate::session::Store;
@@ -74,6 +75,10 @@ pub fn router(state: AppState, store: Store) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             malformed_cookie,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            unknown_credentials,
         ))
         .layer(middleware::map_response(store_failure_is_503))
         .layer(TimeoutLayer::with_status_code(
@@ -201,6 +206,36 @@ async fn malformed_cookie(
         );
     }
     next.run(request).await
+}
+
+/// Bearer credentials the gateway does not know are counted per client
+/// address; past [`super::memo::UnknownCredentials::PER_MINUTE`] in a minute, that
+/// address's bearer requests get 429 before the token store is read.
+async fn unknown_credentials(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    if !request
+        .headers()
+        .contains_key(axum::http::header::AUTHORIZATION)
+    {
+        return next.run(request).await;
+    }
+    if state.unknown_credentials.over(addr) {
+        state.quiet.warn(
+            "too many unknown bearer tokens from one address; its bearer requests get 429 for the rest of the minute",
+            &addr.to_string(),
+            format!("client {addr}"),
+        );
+        return ApiError::too_many(std::time::Duration::from_secs(60)).into_response();
+    }
+    let response = next.run(request).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        state.unknown_credentials.count(addr);
+    }
+    response
 }
 
 /// OPTIONS on the auth endpoints: the CORS layer answers preflights itself.

@@ -9,7 +9,7 @@ use oauth2::basic::BasicClient;
 use oauth2::{EndpointNotSet, EndpointSet};
 
 use super::limits::{Limiter, QuietLog};
-use super::memo::{DevicePolls, RequestIds, SeenDeliveries, SpentStates};
+use super::memo::{DevicePolls, RequestIds, SeenDeliveries, SpentStates, UnknownCredentials};
 use super::signins::Signins;
 use crate::clock::Clock;
 use crate::config::{Config, LimitsConfig};
@@ -85,6 +85,8 @@ pub struct Shared {
     pub session_cookie_name: String,
     /// Refusals, logged once a minute however often they repeat.
     pub quiet: QuietLog,
+    /// Unknown bearer credentials, counted per client address.
+    pub unknown_credentials: UnknownCredentials,
     /// Webhook deliveries already handled.
     pub deliveries: SeenDeliveries,
     /// GitHub token refreshes done or under way, one per refresh token.
@@ -133,6 +135,7 @@ impl AppState {
             session_cookie_name: config.session.cookie_name(config.server.is_https()),
             limits: ArcSwap::from_pointee(Limits::of(&config.limits)),
             quiet: QuietLog::default(),
+            unknown_credentials: UnknownCredentials::default(),
             deliveries: SeenDeliveries::default(),
             refreshes: super::refresh::Refreshes::default(),
             signins: Signins::new(config.revocation.watch_for),

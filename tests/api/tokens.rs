@@ -620,3 +620,28 @@ async fn a_cookie_naming_a_tokens_record_is_nobody() {
         1
     );
 }
+
+#[tokio::test]
+async fn unknown_bearer_tokens_from_one_address_are_refused_before_any_store_read() {
+    // Random tokens cost a store read each: past the limit an address's
+    // bearer requests get 429 (never a 401 that would make a bot drop a
+    // good token) without the store being asked.
+    let app = TestApp::new().spawn().await;
+    let limit = channelgate::web::memo::UnknownCredentials::PER_MINUTE;
+    let http = reqwest::Client::new();
+    let me = |token: String| {
+        http.get(app.url("/auth/me"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+    };
+    for i in 0..limit {
+        let token = format!("cg_{:0>43}", i);
+        assert_eq!(me(token).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    }
+    let over = me(format!("cg_{}", "B".repeat(43))).await.unwrap();
+    assert_eq!(over.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(over.headers().contains_key("retry-after"));
+    // A browser at the same address, which sends no bearer token, is served.
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    assert_eq!(ada.get(&app.url("/auth/me")).await.status(), StatusCode::OK);
+}
