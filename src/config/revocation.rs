@@ -79,8 +79,25 @@ pub(super) fn read(
         defaults.watch_for,
         Duration::ZERO,
     );
+    let written = raw.signin_wait.is_some();
     let signin_wait = signin_wait(p, raw.signin_wait, defaults.signin_wait, request_timeout);
     let require_signin = require_signin(p, raw.require_signin, signin, watch_for);
+    // The default wait must fit the request too, once it is used.
+    if let (false, Some(true), Some(wait), Some(timeout)) =
+        (written, require_signin, signin_wait, request_timeout)
+        && wait >= timeout
+    {
+        p.add(
+            "revocation.signin_wait",
+            None,
+            format!(
+                "its default ({}) is not shorter than server.request_timeout ({}): with require_signin, a request would time out before it is told to sign in first; set signin_wait shorter, or lengthen request_timeout",
+                format_duration(wait),
+                format_duration(timeout)
+            ),
+        );
+        return None;
+    }
     Some(RevocationConfig {
         watch_for: watch_for?,
         terminate_connections: raw

@@ -200,6 +200,12 @@ impl ApiError {
     }
 
     /// 429: over a `[limits]` rate; `Retry-After` says when to try again.
+    /// This answer, with `Retry-After: seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
     pub fn too_many(wait: std::time::Duration) -> Self {
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         Self {

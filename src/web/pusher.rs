@@ -541,14 +541,17 @@ pub const SIGN_IN_FIRST: &str = "sign in first: call pusher.signin() before subs
 /// `revocation.signin_wait` for a sign-in that has not come yet (pusher-js
 /// sends it beside the subscriptions, in either order). Once per request,
 /// however many channels it holds. A person `[signin]` refuses is told at
-/// once: their sign-in can never come.
+/// once: their sign-in can never come. True when it had to wait.
 async fn signed_in_first(
     state: &AppState,
     config: &Config,
     membership: &Membership,
     socket_id: &SocketId,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let person = &membership.person;
+    if state.signins.who(socket_id) == Some(person.id) {
+        return Ok(false);
+    }
     let admitted = config
         .signin
         .as_ref()
@@ -556,7 +559,7 @@ async fn signed_in_first(
     let (reason, message, detail) = if admitted {
         let wait = config.revocation.signin_wait;
         match state.signins.wait(socket_id, person.id, wait).await {
-            SignedIn::Same => return Ok(()),
+            SignedIn::Same => return Ok(true),
             SignedIn::Other(other) => (
                 "other_person",
                 "this connection is signed in as another GitHub account: sign in with pusher.signin() on a connection of your own, then subscribe",
@@ -567,12 +570,15 @@ async fn signed_in_first(
                 SIGN_IN_FIRST,
                 "the socket did not sign in within revocation.signin_wait".to_owned(),
             ),
-            SignedIn::Busy => (
-                "busy",
-                SIGN_IN_FIRST,
-                "the socket is not signed in, and too many requests wait for a sign-in already"
-                    .to_owned(),
-            ),
+            SignedIn::Busy => {
+                state.metrics.signin_refusal("busy");
+                // Not the client's fault: it may ask again.
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many channel requests are waiting for sign-ins; try again shortly",
+                )
+                .retry_after(wait.as_secs()));
+            }
         }
     } else {
         (
@@ -605,9 +611,18 @@ pub async fn channel_auth(
         config,
     } = accept(&state, session, request).await?;
     let request = parse_request(&headers, &body)?;
-    let (membership, identity) = who(&state, &config, &credential, addr).await?;
-    if config.revocation.require_signin {
-        signed_in_first(&state, &config, &membership, &request.socket_id).await?;
+    // A request waiting for its sign-in holds only what it parsed.
+    drop((headers, body));
+    let (mut membership, mut identity) = who(&state, &config, &credential, addr).await?;
+    let mut config = config;
+    if config.revocation.require_signin
+        && signed_in_first(&state, &config, &membership, &request.socket_id).await?
+    {
+        // It waited: the rules and the membership it began with may have
+        // changed meanwhile (a removal that ended the person's grants, a
+        // reload). Decide on today's.
+        config = state.config().clone();
+        (membership, identity) = who(&state, &config, &credential, addr).await?;
     }
     let signing = Signing {
         state: &state,
@@ -689,6 +704,16 @@ pub async fn user_auth(
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "you may not sign in to this Pusher app",
+        ));
+    }
+    // A connection signed in as someone else stays theirs: whoever learns
+    // its socket id cannot take it over, and refuse its owner's channels.
+    if let Some(other) = state.signins.who(&socket_id)
+        && other != person.id
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this connection is signed in as another GitHub account",
         ));
     }
     let user = membership.user();

@@ -70,8 +70,22 @@ impl AppState {
         next.cache.stale_grace = new.cache.stale_grace;
         next.server.allowed_origins = new.server.allowed_origins;
         next.device = new.device;
-        next.revocation.require_signin = new.revocation.require_signin;
-        next.revocation.signin_wait = new.revocation.signin_wait;
+        // The file was checked against its own watch_for and
+        // request_timeout, which take effect only at a restart: these two
+        // must also fit the running ones, or they keep their values.
+        if new.revocation.require_signin && old.revocation.watch_for.is_zero() {
+            tracing::warn!(
+                "revocation.require_signin = true waits for a restart: the running revocation.watch_for is \"0s\", so no sign-in would be remembered"
+            );
+        } else if new.revocation.signin_wait >= old.server.request_timeout {
+            tracing::warn!(
+                "revocation.signin_wait keeps its running value until a restart: the new one is not shorter than the running server.request_timeout"
+            );
+            next.revocation.require_signin = new.revocation.require_signin;
+        } else {
+            next.revocation.require_signin = new.revocation.require_signin;
+            next.revocation.signin_wait = new.revocation.signin_wait;
+        }
         let limits_changed = next.limits != old.limits;
         drop(old);
         let next = Arc::new(next);
@@ -82,6 +96,9 @@ impl AppState {
         self.memberships.set_policy(&next.cache);
         self.revocation.set_ttl(next.cache.membership_ttl);
         self.swap_config(next.clone());
+        for w in next.warnings() {
+            tracing::warn!(key = %w.key, "{}", w.message);
+        }
         for key in &restart_needed {
             tracing::warn!(
                 key,

@@ -277,3 +277,55 @@ async fn a_reload_turns_require_signin_on_for_the_next_request() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body, json!({ "error": SIGN_IN_FIRST }));
 }
+
+#[tokio::test]
+async fn a_request_that_waited_is_decided_on_the_rules_of_after_its_wait() {
+    // While it waited for its sign-in, a reload took the rule away (a
+    // removal would do the same): the signature follows today's rules,
+    // not those the request began with.
+    let app = app_waiting(LONG).await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let waiting = tokio::spawn({
+        let (ada, url) = (ada.clone(), app.url("/pusher/auth"));
+        async move {
+            let response = ada
+                .http
+                .post(url)
+                .form(&[("socket_id", SOCKET), ("channel_name", "private-ops")])
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    });
+    until_waiting(&app, 1).await;
+    let state = app.state();
+    let mut config = state.config().as_ref().clone();
+    config.rules = channelgate::rules::RuleSet::new(
+        config
+            .rules
+            .rules()
+            .iter()
+            .filter(|r| r.pattern.as_str() != "private-ops")
+            .cloned()
+            .collect(),
+    );
+    state.reload(config).await;
+    assert_eq!(ada.sign_in(&app).await.0, StatusCode::OK);
+    let (status, body) = waiting.await.unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+}
+
+#[tokio::test]
+async fn a_connection_signed_in_as_someone_cannot_be_signed_in_as_another() {
+    // Whoever learns a socket id must not take the connection over and so
+    // refuse its owner's channels.
+    let app = app_waiting(SHORT).await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let bo = Browser::logged_in_as(&app, "bo").await;
+    assert_eq!(ada.sign_in(&app).await.0, StatusCode::OK);
+    let (status, body) = bo.sign_in(&app).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(app.state().signins.who(&socket()), Some(1));
+    assert_eq!(ada.auth(&app, "private-ops").await.0, StatusCode::OK);
+}
