@@ -455,8 +455,11 @@ impl Watched {
 
     /// The record, when the store does not hold it as it is.
     fn record_due(&self) -> Option<(u32, String)> {
-        (self.record_stored != Some(self.record_version))
-            .then(|| (self.record_version, self.record()))
+        // Sent with every write, changed or not: the person's record may
+        // have gone meanwhile (their last grant forgotten here or by
+        // another instance, their Redis key expired), and a grant written
+        // without one is a grant no load would find.
+        Some((self.record_version, self.record()))
     }
 }
 

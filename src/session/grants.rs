@@ -86,7 +86,8 @@ fn redis_key(id: u64) -> String {
 
 /// Writes a person's record (`ARGV[2]`, unless empty) and grants (pairs of
 /// name and value from `ARGV[3]`), each only if no later end is stored for
-/// it, then sets the key's expiry to `ARGV[1]` milliseconds.
+/// it, then makes the key live at least `ARGV[1]` milliseconds more (never
+/// less than another instance asked).
 const KEEP_SCRIPT: &str = r"
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], '#person', ARGV[2]) end
 for i = 3, #ARGV, 2 do
@@ -96,7 +97,9 @@ for i = 3, #ARGV, 2 do
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   end
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
 return 1
 ";
 
