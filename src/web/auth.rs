@@ -566,9 +566,15 @@ async fn log_out(
 ) -> Result<(), tower_sessions::session::Error> {
     use tower_sessions::session::Error::Store as InStore;
     let person = identity.user.id;
-    // A cookie session leaves its person's index as it ends.
-    end(state, credential).await?;
-    let mut given_up = vec![identity.token.clone()];
+    // A cookie session's GitHub token is its own (its login made it). A
+    // bearer token's may be a browser session's, and the session may be
+    // one no index lists (logged in before the index existed): a bearer
+    // logout alone gives nothing back at GitHub, rather than revoke a
+    // token a live session still uses.
+    let mut given_up = match credential {
+        Credential::Cookie(_) => vec![identity.token.clone()],
+        _ => Vec::new(),
+    };
     if everywhere {
         let sessions = people(state).end_all(person).await.map_err(InStore)?;
         let tokens = state.tokens.end_all(person).await.map_err(InStore)?;
@@ -590,7 +596,11 @@ async fn log_out(
                 .filter_map(|e| e.identity.map(|i| i.token)),
         );
         given_up.extend(tokens.into_iter().filter_map(|(_, i)| i.map(|i| i.token)));
+        given_up.push(identity.token.clone());
     }
+    // The caller's own last: a failure above leaves it able to try again.
+    // A cookie session leaves its person's index as it ends.
+    end(state, credential).await?;
     give_back(state, &identity.user, given_up).await;
     Ok(())
 }

@@ -203,10 +203,12 @@ async fn a_logout_revokes_the_sessions_github_token_but_not_one_a_bearer_token_s
     );
     assert_eq!(app.github.revoked_by_app(), 1);
 
-    // The token itself logging out: nothing holds the GitHub token now.
+    // The app token logging out gives nothing back: a bearer token cannot
+    // know every browser session that may hold its GitHub token (one that
+    // logged in before the per-person index existed is listed nowhere).
     assert_eq!(ci.log_out(&app).await, StatusCode::NO_CONTENT);
-    assert!(!github_accepts(&app, &laptop_token).await);
-    assert_eq!(app.github.revoked_by_app(), 2);
+    assert!(github_accepts(&app, &laptop_token).await);
+    assert_eq!(app.github.revoked_by_app(), 1);
 }
 
 #[tokio::test]
