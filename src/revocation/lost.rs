@@ -16,8 +16,16 @@ pub(super) fn all_grants(watched: &Watched) -> Vec<String> {
     if watched.signed_in.is_some() {
         lost.push(SIGN_IN.to_owned());
     }
+    if watched.overflow.is_some() {
+        // What they held past the cap, unnamed: ended all the same.
+        lost.push(PAST_THE_CAP.to_owned());
+    }
     lost
 }
+
+/// How the channels signed past the per-person cap are named among what
+/// was lost.
+pub(super) const PAST_THE_CAP: &str = "channels past the per-person cap";
 
 /// The grants `person` no longer has under `access`, and why (each reason
 /// prefixed by its grant when more than one is lost).

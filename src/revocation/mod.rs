@@ -1175,7 +1175,12 @@ impl Revocation {
                 if !ended.is_empty() {
                     gone.push((*id, ended));
                 }
-                w.grant_count() > 0 || w.ending
+                // Past the cap, what they signed beyond it is unknown and
+                // may still be held: watched for watch_for after their
+                // last signing, whatever expired of what is remembered.
+                let past_cap = w.overflow.is_some()
+                    && now.saturating_duration_since(w.last_signed) < self.0.watch_for;
+                w.grant_count() > 0 || w.ending || past_cap
             });
             self.flush(&registry, now);
             for (id, w) in registry.iter_mut() {

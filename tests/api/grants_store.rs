@@ -626,3 +626,29 @@ async fn a_stored_grant_whose_record_cannot_be_read_is_ended_at_start() {
     assert_eq!(left, 0, "and forgotten");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn past_the_cap_a_person_stays_watched_when_what_is_remembered_expires() {
+    // 256 throwaway channels on one connection, then, near their end, the
+    // channel that matters on another: past the cap, it is not remembered
+    // by name. When the throwaways expire she must still be watched.
+    let app = watching_for_an_hour().await;
+    let ada = Browser::logged_in_as(&app, "ada").await;
+    let cap = channelgate::revocation::MAX_CHANNELS_PER_PERSON;
+    for i in 0..cap {
+        let channel = format!("private-initech-{i}");
+        assert_eq!(auth_on(&ada, &app, &channel, "1.1").await, StatusCode::OK);
+    }
+    app.clock.advance(Duration::from_secs(50 * 60));
+    assert_eq!(
+        auth_on(&ada, &app, "private-ops", "2.2").await,
+        StatusCode::OK
+    );
+    app.clock.advance(Duration::from_secs(20 * 60));
+    app.sweep().await;
+    assert!(app.state().revocation.is_watched(1), "still watched");
+    app.github.remove_from_team("ada", "initech", "ops");
+    app.pass_the_ttl();
+    app.sweep().await;
+    assert_eq!(app.pusher.terminated(), [1]);
+}
