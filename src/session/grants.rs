@@ -346,15 +346,24 @@ impl Store {
                     };
                     let mut fields: HashMap<String, String> =
                         s.pool.hgetall(&key).await.map_err(backend)?;
-                    let Some(record) = fields.remove(PERSON) else {
-                        continue;
-                    };
+                    // Grants without their person's record, or one that does
+                    // not read back, cannot be re-checked: given with an
+                    // empty record, they are ended at start, never skipped.
+                    let mut record = fields.remove(PERSON).unwrap_or_default();
+                    let mut unreadable = false;
                     let grants: Vec<StoredGrant> = fields
                         .into_iter()
-                        .filter_map(|(name, value)| parse_redis_value(name, &value))
+                        .filter_map(|(name, value)| {
+                            let grant = parse_redis_value(name, &value);
+                            unreadable |= grant.is_none();
+                            grant
+                        })
                         .filter(|g| g.until_ms > now_ms)
                         .collect();
-                    if !grants.is_empty() {
+                    if unreadable {
+                        record.clear();
+                    }
+                    if !grants.is_empty() || unreadable {
                         people.push(StoredPerson { id, record, grants });
                     }
                 }

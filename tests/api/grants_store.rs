@@ -652,3 +652,34 @@ async fn past_the_cap_a_person_stays_watched_when_what_is_remembered_expires() {
     app.sweep().await;
     assert_eq!(app.pusher.terminated(), [1]);
 }
+
+#[tokio::test]
+async fn with_redis_grants_that_do_not_read_back_are_ended_at_start() {
+    // Grants left without their person's record (a race, a partial copy),
+    // or with a value that does not read back: nothing can re-check them,
+    // so they are ended, never skipped.
+    let port = free_port();
+    let _redis = OwnRedis::start(port);
+    let store = format!("redis://127.0.0.1:{port}");
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 3_600_000;
+    for (id, value) in [(7, format!("{later} 1")), (8, "garbage".to_owned())] {
+        let set = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "HSET"])
+            .arg(format!("channelgate:grants:{id}"))
+            .args(["private-ops", &value])
+            .output()
+            .expect("redis-cli runs");
+        assert!(set.status.success(), "{set:?}");
+    }
+    let github = stand_in().await;
+    let pusher = PusherStandIn::spawn().await;
+    let app = on_store(&store, &github, &pusher).await;
+    app.settled().await;
+    let mut ended = pusher.terminated();
+    ended.sort_unstable();
+    assert_eq!(ended, [7, 8]);
+}
