@@ -454,6 +454,21 @@ impl Watched {
     }
 
     /// The record, when the store does not hold it as it is.
+    /// Re-reads go on with `token` (the latest signing's, or a refresh's):
+    /// the one most likely to work. The one it replaces is kept among the
+    /// spares in case this one dies first.
+    fn replace_token(&mut self, token: &SealedToken, expiring: Option<Expiring>) {
+        let before = (
+            std::mem::replace(&mut self.token, token.clone()),
+            std::mem::replace(&mut self.expiring, expiring),
+        );
+        self.spares.retain(|(t, _)| t != token && *t != before.0);
+        self.spares.push(before);
+        if self.spares.len() > MAX_SPARE_TOKENS {
+            self.spares.remove(0);
+        }
+    }
+
     fn record_due(&self) -> Option<(u32, String)> {
         // Sent with every write, changed or not: the person's record may
         // have gone meanwhile (their last grant forgotten here or by
@@ -776,8 +791,11 @@ impl Revocation {
     /// Person `id`'s token was refreshed into `token`: re-reads use it.
     pub fn token_replaced(&self, id: u64, token: &SealedToken, expiring: Option<Expiring>) {
         if let Some(w) = self.0.registry.lock().expect("registry lock").get_mut(&id) {
-            w.token = token.clone();
-            w.expiring = expiring;
+            if w.token == *token {
+                w.expiring = expiring;
+            } else {
+                w.replace_token(token, expiring);
+            }
             w.record_version += 1;
         }
     }
@@ -842,17 +860,7 @@ impl Revocation {
             w
         });
         if watched.token != *token {
-            // The latest signing's token is the one most likely to work;
-            // the one before is kept in case this one dies first.
-            let before = (
-                std::mem::replace(&mut watched.token, token.clone()),
-                std::mem::replace(&mut watched.expiring, identity.expiring()),
-            );
-            watched.spares.retain(|(t, _)| t != token && *t != before.0);
-            watched.spares.push(before);
-            if watched.spares.len() > MAX_SPARE_TOKENS {
-                watched.spares.remove(0);
-            }
+            watched.replace_token(token, identity.expiring());
             watched.record_version += 1;
         }
         if watched.user.login != user.login {

@@ -259,3 +259,18 @@ fn a_stored_record_holds_its_token_sealed_and_reads_back() {
     assert_eq!(record.refresh.unwrap().sealed_text(), "sealed-refresh");
     assert_eq!((record.expires_at, record.refresh_at), (Some(10), Some(5)));
 }
+
+#[test]
+fn a_replaced_token_is_kept_as_a_spare_and_the_spares_are_bounded() {
+    let mut w = watched(&["private-user-ada"], false);
+    for n in 1..=5 {
+        w.replace_token(&SealedToken::for_test(&format!("t{n}")), None);
+    }
+    assert_eq!(w.token.sealed_text(), "t5");
+    let spares: Vec<&str> = w.spares.iter().map(|(t, _)| t.sealed_text()).collect();
+    assert_eq!(spares, ["t2", "t3", "t4"], "the most recent, newest last");
+    // Back to one already kept: moved, not doubled.
+    w.replace_token(&SealedToken::for_test("t3"), None);
+    let spares: Vec<&str> = w.spares.iter().map(|(t, _)| t.sealed_text()).collect();
+    assert_eq!(spares, ["t2", "t4", "t5"]);
+}
