@@ -84,12 +84,12 @@ fn redis_key(id: u64) -> String {
     format!("channelgate:grants:{id}")
 }
 
-/// Writes a person's record (`ARGV[2]`, unless empty) and grants (pairs of
+/// Writes a person's record (`ARGV[2]`) and grants (pairs of
 /// name and value from `ARGV[3]`), each only if no later end is stored for
 /// it, then makes the key live at least `ARGV[1]` milliseconds more (never
 /// less than another instance asked).
 const KEEP_SCRIPT: &str = r"
-if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], '#person', ARGV[2]) end
+redis.call('HSET', KEYS[1], '#person', ARGV[2])
 for i = 3, #ARGV, 2 do
   local old = redis.call('HGET', KEYS[1], ARGV[i])
   local old_until = old and tonumber(string.match(old, '^%-?%d+'))
@@ -160,13 +160,13 @@ impl Store {
         !matches!(self, Self::Memory(_))
     }
 
-    /// Writes person `id`'s `record` (when given) and `grants`, each kept
+    /// Writes person `id`'s `record` and `grants`, each kept
     /// until its end (Redis: the person's key for `keep` after this write).
     /// Of two ends written for one grant the later stays, with its sockets.
     pub async fn keep_grants(
         &self,
         id: u64,
-        record: Option<&str>,
+        record: &str,
         grants: &[StoredGrant],
         keep: Duration,
     ) -> session_store::Result<()> {
@@ -177,21 +177,14 @@ impl Store {
                     let sid = sql_id(id)?;
                     let until = grants.iter().map(|g| g.until_ms).max().unwrap_or(0);
                     let mut tx = s.pool.begin().await.map_err(backend)?;
-                    match record {
-                        Some(record) => sqlx_query(
-                            "insert into channelgate_grant_people (id, until, record) values (?, ?, ?) \
-                             on conflict (id) do update set until = max(until, excluded.until), \
-                             record = excluded.record",
-                        )
-                        .bind(sid)
-                        .bind(until)
-                        .bind(record),
-                        None => sqlx_query(
-                            "update channelgate_grant_people set until = max(until, ?) where id = ?",
-                        )
-                        .bind(until)
-                        .bind(sid),
-                    }
+                    sqlx_query(
+                        "insert into channelgate_grant_people (id, until, record) values (?, ?, ?) \
+                         on conflict (id) do update set until = max(until, excluded.until), \
+                         record = excluded.record",
+                    )
+                    .bind(sid)
+                    .bind(until)
+                    .bind(record)
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
@@ -213,7 +206,7 @@ impl Store {
                 }
                 Self::Redis(s) => {
                     let ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
-                    let mut args = vec![ms.to_string(), record.unwrap_or_default().to_owned()];
+                    let mut args = vec![ms.to_string(), record.to_owned()];
                     for grant in grants {
                         args.push(grant.name.clone());
                         args.push(redis_value(grant));

@@ -434,16 +434,16 @@ async fn two_instances_merge_their_grants(choice: channelgate::config::SessionSt
     let b = grant("private-ops", now + 200, "2.2");
     let own = grant("private-user-ada", now + 150, "2.2");
     store
-        .keep_grants(1, Some("{}"), std::slice::from_ref(&a), keep)
+        .keep_grants(1, "{}", std::slice::from_ref(&a), keep)
         .await
         .unwrap();
     store
-        .keep_grants(1, Some("{}"), &[b.clone(), own.clone()], keep)
+        .keep_grants(1, "{}", &[b.clone(), own.clone()], keep)
         .await
         .unwrap();
     // a's lazy refresh of its older end arrives last: b's end stays.
     store
-        .keep_grants(1, None, std::slice::from_ref(&a), keep)
+        .keep_grants(1, "{}", std::slice::from_ref(&a), keep)
         .await
         .unwrap();
     let read = |people: Vec<channelgate::session::grants::StoredPerson>| {
