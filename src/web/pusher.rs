@@ -549,9 +549,6 @@ async fn signed_in_first(
     socket_id: &SocketId,
 ) -> Result<bool, ApiError> {
     let person = &membership.person;
-    if state.signins.who(socket_id) == Some(person.id) {
-        return Ok(false);
-    }
     let admitted = config
         .signin
         .as_ref()
@@ -559,7 +556,8 @@ async fn signed_in_first(
     let (reason, message, detail) = if admitted {
         let wait = config.revocation.signin_wait;
         match state.signins.wait(socket_id, person.id, wait).await {
-            SignedIn::Same => return Ok(true),
+            SignedIn::Same => return Ok(false),
+            SignedIn::Came => return Ok(true),
             SignedIn::Other(other) => (
                 "other_person",
                 "this connection is signed in as another GitHub account: sign in with pusher.signin() on a connection of your own, then subscribe",

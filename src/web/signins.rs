@@ -54,8 +54,11 @@ const KEPT_AT_LEAST: Duration = Duration::from_secs(60);
 /// What became of a channel request's socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignedIn {
-    /// Signed in as the person who asks.
+    /// Signed in as the person who asks, already.
     Same,
+    /// Signed in as the person who asks while the request waited: what it
+    /// read before waiting may be stale.
+    Came,
     /// Signed in as someone else (this GitHub id).
     Other(u64),
     /// Not signed in within the wait.
@@ -147,7 +150,10 @@ impl Signins {
             return now;
         }
         let _ = tokio::time::timeout(within, notified).await;
-        self.verdict(socket, person).unwrap_or(SignedIn::Late)
+        match self.verdict(socket, person) {
+            Some(SignedIn::Same) => SignedIn::Came,
+            verdict => verdict.unwrap_or(SignedIn::Late),
+        }
     }
 
     /// How many requests wait now.
@@ -280,7 +286,7 @@ mod tests {
         until_waiting(&signins, 1).await;
         let before = tokio::time::Instant::now();
         signins.signed_in(&socket(1), 7);
-        assert_eq!(waiting.await.unwrap(), SignedIn::Same);
+        assert_eq!(waiting.await.unwrap(), SignedIn::Came);
         // Woken by the sign-in, not by the clock: no time passed.
         assert_eq!(tokio::time::Instant::now(), before);
         nobody_waits(&signins);
