@@ -434,15 +434,27 @@ async fn over_https_the_removal_of_the_session_cookie_carries_its_attributes() {
         .send()
         .await
         .unwrap();
-    let cookies = set_cookies(&response);
+    let removal = removal_carrying(&response, "__Host-channelgate=", &["Secure"]);
+    assert!(!removal.contains("Domain"), "{removal}");
+}
+
+/// The removal of the cookie `prefix` starts with, among `response`'s
+/// `Set-Cookie`s, checked for the attributes the cookie is set with (and
+/// `more` of them).
+fn removal_carrying(response: &reqwest::Response, prefix: &str, more: &[&str]) -> String {
+    let cookies = set_cookies(response);
     let removal = cookies
         .iter()
-        .find(|c| c.starts_with("__Host-channelgate="))
-        .unwrap_or_else(|| panic!("the unknown session's cookie is removed: {cookies:?}"));
-    for attribute in ["Max-Age=0", "Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        .find(|c| c.starts_with(prefix))
+        .unwrap_or_else(|| panic!("{prefix} is not removed: {cookies:?}"))
+        .clone();
+    for attribute in ["Max-Age=0", "HttpOnly", "SameSite=Lax", "Path=/"]
+        .iter()
+        .chain(more)
+    {
         assert!(removal.contains(attribute), "{attribute}: {removal}");
     }
-    assert!(!removal.contains("Domain"), "{removal}");
+    removal
 }
 
 #[tokio::test]
@@ -456,14 +468,7 @@ async fn a_logout_removes_the_cookie_as_it_was_set() {
         .send()
         .await
         .unwrap();
-    let cookies = set_cookies(&out);
-    let removal = cookies
-        .iter()
-        .find(|c| c.starts_with("channelgate="))
-        .unwrap_or_else(|| panic!("{cookies:?}"));
-    for attribute in ["Max-Age=0", "HttpOnly", "SameSite=Lax", "Path=/"] {
-        assert!(removal.contains(attribute), "{attribute}: {removal}");
-    }
+    let removal = removal_carrying(&out, "channelgate=", &[]);
     assert!(!removal.contains("Secure"), "not over http: {removal}");
 }
 

@@ -55,6 +55,26 @@ async fn until_waiting(app: &TestApp, n: usize) {
     );
 }
 
+/// `browser`'s request for `channel` on [`SOCKET`], sent now and answered
+/// whenever the gateway answers it: status and body.
+fn asking_for(
+    browser: &Browser,
+    app: &TestApp,
+    channel: &str,
+) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let (browser, url, channel) = (browser.clone(), app.url("/pusher/auth"), channel.to_owned());
+    tokio::spawn(async move {
+        let response = browser
+            .http
+            .post(url)
+            .form(&[("socket_id", SOCKET), ("channel_name", channel.as_str())])
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json::<Value>().await.unwrap())
+    })
+}
+
 fn nobody_waits(app: &TestApp) {
     assert_eq!(
         app.state().signins.waiting(),
@@ -97,19 +117,7 @@ async fn a_socket_that_never_signs_in_is_refused_after_signin_wait_telling_what_
 async fn a_channel_request_that_comes_before_its_sign_in_is_signed_when_the_sign_in_comes() {
     let app = app_waiting(LONG).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
-    let first = tokio::spawn({
-        let (ada, app_url) = (ada.clone(), app.url("/pusher/auth"));
-        async move {
-            let response = ada
-                .http
-                .post(app_url)
-                .form(&[("socket_id", SOCKET), ("channel_name", "private-ops")])
-                .send()
-                .await
-                .unwrap();
-            (response.status(), response.json::<Value>().await.unwrap())
-        }
-    });
+    let first = asking_for(&ada, &app, "private-ops");
     until_waiting(&app, 1).await;
     let (status, signed_in) = ada.sign_in(&app).await;
     assert_eq!(status, StatusCode::OK, "{signed_in}");
@@ -285,19 +293,7 @@ async fn a_request_that_waited_is_decided_on_the_rules_of_after_its_wait() {
     // not those the request began with.
     let app = app_waiting(LONG).await;
     let ada = Browser::logged_in_as(&app, "ada").await;
-    let waiting = tokio::spawn({
-        let (ada, url) = (ada.clone(), app.url("/pusher/auth"));
-        async move {
-            let response = ada
-                .http
-                .post(url)
-                .form(&[("socket_id", SOCKET), ("channel_name", "private-ops")])
-                .send()
-                .await
-                .unwrap();
-            (response.status(), response.json::<Value>().await.unwrap())
-        }
-    });
+    let waiting = asking_for(&ada, &app, "private-ops");
     until_waiting(&app, 1).await;
     let state = app.state();
     let mut config = state.config().as_ref().clone();
