@@ -683,3 +683,15 @@ async fn with_redis_grants_that_do_not_read_back_are_ended_at_start() {
     ended.sort_unstable();
     assert_eq!(ended, [7, 8]);
 }
+
+#[tokio::test]
+async fn the_memory_store_says_at_start_that_a_restart_forgets_live_grants() {
+    let (captured, _guard) = crate::helpers::capture_info_logs();
+    let _app = TestApp::new().spawn().await;
+    let log = captured.text();
+    assert!(
+        log.contains("session.store is memory: live grants")
+            && log.contains("a restart forgets them"),
+        "{log}"
+    );
+}
