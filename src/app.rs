@@ -22,13 +22,14 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
-use crate::config::{Config, SessionStore};
+use crate::config::Config;
 use crate::crypto::Keys;
 use crate::github::GithubClient;
 use crate::membership::Memberships;
 use crate::metrics::Metrics;
 use crate::pusher_api::PusherApi;
 use crate::revocation::{self, Access, Revocation, Settings};
+use crate::room::Room;
 use crate::session::tokens::Tokens;
 use crate::session::{Store, StoreError};
 use crate::signing::Signer;
@@ -99,7 +100,8 @@ pub async fn build(config: Config, clock: Clock) -> Result<App, StartError> {
 
 /// [`build`]'s parts, in the order each needs the ones before.
 async fn assemble(config: Config, clock: Clock, tasks: &Tasks) -> Result<App, StartError> {
-    let store = Store::open(&config.session.store, clock.clone(), tasks).await?;
+    let room = Room::open(&config.session.store).await?;
+    let store = Store::open(&room, clock.clone(), tasks).await?;
     let metrics = Metrics::new(config.server.metrics_listen.is_some());
     let github = GithubClient::with_timeout(&config.github.api_url, config.github.timeout)?
         .with_metrics(metrics.clone());
@@ -124,10 +126,10 @@ async fn assemble(config: Config, clock: Clock, tasks: &Tasks) -> Result<App, St
         metrics.clone(),
         tasks.clone(),
     );
-    keep_grants(&revocation, &store).await?;
+    keep_grants(&revocation, &room).await?;
     revocation.start(changed);
-    if let (SessionStore::Redis(url), true) = (&config.session.store, revocation.is_on()) {
-        revocation::bus::join(url, &revocation, tasks)
+    if revocation.is_on() {
+        revocation::bus::join(&room, &revocation, tasks)
             .await
             .map_err(StartError::Bus)?;
     }
@@ -148,6 +150,7 @@ async fn assemble(config: Config, clock: Clock, tasks: &Tasks) -> Result<App, St
             metrics,
             tokens: Tokens::new(store.clone(), keys.clone()),
             store: store.clone(),
+            room: room.clone(),
             keys,
             clock,
             tasks: tasks.clone(),
@@ -174,11 +177,11 @@ async fn assemble(config: Config, clock: Clock, tasks: &Tasks) -> Result<App, St
 /// Hands the store to the live-grant registry, which takes back the grants
 /// it kept before a restart; with the memory store, says what a restart
 /// forgets.
-async fn keep_grants(revocation: &Revocation, store: &Store) -> Result<(), StartError> {
+async fn keep_grants(revocation: &Revocation, room: &Room) -> Result<(), StartError> {
     if !revocation.is_on() {
         return Ok(());
     }
-    if !store.keeps_grants() {
+    if !room.keeps_grants() {
         tracing::warn!(
             "session.store is memory: live grants (revocation.watch_for) are kept in this process only, so a restart forgets them and can no longer end the connections signed before it; set session.store to a SQLite file or Redis to keep them"
         );
@@ -186,16 +189,16 @@ async fn keep_grants(revocation: &Revocation, store: &Store) -> Result<(), Start
     }
     let (people, grants) =
         revocation
-            .keep_in(store.clone())
+            .keep_in(room.clone())
             .await
             .map_err(|reason| StartError::Grants {
-                store: store.kind(),
+                store: room.kind(),
                 reason,
             })?;
     tracing::info!(
         people,
         grants,
-        store = store.kind(),
+        store = room.kind(),
         "live grants taken back from the session store"
     );
     Ok(())

@@ -49,6 +49,7 @@ pub mod membership;
 pub mod metrics;
 pub mod pusher_api;
 pub mod revocation;
+pub mod room;
 pub mod rules;
 pub mod secret;
 pub mod session;

@@ -49,8 +49,8 @@ fn start_error(e: &StartError, file: &Path, metrics_listen: Option<SocketAddr>) 
              Start Redis there, or correct session.store; store = \"memory\" needs no server \
              (sessions are then kept by this process only)."
         ),
-        StartError::Store(StoreError::Sqlite { path, source }) => format!(
-            "cannot open the SQLite session store {path} (session.store in {file}): {source}. \
+        StartError::Store(StoreError::Sqlite { path, reason }) => format!(
+            "cannot open the SQLite session store {path} (session.store in {file}): {reason}. \
              Check that its directory exists and that this user may write there, or correct \
              session.store."
         ),

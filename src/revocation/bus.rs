@@ -11,21 +11,15 @@
 //! that then authorize again (whoever can write to this Redis can as well
 //! forge sessions); it never grants anything.
 
-use std::time::Duration;
-
 use chacha20poly1305::aead::OsRng;
 use chacha20poly1305::aead::rand_core::RngCore;
-use fred::clients::SubscriberClient;
-use fred::prelude::{
-    Client, ClientLike, Config as RedisConfig, EventInterface, PubsubInterface, ReconnectPolicy,
-};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{Cause, Revocation};
-use crate::config::redact_url;
 use crate::membership::Group;
-use crate::secret::Secret;
+use crate::room::Room;
+use crate::room::pubsub::Heard;
 use crate::tasks::Tasks;
 
 /// The Redis pub/sub channel the instances share.
@@ -108,62 +102,36 @@ impl Publisher {
     }
 }
 
-/// Connects to Redis at `url`, subscribes `revocation` to the other
-/// instances' changes, and has it publish its own.
-pub async fn join(
-    url: &Secret<String>,
-    revocation: &Revocation,
-    tasks: &Tasks,
-) -> Result<(), String> {
-    let shown = redact_url(url.expose());
-    let err = |e: String| format!("Redis {shown}: {}", e.replace(url.expose(), &shown));
-    let config = RedisConfig::from_url(url.expose()).map_err(|e| err(e.to_string()))?;
-    let reconnect = || ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
-    let publisher = Client::new(config.clone(), None, None, Some(reconnect()));
-    let subscriber = SubscriberClient::new(config, None, None, Some(reconnect()));
-    for client in [publisher.clone(), subscriber.to_client()] {
-        client.connect();
-        tokio::time::timeout(Duration::from_secs(5), client.wait_for_connect())
-            .await
-            .map_err(|_| err("no answer within 5s".into()))?
-            .map_err(|e| err(e.to_string()))?;
-    }
-    // Subscribed again by itself after every reconnect.
-    subscriber.manage_subscriptions();
-    subscriber
-        .subscribe(CHANNEL)
-        .await
-        .map_err(|e| err(e.to_string()))?;
-
+/// Subscribes `revocation` to the other instances' changes through the
+/// room's pub/sub, and has it publish its own. Nothing to join for a room
+/// without pub/sub (one process).
+pub async fn join(room: &Room, revocation: &Revocation, tasks: &Tasks) -> Result<(), String> {
+    let Some(topic) = room.topic(CHANNEL).await? else {
+        return Ok(());
+    };
+    let (publisher, mut listener) = topic.split();
     let me = instance_id();
-    let mut messages = subscriber.message_rx();
-    let listener = revocation.clone();
     let own = me.clone();
+    let listening = revocation.clone();
     let jobs = tasks.clone();
     tasks.service("changes from the other instances", async move {
-        // Keeps the subscriber (and its connection) alive with the task.
-        let _subscriber = subscriber;
-        loop {
-            let message = match messages.recv().await {
-                Ok(m) => m,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+        while let Some(heard) = listener.next().await {
+            let text = match heard {
+                Heard::Text(text) => text,
+                Heard::Missed(missed) => {
                     tracing::warn!(
-                        missed = n,
-                        "fell behind on Redis pub/sub messages; the sweep will find those changes"
+                        missed,
+                        "fell behind on the other instances' messages; the sweep will find those changes"
                     );
                     continue;
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            };
-            let Some(text) = message.value.as_str() else {
-                continue;
             };
             match serde_json::from_str::<Wire>(&text) {
                 Ok(wire) if wire.from == own => {}
                 Ok(wire) => match wire.change() {
                     Some(change) => {
                         tracing::debug!(?change, from = %wire.from, "change from another instance");
-                        let revocation = listener.clone();
+                        let revocation = listening.clone();
                         let cause = Cause::Peer {
                             removal: wire.removal,
                         };
@@ -183,13 +151,17 @@ pub async fn join(
         while let Some(news) = changes.recv().await {
             let text = serde_json::to_string(&Wire::of(&me, news)).expect("plain JSON");
             let change = news.0;
-            if let Err(e) = publisher.publish::<i64, _, _>(CHANNEL, text).await {
+            if let Err(e) = publisher.publish(text).await {
                 tracing::warn!(error = %e, ?change, "could not publish a change to the other instances");
             }
         }
     });
     revocation.publish_to(Publisher { queue });
-    tracing::info!(redis = %shown, channel = CHANNEL, "sharing revocations with the other instances");
+    tracing::info!(
+        store = room.kind(),
+        channel = CHANNEL,
+        "sharing revocations with the other instances"
+    );
     Ok(())
 }
 

@@ -23,7 +23,7 @@ impl Revocation {
     /// [`MAX_CHANNELS_PER_PERSON`] channels. Those past the cap of people
     /// are dropped as from a full set (their connections ended). Returns
     /// how many people and grants were taken back.
-    pub async fn keep_in(&self, store: Store) -> Result<(usize, usize), String> {
+    pub async fn keep_in(&self, store: Room) -> Result<(usize, usize), String> {
         if !self.is_on() || !store.keeps_grants() {
             return Ok((0, 0));
         }
@@ -126,7 +126,7 @@ impl Revocation {
     }
 
     /// Writes `write` to the store, and notes what the store now holds.
-    pub(super) async fn write(&self, store: &Store, write: Write) -> Result<(), NotKept> {
+    pub(super) async fn write(&self, store: &Room, write: Write) -> Result<(), NotKept> {
         store
             .keep_grants(write.id, &write.record.1, &write.grants, self.0.watch_for)
             .await

@@ -85,9 +85,10 @@ use crate::github::GithubUser;
 use crate::membership::{Membership, MembershipChange, MembershipError, Memberships};
 use crate::metrics::Metrics;
 use crate::pusher_api::PusherApi;
+use crate::room::Room;
+use crate::room::grants::{self as stored, StoredGrant, StoredPerson};
 use crate::rules::{Conditions, RuleSet};
-use crate::session::grants::{self as stored, StoredGrant, StoredPerson};
-use crate::session::{Identity, Store};
+use crate::session::Identity;
 use crate::tasks::Tasks;
 
 /// Most tokens of a person's other sessions kept to re-read them with.
@@ -230,7 +231,7 @@ struct Inner {
     /// Where the sweep, its re-reads and the terminate calls run.
     tasks: Tasks,
     /// Where grants are kept beyond the process (SQLite, Redis).
-    store: OnceLock<Store>,
+    store: OnceLock<Room>,
     /// The sweep's write of re-armed grants is in flight.
     flushing: AtomicBool,
 }

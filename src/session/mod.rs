@@ -21,24 +21,19 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_redis_store::RedisStore;
-use tower_sessions_redis_store::fred::prelude::{
-    ClientLike, Config as RedisConfig, EventInterface, Pool, ReconnectPolicy,
-};
+use tower_sessions_redis_store::fred::prelude::{ClientLike, Pool};
 use tower_sessions_sqlx_store::SqliteStore;
 use tower_sessions_sqlx_store::sqlx::query as sqlx_query;
-use tower_sessions_sqlx_store::sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous,
-};
+use tower_sessions_sqlx_store::sqlx::sqlite::SqlitePool;
 
 use crate::clock::Clock;
-use crate::config::{SessionConfig, SessionStore as StoreChoice, redact_url};
+use crate::config::SessionConfig;
 use crate::crypto::SealedToken;
 use crate::github::GithubUser;
+use crate::room::Room;
 use crate::tasks::Tasks;
 
-pub mod grants;
 mod held;
-mod ledger;
 pub mod people;
 pub mod tokens;
 pub use held::{HOLD_FOR, HeldIdentities};
@@ -186,99 +181,32 @@ pub enum Store {
 }
 
 /// Why the session store could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The SQLite file could not be opened or migrated.
-    #[error("cannot open the SQLite session store {path}: {source}")]
-    Sqlite {
-        /// The file.
-        path: String,
-        /// The cause.
-        source: tower_sessions_sqlx_store::sqlx::Error,
-    },
-    /// Redis could not be reached.
-    #[error("cannot reach the Redis session store {url}: {reason}")]
-    Redis {
-        /// The URL, its password redacted.
-        url: String,
-        /// The cause.
-        reason: String,
-    },
-}
+pub use crate::room::OpenError as StoreError;
 
 impl Store {
     /// Opens the configured store and starts its clean-up of expired
     /// sessions (Redis expires keys by itself).
     /// The memory store reads `clock`, so a test can let a session expire
     /// without waiting; SQLite and Redis expire sessions on their own time.
-    pub async fn open(
-        choice: &StoreChoice,
-        clock: Clock,
-        tasks: &Tasks,
-    ) -> Result<Self, StoreError> {
+    pub async fn open(room: &Room, clock: Clock, tasks: &Tasks) -> Result<Self, StoreError> {
         const SWEEP_EVERY: Duration = Duration::from_secs(60);
-        match choice {
-            StoreChoice::Memory => {
+        match room {
+            Room::Memory(_) => {
                 let store = MemoryStore::on(clock);
                 tasks.service("expired sessions", sweep(store.clone(), SWEEP_EVERY));
                 Ok(Self::Memory(store))
             }
-            StoreChoice::Sqlite(path) => {
-                let err = |source| StoreError::Sqlite {
-                    path: path.display().to_string(),
-                    source,
-                };
-                owner_only(path).map_err(|e| err(e.into()))?;
-                // WAL lets readers run beside the one writer, and NORMAL
-                // syncs at checkpoints rather than at every login. SQLite
-                // gives its -wal and -shm files the database file's mode.
-                let options = SqliteConnectOptions::new()
-                    .filename(path)
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal);
-                let pool = SqlitePool::connect_with(options).await.map_err(err)?;
+            Room::Sqlite(pool) => {
+                // The room made the sessions' table with its own.
                 let store = SqliteStore::new(pool.clone());
-                store.migrate().await.map_err(err)?;
-                for table in [ledger::TABLE, grants::PEOPLE_TABLE, grants::GRANTS_TABLE] {
-                    tower_sessions_sqlx_store::sqlx::query(table)
-                        .execute(&pool)
-                        .await
-                        .map_err(err)?;
-                }
                 tasks.service("expired sessions", sweep(store.clone(), SWEEP_EVERY));
-                Ok(Self::Sqlite(SqliteSessions { store, pool }))
+                Ok(Self::Sqlite(SqliteSessions {
+                    store,
+                    pool: pool.clone(),
+                }))
             }
-            StoreChoice::Redis(url) => {
-                let err = |reason: String| StoreError::Redis {
-                    url: redact_url(url.expose()),
-                    // fred's messages can quote the URL it was given.
-                    reason: reason.replace(url.expose(), &redact_url(url.expose())),
-                };
-                // rediss:// turns on TLS, verified against the system's roots.
-                let config =
-                    RedisConfig::from_url(url.expose()).map_err(|e| err(redis_reason(&e)))?;
-                // Reconnect for ever after Redis restarts or drops idle
-                // connections (without a policy fred never reconnects).
-                let reconnect = ReconnectPolicy::new_exponential(0, 100, 5_000, 2);
-                let pool = Pool::new(config, None, None, Some(reconnect), 4)
-                    .map_err(|e| err(redis_reason(&e)))?;
-                // The first failure to connect is the answer: with a
-                // reconnect policy, wait_for_connect alone may keep trying
-                // until the timeout and lose why.
-                let mut failures = pool.next().error_rx();
-                pool.connect();
-                let failed = async move {
-                    match failures.recv().await {
-                        Ok((e, _)) => redis_reason(&e),
-                        Err(_) => "the connection failed".to_owned(),
-                    }
-                };
-                tokio::select! {
-                    connected = pool.wait_for_connect() => connected.map_err(|e| err(redis_reason(&e)))?,
-                    why = failed => return Err(err(why)),
-                    () = tokio::time::sleep(Duration::from_secs(5)) => return Err(err("no answer within 5s".into())),
-                }
+            Room::Redis(r) => {
+                let pool = r.pool().clone();
                 Ok(Self::Redis(RedisSessions {
                     store: RedisStore::new(pool.clone()),
                     pool,
@@ -298,50 +226,6 @@ impl Store {
             .with_path("/")
             .with_expiry(inactivity(config.ttl))
     }
-}
-
-/// A Redis error in words. fred keeps an I/O error only as its `Debug`
-/// text (`Os { code: 111, kind: ConnectionRefused, message: "Connection
-/// refused" }`), so its message is read back from that text.
-fn redis_reason(e: &fred::error::Error) -> String {
-    let quoted = |field: &str| {
-        let (_, rest) = e.details().split_once(field)?;
-        let (text, _) = rest.split_once('"')?;
-        let mut chars = text.chars();
-        let first = chars.next()?;
-        Some(first.to_lowercase().chain(chars).collect::<String>())
-    };
-    match e.kind() {
-        fred::error::ErrorKind::IO => quoted("message: \"")
-            .or_else(|| quoted("error: \""))
-            .unwrap_or_else(|| "the connection failed".to_owned()),
-        _ => e.to_string(),
-    }
-}
-
-/// Creates the SQLite file readable and writable by its owner only, or
-/// narrows an existing one to that: it holds sessions.
-fn owner_only(path: &std::path::Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)?;
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.as_os_str().to_owned();
-            file.push(suffix);
-            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                other => other?,
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
 }
 
 /// The Redis store, and its pool for readiness checks.
@@ -425,10 +309,7 @@ async fn sweep<S: ExpiredDeletion>(store: S, every: Duration) {
     }
 }
 
-/// How long one store operation may take. Past it the request gets a quick
-/// 503 instead of waiting for a store that went away (Redis restarting, a
-/// locked SQLite file): nothing piles up behind it.
-pub const STORE_TIMEOUT: Duration = Duration::from_secs(1);
+pub use crate::room::STORE_TIMEOUT;
 
 /// `op` within [`STORE_TIMEOUT`], its lateness as a backend error.
 async fn in_time<T>(

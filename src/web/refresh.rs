@@ -198,7 +198,7 @@ async fn once_in_the_store(
     identity: &Identity,
     name: &str,
 ) -> Result<Identity, RefreshError> {
-    let unavailable = |e: tower_sessions::session_store::Error| {
+    let unavailable = |e: crate::room::RoomError| {
         RefreshError::Unavailable(format!("the session store failed: {e}"))
     };
     let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
@@ -206,12 +206,7 @@ async fn once_in_the_store(
     // instance could claim and spend the same refresh token meanwhile.
     let hold = CLAIM_HOLD.max(state.config().github.timeout + CLAIM_MARGIN);
     loop {
-        if let Some(recorded) = state
-            .store
-            .refresh_result(name)
-            .await
-            .map_err(unavailable)?
-        {
+        if let Some(recorded) = state.room.refresh_result(name).await.map_err(unavailable)? {
             if recorded == REFUSED {
                 return Err(RefreshError::Refused("refused to another instance".into()));
             }
@@ -228,7 +223,7 @@ async fn once_in_the_store(
             return Ok(fresh);
         }
         if state
-            .store
+            .room
             .claim_refresh(name, hold)
             .await
             .map_err(unavailable)?
@@ -241,11 +236,11 @@ async fn once_in_the_store(
                     let done = match e {
                         RefreshError::Refused(_) => {
                             state
-                                .store
+                                .room
                                 .finish_refresh(name, REFUSED, RESULT_KEPT_FOR)
                                 .await
                         }
-                        RefreshError::Unavailable(_) => state.store.release_refresh(name).await,
+                        RefreshError::Unavailable(_) => state.room.release_refresh(name).await,
                     };
                     if let Err(why) = done {
                         tracing::warn!(error = %why, "a refresh's claim could not be settled; it lapses by itself");
@@ -263,7 +258,7 @@ async fn once_in_the_store(
             };
             let recorded = serde_json::to_string(&pair).unwrap_or_default();
             if let Err(e) = state
-                .store
+                .room
                 .finish_refresh(name, &recorded, RESULT_KEPT_FOR)
                 .await
             {

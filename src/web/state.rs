@@ -18,6 +18,7 @@ use crate::github::GithubClient;
 use crate::membership::Memberships;
 use crate::metrics::Metrics;
 use crate::revocation::Revocation;
+use crate::room::Room;
 use crate::session::tokens::Tokens;
 use crate::session::{HeldIdentities, Store};
 use crate::signing::Signer;
@@ -49,6 +50,8 @@ pub struct Parts {
     pub metrics: Metrics,
     /// The session store.
     pub store: Store,
+    /// What the instances sharing the store share beside sessions.
+    pub room: Room,
     /// Bearer tokens for apps without a browser, in the session store.
     pub tokens: Tokens,
     /// Seals tokens in stored sessions and the login cookie.

@@ -416,11 +416,9 @@ async fn bytes_per_grant_in_redis() {
 /// stays, a grant is removed only by whoever knows its latest end, and
 /// nobody's write replaces another's grants.
 async fn two_instances_merge_their_grants(choice: channelgate::config::SessionStore) {
-    use channelgate::session::Store;
-    use channelgate::session::grants::StoredGrant;
-    let tasks = channelgate::tasks::Tasks::default();
-    let clock = channelgate::clock::Clock::default();
-    let store = Store::open(&choice, clock, &tasks).await.unwrap();
+    use channelgate::room::Room;
+    use channelgate::room::grants::StoredGrant;
+    let store = Room::open(&choice).await.unwrap();
     let keep = Duration::from_secs(3600);
     let now = 1_000_000;
     let grant = |name: &str, until_ms: i64, sockets: &str| StoredGrant {
@@ -446,7 +444,7 @@ async fn two_instances_merge_their_grants(choice: channelgate::config::SessionSt
         .keep_grants(1, "{}", std::slice::from_ref(&a), keep)
         .await
         .unwrap();
-    let read = |people: Vec<channelgate::session::grants::StoredPerson>| {
+    let read = |people: Vec<channelgate::room::grants::StoredPerson>| {
         let mut grants = people
             .into_iter()
             .next()
@@ -480,7 +478,6 @@ async fn two_instances_merge_their_grants(choice: channelgate::config::SessionSt
         .await
         .unwrap();
     assert!(store.load_grants(now).await.unwrap().is_empty());
-    tasks.shutdown().await;
 }
 
 #[tokio::test]

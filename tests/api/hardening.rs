@@ -483,7 +483,8 @@ async fn an_unchanged_user_is_reread_with_a_free_304() {
 async fn a_session_deleted_by_logout_is_not_written_back_by_a_request_in_flight() {
     let dir = temp_dir("undead");
     for choice in [SessionStore::Memory, SessionStore::Sqlite(dir.join("s.db"))] {
-        let store = Store::open(&choice, Default::default(), &Default::default())
+        let room = channelgate::room::Room::open(&choice).await.unwrap();
+        let store = Store::open(&room, Default::default(), &Default::default())
             .await
             .unwrap();
         let mut record = Record {

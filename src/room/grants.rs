@@ -1,4 +1,4 @@
-//! Live grants kept in the session store, so a restart, crash or deploy
+//! Live grants kept in the room, so a restart, crash or deploy
 //! forgets nothing that [`crate::revocation`] must be able to take back.
 //!
 //! What is kept, per person (GitHub id): their record (login, and the
@@ -25,13 +25,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use fred::interfaces::HashesInterface;
 use futures_util::TryStreamExt;
-use tower_sessions::session_store;
-use tower_sessions_redis_store::fred::interfaces::{ClientLike, HashesInterface};
-use tower_sessions_redis_store::fred::types::{ClusterHash, CustomCommand};
 use tower_sessions_sqlx_store::sqlx::{query as sqlx_query, query_as};
 
-use super::{Store, in_time};
+use super::{Result, Room, backend, eval, in_time};
 
 /// The SQLite table of people with grants, made when the store is opened.
 pub(super) const PEOPLE_TABLE: &str = "create table if not exists channelgate_grant_people \
@@ -71,12 +69,8 @@ pub struct StoredPerson {
     pub grants: Vec<StoredGrant>,
 }
 
-fn backend(e: impl std::fmt::Display) -> session_store::Error {
-    session_store::Error::Backend(e.to_string())
-}
-
 /// A GitHub id as SQLite's integer (ids are far below 2^63).
-fn sql_id(id: u64) -> session_store::Result<i64> {
+fn sql_id(id: u64) -> Result<i64> {
     i64::try_from(id).map_err(|_| backend(format!("GitHub id {id} does not fit SQLite")))
 }
 
@@ -119,27 +113,6 @@ end
 return 1
 ";
 
-/// Runs `script` on the person key `key` with `args` (`EVAL`, sent as a
-/// plain command: the client's script interface is not compiled in).
-async fn eval(
-    pool: &tower_sessions_redis_store::fred::prelude::Pool,
-    script: &'static str,
-    key: String,
-    args: Vec<String>,
-) -> session_store::Result<()> {
-    let mut command = Vec::with_capacity(args.len() + 3);
-    command.extend([script.to_owned(), "1".to_owned(), key]);
-    command.extend(args);
-    let _: i64 = pool
-        .custom(
-            CustomCommand::new_static("EVAL", ClusterHash::Offset(2), false),
-            command,
-        )
-        .await
-        .map_err(backend)?;
-    Ok(())
-}
-
 /// A grant's Redis value: its end and its sockets.
 fn redis_value(grant: &StoredGrant) -> String {
     format!("{} {}", grant.until_ms, grant.sockets)
@@ -154,7 +127,7 @@ fn parse_redis_value(name: String, value: &str) -> Option<StoredGrant> {
     })
 }
 
-impl Store {
+impl Room {
     /// Whether this store keeps grants at all (SQLite and Redis do).
     pub fn keeps_grants(&self) -> bool {
         !matches!(self, Self::Memory(_))
@@ -169,14 +142,14 @@ impl Store {
         record: &str,
         grants: &[StoredGrant],
         keep: Duration,
-    ) -> session_store::Result<()> {
+    ) -> Result<()> {
         in_time(self.kind(), async {
             match self {
                 Self::Memory(_) => Ok(()),
-                Self::Sqlite(s) => {
+                Self::Sqlite(pool) => {
                     let sid = sql_id(id)?;
                     let until = grants.iter().map(|g| g.until_ms).max().unwrap_or(0);
-                    let mut tx = s.pool.begin().await.map_err(backend)?;
+                    let mut tx = pool.begin().await.map_err(backend)?;
                     sqlx_query(
                         "insert into channelgate_grant_people (id, until, record) values (?, ?, ?) \
                          on conflict (id) do update set until = max(until, excluded.until), \
@@ -211,7 +184,7 @@ impl Store {
                         args.push(grant.name.clone());
                         args.push(redis_value(grant));
                     }
-                    eval(&s.pool, KEEP_SCRIPT, redis_key(id), args).await
+                    eval::<i64>(&s.pool, KEEP_SCRIPT, redis_key(id), args).await.map(|_| ())
                 }
             }
         })
@@ -222,20 +195,16 @@ impl Store {
     /// holds it with an end no later than the one given (one signed again
     /// since, by another instance, stays). A person left with no grant is
     /// forgotten too.
-    pub async fn forget_grants(
-        &self,
-        id: u64,
-        gone: &[(String, i64)],
-    ) -> session_store::Result<()> {
+    pub async fn forget_grants(&self, id: u64, gone: &[(String, i64)]) -> Result<()> {
         if gone.is_empty() {
             return Ok(());
         }
         in_time(self.kind(), async {
             match self {
                 Self::Memory(_) => Ok(()),
-                Self::Sqlite(s) => {
+                Self::Sqlite(pool) => {
                     let sid = sql_id(id)?;
-                    let mut tx = s.pool.begin().await.map_err(backend)?;
+                    let mut tx = pool.begin().await.map_err(backend)?;
                     for (name, until) in gone {
                         sqlx_query(
                             "delete from channelgate_grants where id = ? and name = ? and until <= ?",
@@ -263,7 +232,7 @@ impl Store {
                         .iter()
                         .flat_map(|(name, until)| [name.clone(), until.to_string()])
                         .collect();
-                    eval(&s.pool, FORGET_SCRIPT, redis_key(id), args).await
+                    eval::<i64>(&s.pool, FORGET_SCRIPT, redis_key(id), args).await.map(|_| ())
                 }
             }
         })
@@ -275,30 +244,30 @@ impl Store {
     /// Redis expires it). Not bounded here: the caller keeps what its caps
     /// allow. Read without [`STORE_TIMEOUT`](super::STORE_TIMEOUT): it runs
     /// once, at start.
-    pub async fn load_grants(&self, now_ms: i64) -> session_store::Result<Vec<StoredPerson>> {
+    pub async fn load_grants(&self, now_ms: i64) -> Result<Vec<StoredPerson>> {
         match self {
             Self::Memory(_) => Ok(Vec::new()),
-            Self::Sqlite(s) => {
+            Self::Sqlite(pool) => {
                 sqlx_query("delete from channelgate_grants where until <= ?")
                     .bind(now_ms)
-                    .execute(&s.pool)
+                    .execute(pool)
                     .await
                     .map_err(backend)?;
                 sqlx_query(
                     "delete from channelgate_grant_people where \
                      not exists (select 1 from channelgate_grants g where g.id = channelgate_grant_people.id)",
                 )
-                .execute(&s.pool)
+                .execute(pool)
                 .await
                 .map_err(backend)?;
                 let people: Vec<(i64, String)> =
                     query_as("select id, record from channelgate_grant_people")
-                        .fetch_all(&s.pool)
+                        .fetch_all(pool)
                         .await
                         .map_err(backend)?;
                 let rows: Vec<(i64, String, i64, String)> =
                     query_as("select id, name, until, sockets from channelgate_grants")
-                        .fetch_all(&s.pool)
+                        .fetch_all(pool)
                         .await
                         .map_err(backend)?;
                 let mut grants: HashMap<i64, Vec<StoredGrant>> = HashMap::new();

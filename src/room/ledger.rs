@@ -10,50 +10,40 @@
 //!
 //! Times are the wall clock's (Unix milliseconds): instances share it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use tower_sessions::session_store;
-use tower_sessions_redis_store::fred::interfaces::KeysInterface;
-use tower_sessions_redis_store::fred::types::{Expiration, SetOptions};
+use fred::interfaces::KeysInterface;
+use fred::types::{Expiration, SetOptions};
 use tower_sessions_sqlx_store::sqlx::query as sqlx_query;
 
-use super::{Store, in_time};
+use super::{Result, Room, backend, eval, in_time, ms, now_ms};
 
 /// The SQLite table of claims and results, made when the store is opened.
 pub(super) const TABLE: &str = "create table if not exists channelgate_refreshes \
     (name text primary key not null, until integer not null, result text)";
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn backend(e: impl std::fmt::Display) -> session_store::Error {
-    session_store::Error::Backend(e.to_string())
-}
+/// Deletes a claim that holds no result yet.
+const UNFINISHED_SCRIPT: &str = "\
+if redis.call('GET', KEYS[1]) == '' then return redis.call('DEL', KEYS[1]) end
+return 0";
 
 fn redis_key(name: &str) -> String {
     format!("channelgate:refresh:{name}")
 }
 
-impl Store {
+impl Room {
     /// Claims the refresh named `name` for `hold`: true when this caller
     /// may spend the refresh token (nobody holds a claim, and no result is
     /// recorded). Always true for the memory store.
-    pub async fn claim_refresh(&self, name: &str, hold: Duration) -> session_store::Result<bool> {
+    pub async fn claim_refresh(&self, name: &str, hold: Duration) -> Result<bool> {
         in_time(self.kind(), async {
             match self {
                 Self::Memory(_) => Ok(true),
-                Self::Sqlite(s) => {
+                Self::Sqlite(pool) => {
                     let now = now_ms();
                     sqlx_query("delete from channelgate_refreshes where until < ?")
                         .bind(now)
-                        .execute(&s.pool)
+                        .execute(pool)
                         .await
                         .map_err(backend)?;
                     let done = sqlx_query(
@@ -62,7 +52,7 @@ impl Store {
                     )
                     .bind(name)
                     .bind(now.saturating_add(ms(hold)))
-                    .execute(&s.pool)
+                    .execute(pool)
                     .await
                     .map_err(backend)?;
                     Ok(done.rows_affected() == 1)
@@ -87,18 +77,18 @@ impl Store {
     }
 
     /// The result recorded for the refresh named `name`, if any.
-    pub async fn refresh_result(&self, name: &str) -> session_store::Result<Option<String>> {
+    pub async fn refresh_result(&self, name: &str) -> Result<Option<String>> {
         in_time(self.kind(), async {
             match self {
                 Self::Memory(_) => Ok(None),
-                Self::Sqlite(s) => {
+                Self::Sqlite(pool) => {
                     let row: Option<(String,)> = tower_sessions_sqlx_store::sqlx::query_as(
                         "select result from channelgate_refreshes \
                          where name = ? and result is not null and until >= ?",
                     )
                     .bind(name)
                     .bind(now_ms())
-                    .fetch_optional(&s.pool)
+                    .fetch_optional(pool)
                     .await
                     .map_err(backend)?;
                     Ok(row.map(|(r,)| r))
@@ -115,16 +105,11 @@ impl Store {
 
     /// Records `result` for the refresh named `name` (claimed by this
     /// caller), kept for `keep`.
-    pub async fn finish_refresh(
-        &self,
-        name: &str,
-        result: &str,
-        keep: Duration,
-    ) -> session_store::Result<()> {
+    pub async fn finish_refresh(&self, name: &str, result: &str, keep: Duration) -> Result<()> {
         in_time(self.kind(), async {
             match self {
                 Self::Memory(_) => Ok(()),
-                Self::Sqlite(s) => {
+                Self::Sqlite(pool) => {
                     sqlx_query(
                         "insert into channelgate_refreshes (name, until, result) values (?, ?, ?) \
                          on conflict (name) do update set until = excluded.until, \
@@ -133,7 +118,7 @@ impl Store {
                     .bind(name)
                     .bind(now_ms().saturating_add(ms(keep)))
                     .bind(result)
-                    .execute(&s.pool)
+                    .execute(pool)
                     .await
                     .map_err(backend)?;
                     Ok(())
@@ -159,22 +144,25 @@ impl Store {
 
     /// Gives up this caller's claim of the refresh named `name` (GitHub
     /// could not be asked): another may try.
-    pub async fn release_refresh(&self, name: &str) -> session_store::Result<()> {
+    pub async fn release_refresh(&self, name: &str) -> Result<()> {
         in_time(self.kind(), async {
             match self {
                 Self::Memory(_) => Ok(()),
-                Self::Sqlite(s) => {
+                Self::Sqlite(pool) => {
                     sqlx_query(
                         "delete from channelgate_refreshes where name = ? and result is null",
                     )
                     .bind(name)
-                    .execute(&s.pool)
+                    .execute(pool)
                     .await
                     .map_err(backend)?;
                     Ok(())
                 }
+                // Only an unfinished claim: a result recorded meanwhile
+                // (the claim had lapsed and another finished) stays.
                 Self::Redis(s) => {
-                    let _: i64 = s.pool.del(redis_key(name)).await.map_err(backend)?;
+                    let _: i64 =
+                        eval(&s.pool, UNFINISHED_SCRIPT, redis_key(name), Vec::new()).await?;
                     Ok(())
                 }
             }
