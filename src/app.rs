@@ -108,7 +108,8 @@ async fn assemble(config: Config, clock: Clock, tasks: &Tasks) -> Result<App, St
     let keys = Keys::new(config.session.encryption_key.as_ref());
     let (changes, changed) = tokio::sync::mpsc::channel(1024);
     let memberships = Memberships::new(github.clone(), keys.clone(), &config.cache, clock.clone())
-        .notify_changes(changes);
+        .notify_changes(changes)
+        .share_in(&room, &config.github.api_url);
     let revocation = Revocation::new(
         Settings {
             watch_for: config.revocation.watch_for,

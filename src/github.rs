@@ -77,7 +77,7 @@ pub struct GithubUser {
 }
 
 /// `GET /user` as last read, kept so the next read can be conditional.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRead {
     /// Who the token belongs to.
     pub user: GithubUser,
@@ -88,7 +88,7 @@ pub struct UserRead {
 /// One page of a list as last read, kept so the next read can be conditional.
 /// (Its URL is not kept: it is the list's first URL or the page before's
 /// `next`, and the cache holds a list per person.)
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedPage<T> {
     /// Its ETag, if GitHub sent one.
     pub etag: Option<String>,
@@ -99,13 +99,15 @@ pub struct CachedPage<T> {
 }
 
 /// A whole list as read page by page, with what it cost.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PagedList<T> {
     /// The pages, in order.
     pub pages: Vec<CachedPage<T>>,
-    /// Requests made for this read.
+    /// Requests made for this read (not shared: each read counts its own).
+    #[serde(skip)]
     pub requests: u32,
     /// How many of them GitHub answered 304 (free of rate limit).
+    #[serde(skip)]
     pub not_modified: u32,
 }
 
@@ -132,7 +134,7 @@ impl<T: Clone> PagedList<T> {
 }
 
 /// An organisation as list items name it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgRef {
     /// Its login (name).
     pub login: String,
@@ -142,7 +144,7 @@ pub struct OrgRef {
 }
 
 /// An item of `GET /user/memberships/orgs`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgMembershipItem {
     /// Whether the membership counts yet.
     pub state: OrgState,
@@ -152,7 +154,7 @@ pub struct OrgMembershipItem {
 }
 
 /// The state of an org membership, as GitHub names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OrgState {
     /// A member.
@@ -165,7 +167,7 @@ pub enum OrgState {
 }
 
 /// An item of `GET /user/teams`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TeamItem {
     /// The team's numeric id, which webhooks use; 0 if GitHub left it out.
     #[serde(default)]

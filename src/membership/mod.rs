@@ -19,8 +19,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 mod policy;
+mod shared;
 use policy::{Before, Slot};
 pub use policy::{MAX_BACKOFF, Policy, RETRY_AFTER_FAILURE, backoff};
+use shared::Fleet;
+pub use shared::Since;
 
 use moka::future::Cache;
 use moka::ops::compute::Op;
@@ -33,6 +36,7 @@ use crate::github::{
     GithubClient, GithubError, GithubUser, OrgMembershipItem, OrgState, PagedList, TeamItem,
     UserRead,
 };
+use crate::room;
 use crate::rules::{Person, TeamRef, is_github_name};
 use crate::secret::Secret;
 
@@ -103,6 +107,9 @@ pub struct Memberships {
     /// Told the id of each person whose membership a read found changed
     /// (or whose token GitHub refused), for live revocation.
     changes: Option<tokio::sync::mpsc::Sender<MembershipChange>>,
+    /// Where answers are shared with the other instances, if anywhere
+    /// (see [`shared`]).
+    room: Option<shared::Shared>,
 }
 
 /// How a read treats the cache.
@@ -110,8 +117,9 @@ pub struct Memberships {
 enum Mode {
     /// A fresh entry answers; a stale one is re-read.
     Cached,
-    /// A re-check (a webhook, the sweep): re-read everything now.
-    Recheck,
+    /// A re-check (a webhook, the sweep): re-read everything now, unless
+    /// another instance shared an answer that `Since` admits.
+    Recheck(Since),
 }
 
 impl Memberships {
@@ -132,6 +140,7 @@ impl Memberships {
             })),
             clock,
             changes: None,
+            room: None,
         }
     }
 
@@ -195,13 +204,15 @@ impl Memberships {
     }
 
     /// Re-reads the person's membership from GitHub now, however fresh the
-    /// cached one (conditional requests: unchanged answers are free).
+    /// cached one (conditional requests: unchanged answers are free), or
+    /// takes another instance's answer that `since` admits.
     pub async fn recheck(
         &self,
         user: &GithubUser,
         token: &SealedToken,
+        since: Since,
     ) -> Result<Arc<Membership>, MembershipError> {
-        self.recheck_with(user, token, false).await
+        self.recheck_with(user, token, false, since).await
     }
 
     /// [`recheck`](Self::recheck), with `refreshable` as in
@@ -211,6 +222,7 @@ impl Memberships {
         user: &GithubUser,
         token: &SealedToken,
         refreshable: bool,
+        since: Since,
     ) -> Result<Arc<Membership>, MembershipError> {
         let sealed = token.key();
         let Ok(token) = self.keys.open_token(token) else {
@@ -220,7 +232,7 @@ impl Memberships {
             user: user.clone(),
             etag: None,
         };
-        self.read(&seen, &token, Mode::Recheck, (refreshable, sealed))
+        self.read(&seen, &token, Mode::Recheck(since), (refreshable, sealed))
             .await
     }
 
@@ -237,8 +249,11 @@ impl Memberships {
 
     /// Marks person `id`'s entry stale past its grace, so their next
     /// request re-reads it and an outage then is a 503, never a stale answer
-    /// (keeping its ETags, so an unchanged answer is still free).
-    pub async fn expire(&self, id: u64) {
+    /// (keeping its ETags, so an unchanged answer is still free). Shared
+    /// answers read before `at` (Unix milliseconds: when the news came) are
+    /// stale too, on every instance.
+    pub async fn expire(&self, id: u64, at: i64) {
+        self.stale_before(id, at).await;
         let policy = self.policy();
         let long_ago = self.clock.now() - policy.ttl - policy.stale_grace;
         self.cache
@@ -292,6 +307,7 @@ impl Memberships {
         &self,
         token: &Secret<String>,
     ) -> Result<(UserRead, Result<Arc<Membership>, GithubError>), GithubError> {
+        let stamp = self.now_ms();
         let (user, orgs, teams) = tokio::join!(
             self.github.user_read(token, None),
             self.github.org_memberships(token, None),
@@ -304,13 +320,16 @@ impl Memberships {
         };
         let id = user.user.id;
         let membership = Arc::new(Membership::new(user.clone(), orgs, teams, self.clock.now()));
+        if let Some(room) = &self.room {
+            self.share(room, &membership, stamp, None).await;
+        }
         let slot = Arc::new(Slot::confirmed(membership.clone()));
         self.cache
             .entry(id)
             .and_compute_with(|current| {
                 let before = current.and_then(|e| e.into_value().membership.clone());
                 if before.is_some_and(|b| b.person != membership.person) {
-                    self.changed(id);
+                    self.changed(id, stamp);
                 }
                 std::future::ready(Op::Put(slot))
             })
@@ -360,7 +379,35 @@ impl Memberships {
         if let Before::Answer(answer) = self.policy().before_read(&slot, now, started, force) {
             return (Op::Nop, answer);
         }
-        let previous = slot.membership.as_deref();
+        let mut previous = slot.membership.as_deref();
+        let (mut claim, base) = match &self.room {
+            Some(room) => {
+                let since = match mode {
+                    Mode::Cached => Since::Fresh,
+                    Mode::Recheck(since) => since,
+                };
+                match self.before_github(room, user.user.id, since).await {
+                    Fleet::Answer(answer, stamp) if answer.user.user.id == user.user.id => {
+                        let membership = self.adopt(answer, stamp);
+                        if previous.is_some_and(|p| p.person != membership.person) {
+                            self.changed(user.user.id, stamp);
+                        }
+                        return (
+                            Op::Put(Arc::new(Slot::confirmed(membership.clone()))),
+                            Ok(membership),
+                        );
+                    }
+                    Fleet::Answer(..) => (None, None),
+                    Fleet::Read(claim, base) => (claim, base.map(|b| self.adopt(b, 0))),
+                }
+            }
+            None => (None, None),
+        };
+        // The shared answer's ETags go with its content.
+        if let Some(base) = &base {
+            previous = Some(base);
+        }
+        let stamp = self.now_ms();
         // /user is re-read with the rest (a free 304 when unchanged).
         let last_user = previous.map(|m| &m.user);
         let (read_user, orgs, teams) = tokio::join!(
@@ -380,13 +427,18 @@ impl Memberships {
                 );
                 let _ = (orgs, teams);
                 self.dead(user.user.id, Some(sealed));
+                self.settle(claim.take()).await;
                 (Op::Remove, Err(MembershipError::Revoked))
             }
             Ok((read_user, orgs, teams)) => {
                 let membership =
                     Arc::new(Membership::new(read_user, orgs, teams, self.clock.now()));
-                if previous.is_some_and(|p| p.person != membership.person) {
-                    self.changed(user.user.id);
+                let before = slot.membership.as_deref();
+                if before.is_some_and(|p| p.person != membership.person) {
+                    self.changed(user.user.id, stamp);
+                }
+                if let Some(room) = &self.room {
+                    self.share(room, &membership, stamp, claim.take()).await;
                 }
                 (
                     Op::Put(Arc::new(Slot::confirmed(membership.clone()))),
@@ -398,9 +450,11 @@ impl Memberships {
                 if !refreshable {
                     self.dead(user.user.id, Some(sealed));
                 }
+                self.settle(claim.take()).await;
                 (Op::Remove, Err(MembershipError::Revoked))
             }
             Err(e) => {
+                self.settle(claim.take()).await;
                 let (kept, answer) =
                     self.policy()
                         .after_failure(&slot, &e, self.clock.now(), SystemTime::now());
@@ -413,6 +467,13 @@ impl Memberships {
 }
 
 impl Memberships {
+    /// Gives up a claim to re-read after a read that shared nothing.
+    async fn settle(&self, claim: Option<room::Claim>) {
+        if let (Some(shared), Some(claim)) = (&self.room, claim) {
+            self.give_up(shared, claim).await;
+        }
+    }
+
     /// Passes on the news that person `id`'s access may have changed.
     /// Tells of person `id`'s token refused for good (after
     /// [`get_with`](Self::get_with) left it to the caller).
@@ -425,12 +486,14 @@ impl Memberships {
         self.dead(id, Some(token.key()));
     }
 
-    /// Person `id`'s membership read differs from what the cache held.
-    fn changed(&self, id: u64) {
+    /// Person `id`'s membership read differs from what the cache held;
+    /// the read that found it began at `at` (Unix milliseconds).
+    fn changed(&self, id: u64, at: i64) {
         self.send(MembershipChange {
             id,
             revoked: false,
             token: None,
+            at,
         });
     }
 
@@ -440,6 +503,7 @@ impl Memberships {
             id,
             revoked: true,
             token,
+            at: self.now_ms(),
         });
     }
 
@@ -461,6 +525,9 @@ pub struct MembershipChange {
     pub revoked: bool,
     /// Which token GitHub refused ([`SealedToken::key`]), when known.
     pub token: Option<u64>,
+    /// When the read that found it began (Unix milliseconds): another
+    /// instance's answer read since then is news enough.
+    pub at: i64,
 }
 
 /// An organisation or team, by the numeric id webhooks name it with.

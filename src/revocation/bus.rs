@@ -28,8 +28,9 @@ pub const CHANNEL: &str = "channelgate:revocation";
 /// instance's own sweep still finds them within the TTL).
 const QUEUE: usize = 4096;
 
-/// A change to publish, and whether a signed webhook said it was a removal.
-type News = (Change, bool);
+/// A change to publish, whether a signed webhook said it was a removal,
+/// and when it was heard (Unix milliseconds).
+type News = (Change, bool, i64);
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,16 +55,21 @@ struct Wire {
     /// A signed webhook said someone was removed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     removal: bool,
+    /// When the publisher heard it (Unix milliseconds): a membership answer
+    /// shared by an instance that read it since is news enough.
+    #[serde(default)]
+    at: i64,
 }
 
 impl Wire {
-    fn of(from: &str, (change, removal): News) -> Self {
+    fn of(from: &str, (change, removal, at): News) -> Self {
         let mut wire = Self {
             from: from.to_owned(),
             person: None,
             org: None,
             team: None,
             removal,
+            at,
         };
         match change {
             Change::Person(id) => wire.person = Some(id),
@@ -92,8 +98,8 @@ pub struct Publisher {
 impl Publisher {
     /// Queues `change` for the other instances; `removal` when a signed
     /// webhook said someone was removed.
-    pub fn publish(&self, change: Change, removal: bool) {
-        if self.queue.try_send((change, removal)).is_err() {
+    pub fn publish(&self, change: Change, removal: bool, at: i64) {
+        if self.queue.try_send((change, removal, at)).is_err() {
             tracing::warn!(
                 ?change,
                 "too many changes waiting for Redis; the other instances' sweeps will find this one"
@@ -134,6 +140,7 @@ pub async fn join(room: &Room, revocation: &Revocation, tasks: &Tasks) -> Result
                         let revocation = listening.clone();
                         let cause = Cause::Peer {
                             removal: wire.removal,
+                            since: (wire.at > 0).then_some(wire.at),
                         };
                         jobs.job("a change from another instance", async move {
                             revocation.apply(change, cause).await;
@@ -184,7 +191,7 @@ mod tests {
             Change::Group(Group::Team(9)),
         ] {
             for removal in [false, true] {
-                let text = serde_json::to_string(&Wire::of("a", (change, removal))).unwrap();
+                let text = serde_json::to_string(&Wire::of("a", (change, removal, 1))).unwrap();
                 let wire: Wire = serde_json::from_str(&text).unwrap();
                 assert_eq!(wire.change(), Some(change), "{text}");
                 assert_eq!(wire.removal, removal, "{text}");

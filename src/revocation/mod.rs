@@ -82,7 +82,7 @@ use crate::channel::SocketId;
 use crate::clock::Clock;
 use crate::crypto::SealedToken;
 use crate::github::GithubUser;
-use crate::membership::{Membership, MembershipChange, MembershipError, Memberships};
+use crate::membership::{Membership, MembershipChange, MembershipError, Memberships, Since};
 use crate::metrics::Metrics;
 use crate::pusher_api::PusherApi;
 use crate::room::Room;
@@ -165,6 +165,8 @@ pub enum Cause {
     Peer {
         /// It heard a signed webhook that says someone was removed.
         removal: bool,
+        /// When it heard it (Unix milliseconds), if it said.
+        since: Option<i64>,
     },
 }
 
@@ -174,8 +176,21 @@ impl Cause {
     fn is_removal(&self) -> bool {
         matches!(
             self,
-            Self::Webhook { removal: true, .. } | Self::Peer { removal: true }
+            Self::Webhook { removal: true, .. } | Self::Peer { removal: true, .. }
         )
+    }
+
+    /// Which shared membership answers a re-read for this cause may take,
+    /// when it is heard at `now_ms`: the sweep and a reload any fresh one
+    /// (as they would a fresh cached one), news only one read since.
+    fn since(&self, now_ms: i64) -> Since {
+        match self {
+            Self::Sweep | Self::Rules => Since::Fresh,
+            Self::Peer {
+                since: Some(at), ..
+            } => Since::After((*at).min(now_ms)),
+            Self::Webhook { .. } | Self::Request | Self::Peer { .. } => Since::After(now_ms),
+        }
     }
 }
 
@@ -188,8 +203,8 @@ impl fmt::Display for Cause {
             Self::Sweep => f.write_str("the sweep's re-read"),
             Self::Request => f.write_str("a re-read on request"),
             Self::Rules => f.write_str("a change of the rules"),
-            Self::Peer { removal: false } => f.write_str("a change another instance saw"),
-            Self::Peer { removal: true } => {
+            Self::Peer { removal: false, .. } => f.write_str("a change another instance saw"),
+            Self::Peer { removal: true, .. } => {
                 f.write_str("a removal another instance heard from GitHub")
             }
         }
@@ -563,9 +578,14 @@ impl Revocation {
                 .get(&id)
                 .map(|w| (w.user.clone(), w.token.clone(), w.expiring.clone()))
         };
+        let since = cause.since(self.now_ms());
         let Some((user, token, expiring)) = target else {
             tracing::debug!(id, %cause, "not watched here: their cached membership is marked stale");
-            self.0.memberships.expire(id).await;
+            let at = match since {
+                Since::After(at) => at,
+                Since::Fresh => self.now_ms(),
+            };
+            self.0.memberships.expire(id, at).await;
             return;
         };
         tracing::debug!(login = %user.login, id, %cause, "re-reading their membership");
@@ -573,7 +593,9 @@ impl Revocation {
             let _permit = self.0.reads.acquire().await;
             let (mut token, mut expiring) = (token, expiring);
             loop {
-                let read = self.read_refreshing(&user, token.clone(), expiring).await;
+                let read = self
+                    .read_refreshing(&user, token.clone(), expiring, since)
+                    .await;
                 if !matches!(read, Err(MembershipError::Revoked)) {
                     break read;
                 }
@@ -627,10 +649,11 @@ impl Revocation {
         user: &GithubUser,
         token: SealedToken,
         expiring: Option<Expiring>,
+        since: Since,
     ) -> Result<Arc<Membership>, MembershipError> {
         let refresher = self.0.refresher.read().expect("refresher lock").clone();
         let (Some(expiring), Some(refresher)) = (expiring, refresher) else {
-            return self.0.memberships.recheck(user, &token).await;
+            return self.0.memberships.recheck(user, &token, since).await;
         };
         let refresh =
             async |token: &SealedToken| match refresher.refresh(user, token, &expiring).await {
@@ -645,11 +668,16 @@ impl Revocation {
             };
         let due = expiring.refresh_at <= self.0.clock.unix_now();
         let token = if due { refresh(&token).await? } else { token };
-        match self.0.memberships.recheck_with(user, &token, !due).await {
+        match self
+            .0
+            .memberships
+            .recheck_with(user, &token, !due, since)
+            .await
+        {
             // Refused before its time: perhaps refreshed by another holder.
             Err(MembershipError::Revoked) if !due => {
                 let fresh = refresh(&token).await?;
-                self.0.memberships.recheck(user, &fresh).await
+                self.0.memberships.recheck(user, &fresh, since).await
             }
             read => read,
         }
@@ -660,8 +688,12 @@ impl Revocation {
     /// it came from a peer, the other instances are told too. Returns how
     /// many people were re-checked.
     pub async fn apply(&self, change: bus::Change, cause: Cause) -> usize {
+        let heard = match cause.since(self.now_ms()) {
+            Since::After(at) => at,
+            Since::Fresh => self.now_ms(),
+        };
         if !matches!(cause, Cause::Peer { .. }) {
-            self.publish(change, cause.is_removal());
+            self.publish(change, cause.is_removal(), heard);
         }
         let ids = match change {
             bus::Change::Person(id) => vec![id],
@@ -674,7 +706,7 @@ impl Revocation {
         // stays free).
         if matches!(change, bus::Change::Person(_)) || cause.is_removal() {
             for &id in &ids {
-                self.0.memberships.expire(id).await;
+                self.0.memberships.expire(id, heard).await;
             }
         }
         let checks = ids.into_iter().map(|id| self.recheck(id, cause.clone()));
@@ -682,16 +714,16 @@ impl Revocation {
         n
     }
 
-    fn publish(&self, change: bus::Change, removal: bool) {
+    fn publish(&self, change: bus::Change, removal: bool, at: i64) {
         if let Some(bus) = self.0.bus.read().expect("bus lock").as_ref() {
-            bus.publish(change, removal);
+            bus.publish(change, removal, at);
         }
     }
 
     /// A request's membership read found a change.
     async fn membership_changed(&self, change: MembershipChange) {
         // Another instance may watch them even if this one does not.
-        self.publish(bus::Change::Person(change.id), false);
+        self.publish(bus::Change::Person(change.id), false, change.at);
         if !self.is_watched(change.id) {
             return;
         }

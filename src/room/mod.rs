@@ -36,6 +36,8 @@ pub mod grants;
 mod ledger;
 mod memory;
 pub mod pubsub;
+mod stamped;
+pub use stamped::Stamped;
 
 /// How long one store operation may take. Past it the request gets a quick
 /// 503 instead of waiting for a store that went away (Redis restarting or
@@ -111,7 +113,8 @@ pub struct Claim {
 }
 
 /// The SQLite tables of the room, made when it opens.
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
+    stamped::TABLE,
     ledger::TABLE,
     grants::PEOPLE_TABLE,
     grants::GRANTS_TABLE,

@@ -550,7 +550,8 @@ async fn leaving_a_team_on_github_is_a_403_after_the_ttl() {
 #[tokio::test]
 async fn concurrent_first_requests_make_one_github_read() {
     // Log in on one gateway, then hit a second one (fresh cache, same
-    // sessions through SQLite) with 100 requests at once.
+    // sessions through SQLite, the answer they share gone stale) with 100
+    // requests at once.
     let dir = std::env::temp_dir().join(format!("channelgate-flight-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let store = format!("sqlite://{}", dir.join("s.db").display());
@@ -569,6 +570,7 @@ async fn concurrent_first_requests_make_one_github_read() {
         .spawn()
         .await;
     github.reset_counters();
+    second.pass_the_ttl();
 
     let url = second.url("/pusher/auth");
     let requests: Vec<_> = (0..100)

@@ -33,7 +33,7 @@ fn add_to_team(login: String, org: String, slug: String) -> Change {
 }
 
 /// Posts a webhook delivery as GitHub would, signed with `secret`.
-async fn deliver(
+pub(crate) async fn deliver(
     app: &TestApp,
     event: &str,
     delivery: &str,
@@ -57,7 +57,7 @@ async fn deliver(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn removed_from_team(id: u64) -> Vec<u8> {
+pub(crate) fn removed_from_team(id: u64) -> Vec<u8> {
     team_membership("removed", id)
 }
 
