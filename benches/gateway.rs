@@ -28,6 +28,8 @@ use tokio::net::TcpStream;
 
 #[path = "gateway/faults.rs"]
 mod faults;
+#[path = "gateway/fleet.rs"]
+mod fleet;
 
 const CLIENT_ID: &str = "Iv1.bench";
 const CLIENT_SECRET: &str = "bench-client-secret";
@@ -48,7 +50,7 @@ fn quick() -> bool {
 }
 
 /// `BENCH_ONLY=warm,memory` runs only those phases (warm, metrics, cold,
-/// steady, memory, revocation, faults, hostile; `long` for the faults' long run
+/// steady, memory, revocation, faults, fleet, hostile; `long` for the faults' long run
 /// alone, `BENCH_LONG_MINUTES` long), for profiling; RESULTS.md is written only by a full run.
 fn enabled(phase: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|p| p == phase))
@@ -1043,6 +1045,11 @@ async fn orchestrate() {
     // grant's memory, and the time from a webhook to the terminate call.
     if enabled("revocation") {
         revocation_phase(&mut report, &dir, &github).await;
+    }
+
+    // 9: a fleet on one Redis: GitHub reads and throughput per instance.
+    if enabled("fleet") {
+        fleet::fleet_phase(&mut report, &dir, &github).await;
     }
 
     // 8: hostile bytes, ten times longer than in `cargo test`.

@@ -24,6 +24,31 @@ pub struct Args {
     /// [default: tokens that never expire, as an OAuth app's]
     #[arg(long, value_name = "DURATION", value_parser = token_lifetime)]
     token_lifetime: Option<Duration>,
+    /// Also let a gateway you run yourself log people in through the
+    /// demo's GitHub stand-in (at /_github): its callback URL, such as
+    /// http://127.0.0.1:8088/auth/callback; loopback only, repeatable.
+    /// examples/fleet/run.sh starts three gateways this way.
+    #[arg(long = "callback", value_name = "URL", value_parser = loopback_callback)]
+    callbacks: Vec<url::Url>,
+}
+
+/// `--callback`: an absolute http URL on loopback, ending in /auth/callback.
+fn loopback_callback(text: &str) -> Result<url::Url, String> {
+    let expected = "expected a loopback URL ending in /auth/callback, such as --callback http://127.0.0.1:8088/auth/callback";
+    let url = url::Url::parse(text).map_err(|_| format!("{text:?} is not a URL; {expected}"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() != "http" && url.scheme() != "https" || !loopback {
+        return Err(format!("{text:?} is not on loopback; {expected}"));
+    }
+    if url.path() != "/auth/callback" || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} is not a gateway's callback; {expected}"));
+    }
+    Ok(url)
 }
 
 /// `--token-lifetime`: a duration such as `60s`, at least 10 seconds.
@@ -58,6 +83,7 @@ pub fn run(
         listen,
         pusher_host,
         token_lifetime,
+        callbacks,
     }: Args,
 ) -> ExitCode {
     // The demo shows every decision, allows included.
@@ -67,6 +93,10 @@ pub fn run(
             .await
             .map_err(|e| start_error(&e))?;
         demo.github.set_token_lifetime(token_lifetime);
+        for callback in &callbacks {
+            demo.github.register_callback(callback.as_str());
+            tracing::info!(%callback, "the stand-in also logs people in for the gateway there");
+        }
         if let Some(lifetime) = token_lifetime {
             tracing::info!(
                 lifetime = %format_duration(lifetime),
@@ -107,6 +137,31 @@ mod tests {
         assert_eq!(token_lifetime("8h"), Ok(Duration::from_secs(8 * 3600)));
         assert!(token_lifetime("5s").unwrap_err().contains("at least 10s"));
         assert!(token_lifetime("soon").is_err());
+    }
+
+    #[test]
+    fn a_callback_is_a_gateways_on_loopback() {
+        for good in [
+            "http://127.0.0.1:8088/auth/callback",
+            "http://localhost:8088/auth/callback",
+            "http://[::1]:8088/auth/callback",
+        ] {
+            assert!(loopback_callback(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://example.com/auth/callback",
+            "http://10.0.0.1:8088/auth/callback",
+            "http://127.0.0.1:8088/elsewhere",
+            "http://127.0.0.1:8088/auth/callback?next=x",
+            "ftp://127.0.0.1/auth/callback",
+            "127.0.0.1:8088",
+        ] {
+            let message = loopback_callback(bad).unwrap_err();
+            assert!(
+                message.contains("--callback http://127.0.0.1:8088"),
+                "{bad}: {message}"
+            );
+        }
     }
 
     #[test]
