@@ -112,6 +112,36 @@ pub struct Claim {
     holder: String,
 }
 
+/// A claim waited for with [`Room::lock`], given up when dropped (in the
+/// background: a release that fails lets the claim lapse by itself).
+#[derive(Debug)]
+pub struct Held {
+    room: Option<Room>,
+    claim: Option<Claim>,
+}
+
+impl Held {
+    /// Nothing held (one process needs no lock beyond its own).
+    pub fn none() -> Self {
+        Self {
+            room: None,
+            claim: None,
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let (Some(room), Some(claim)) = (self.room.take(), self.claim.take()) {
+            tokio::spawn(async move {
+                if let Err(e) = room.release(claim).await {
+                    tracing::debug!(error = %e, "a lock lapses by itself");
+                }
+            });
+        }
+    }
+}
+
 /// The SQLite tables of the room, made when it opens.
 const TABLES: [&str; 6] = [
     stamped::TABLE,
@@ -243,6 +273,34 @@ impl Room {
             key: key.to_owned(),
             holder,
         }))
+    }
+
+    /// Waits (up to `wait`) until this caller holds `key`, for `hold` at
+    /// most: a lock across the fleet for a read-modify-write of one record.
+    /// The memory room needs none (one process locks in memory) and gives
+    /// an empty [`Held`] at once.
+    pub async fn lock(&self, key: &str, hold: Duration, wait: Duration) -> Result<Held> {
+        if !self.keeps_values() {
+            return Ok(Held::none());
+        }
+        let give_up = tokio::time::Instant::now() + wait;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            if let Some(claim) = self.claim(key, hold).await? {
+                return Ok(Held {
+                    room: Some(self.clone()),
+                    claim: Some(claim),
+                });
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return Err(RoomError(format!(
+                    "another instance held a lock for more than {}s",
+                    wait.as_secs_f32()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
     }
 
     /// Marks `key` spent for `keep`: true for the first caller in the

@@ -203,6 +203,7 @@ impl Store {
                 Ok(Self::Sqlite(SqliteSessions {
                     store,
                     pool: pool.clone(),
+                    room: room.clone(),
                 }))
             }
             Room::Redis(r) => {
@@ -210,6 +211,7 @@ impl Store {
                 Ok(Self::Redis(RedisSessions {
                     store: RedisStore::new(pool.clone()),
                     pool,
+                    room: room.clone(),
                 }))
             }
         }
@@ -233,6 +235,7 @@ impl Store {
 pub struct RedisSessions {
     store: RedisStore<Pool>,
     pool: Pool,
+    room: Room,
 }
 
 impl Store {
@@ -265,6 +268,21 @@ impl Store {
         }
     }
 
+    /// Locks `key` across the instances sharing this store (see
+    /// [`Room::lock`]) for a read-modify-write of one record; nothing to
+    /// lock beyond the process for the memory store.
+    pub async fn fleet_lock(&self, key: &str) -> session_store::Result<crate::room::Held> {
+        const HOLD: Duration = Duration::from_secs(5);
+        let room = match self {
+            Self::Memory(_) => return Ok(crate::room::Held::none()),
+            Self::Sqlite(s) => &s.room,
+            Self::Redis(s) => &s.room,
+        };
+        room.lock(key, HOLD, STORE_TIMEOUT * 2)
+            .await
+            .map_err(|e| session_store::Error::Backend(e.to_string()))
+    }
+
     /// `memory`, `sqlite` or `redis`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -280,6 +298,7 @@ impl Store {
 pub struct SqliteSessions {
     store: SqliteStore,
     pool: SqlitePool,
+    room: Room,
 }
 
 impl SqliteSessions {

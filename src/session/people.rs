@@ -8,10 +8,10 @@
 //! logged in; entries whose session no longer exists (it expired, or was
 //! logged out on an instance that then failed to update the index) are
 //! pruned whenever the index is written. Changes to one index are
-//! serialised within this process; two instances writing one index at the
-//! same moment may lose an entry, and the session it named then escapes a
-//! "log out everywhere" until it expires — the store, not the index, decides
-//! whether a session works.
+//! serialised across the instances sharing the store (a short claim in the
+//! store; in this process for the memory store), so no writer loses
+//! another's entry and no session escapes a "log out everywhere". The
+//! store, not the index, decides whether a session works.
 
 use std::collections::HashMap;
 
@@ -30,10 +30,16 @@ const INDEX_KEY: &str = "channelgate.sessions";
 /// Index records are locked per shard of people, in this process.
 const LOCKS: usize = 32;
 
-/// The locks of this process: one per shard of people, shared by every
-/// gateway the process runs (their indexes may share a store).
+/// The locks of this process for memory stores: one per shard of people.
 static INDEX_LOCKS: [tokio::sync::Mutex<()>; LOCKS] =
     [const { tokio::sync::Mutex::const_new(()) }; LOCKS];
+
+/// A person's index, locked until dropped.
+#[allow(dead_code, reason = "held for its drop")]
+enum Locked {
+    Here(tokio::sync::MutexGuard<'static, ()>),
+    Fleet(crate::room::Held),
+}
 
 /// A session as its person's index lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,8 +80,16 @@ impl People {
         Id(i128::from_le_bytes(half))
     }
 
-    async fn lock(person: u64) -> tokio::sync::MutexGuard<'static, ()> {
-        INDEX_LOCKS[(person % LOCKS as u64) as usize].lock().await
+    /// Locks `person`'s index: across the instances sharing a SQLite or
+    /// Redis store (a claim in the store), or in this process for the
+    /// memory store, so that no two writers lose each other's entries.
+    async fn lock(&self, person: u64) -> session_store::Result<Locked> {
+        if matches!(self.store, Store::Memory(_)) {
+            let local = INDEX_LOCKS[(person % LOCKS as u64) as usize].lock().await;
+            return Ok(Locked::Here(local));
+        }
+        let key = format!("channelgate:index-lock:sessions:{person}");
+        Ok(Locked::Fleet(self.store.fleet_lock(&key).await?))
     }
 
     /// Lists session `id` of `person`, logged in at `logged_in_at` (Unix
@@ -90,7 +104,7 @@ impl People {
         until: OffsetDateTime,
         max: usize,
     ) -> session_store::Result<Vec<Ended>> {
-        let _guard = Self::lock(person).await;
+        let _guard = self.lock(person).await?;
         let index = self.index(person).await?;
         let mut live = Vec::new();
         if let Some(index) = &index {
@@ -121,7 +135,7 @@ impl People {
     /// Takes session `id` out of `person`'s index (it ended); an index
     /// left empty is deleted.
     pub async fn remove(&self, person: u64, id: Id) -> session_store::Result<()> {
-        let _guard = Self::lock(person).await;
+        let _guard = self.lock(person).await?;
         let Some(index) = self.index(person).await? else {
             return Ok(());
         };
@@ -142,7 +156,7 @@ impl People {
     /// Ends every session of `person` the index lists: their records and
     /// the index deleted. Gives what was ended.
     pub async fn end_all(&self, person: u64) -> session_store::Result<Vec<Ended>> {
-        let _guard = Self::lock(person).await;
+        let _guard = self.lock(person).await?;
         let Some(index) = self.index(person).await? else {
             return Ok(Vec::new());
         };

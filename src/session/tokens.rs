@@ -11,9 +11,11 @@
 //!
 //! A person's tokens are listed in an index record, found by an id derived
 //! from their GitHub id with the gateway's key. A token works only while
-//! its person's index lists it. Two instances that write one index at the
-//! same moment may lose an entry; the token it named then stops working
-//! rather than working unlisted, where nobody could see or revoke it.
+//! its person's index lists it. Changes to one index are serialised across
+//! the instances sharing the store (a short claim in the store), so no
+//! writer loses another's entry; were one lost all the same, its token
+//! would stop working rather than work unlisted, where nobody could see or
+//! revoke it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -274,8 +276,15 @@ impl Tokens {
         Id(i128::from_le_bytes(half))
     }
 
-    async fn lock(&self, person: u64) -> tokio::sync::MutexGuard<'_, ()> {
-        self.0.locks[(person % LOCKS as u64) as usize].lock().await
+    /// Locks `person`'s index in this process and across the instances
+    /// sharing the store, so that no two writers lose each other's entries.
+    async fn lock(
+        &self,
+        person: u64,
+    ) -> session_store::Result<(tokio::sync::MutexGuard<'_, ()>, crate::room::Held)> {
+        let local = self.0.locks[(person % LOCKS as u64) as usize].lock().await;
+        let key = format!("channelgate:index-lock:tokens:{person}");
+        Ok((local, self.0.store.fleet_lock(&key).await?))
     }
 
     /// Makes a token for `identity`'s person, named `name`, at `now` (Unix
@@ -289,7 +298,7 @@ impl Tokens {
         (ttl, max_age): (Duration, Duration),
     ) -> Result<Created, CreateError> {
         let person = identity.user.id;
-        let _guard = self.lock(person).await;
+        let _guard = self.lock(person).await?;
         let index = self.index(person).await?;
         let mut entries = index
             .as_ref()
@@ -458,7 +467,7 @@ impl Tokens {
     /// have none by that id. Gives the revoked token's record id, so this
     /// process can forget it at once.
     pub async fn revoke(&self, person: u64, public: &str) -> session_store::Result<Option<Id>> {
-        let _guard = self.lock(person).await;
+        let _guard = self.lock(person).await?;
         let Some(index) = self.index(person).await? else {
             return Ok(None);
         };
@@ -500,7 +509,7 @@ impl Tokens {
     /// ended token's record id, so this process can forget it at once,
     /// with the identity it held when it could be read.
     pub async fn end_all(&self, person: u64) -> session_store::Result<Vec<(Id, Option<Identity>)>> {
-        let _guard = self.lock(person).await;
+        let _guard = self.lock(person).await?;
         let Some(index) = self.index(person).await? else {
             return Ok(Vec::new());
         };
@@ -545,7 +554,7 @@ impl Tokens {
         }
         if !gone.is_empty() {
             // Read again under the lock: a token made meanwhile stays.
-            let _guard = self.lock(person).await;
+            let _guard = self.lock(person).await?;
             if let Some(index) = self.index(person).await? {
                 let mut entries = index.entries;
                 entries.retain(|e| !gone.contains(&e.record));

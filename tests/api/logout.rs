@@ -280,3 +280,55 @@ async fn a_logout_succeeds_though_github_cannot_revoke_and_no_github_token_is_lo
         assert!(!text.contains(token.as_str()), "a GitHub token in the log");
     }
 }
+
+#[tokio::test]
+#[ignore = "needs redis-server; .ci/run runs it"]
+async fn with_redis_sessions_listed_at_once_by_three_instances_are_all_in_the_index() {
+    use channelgate::session::people::People;
+    use tower_sessions::SessionStore as _;
+    use tower_sessions::session::{Id, Record};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _redis = OwnRedis::start(port);
+    let choice = channelgate::config::SessionStore::Redis(channelgate::secret::Secret::new(
+        format!("redis://127.0.0.1:{port}"),
+    ));
+    let key = channelgate::secret::Secret::new(vec![7u8; 32]);
+    let tasks = channelgate::tasks::Tasks::default();
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        let room = channelgate::room::Room::open(&choice).await.unwrap();
+        let store = channelgate::session::Store::open(&room, Default::default(), &tasks)
+            .await
+            .unwrap();
+        let keys = channelgate::crypto::Keys::new(Some(&key));
+        instances.push((store.clone(), People::new(store, keys)));
+    }
+    let until = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let mut record = Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: until,
+        };
+        instances[i % 3].0.create(&mut record).await.unwrap();
+        ids.push(record.id);
+    }
+    // Three instances list one person's sessions at the same moment.
+    let adds = ids.iter().enumerate().map(|(i, id)| {
+        let people = instances[i % 3].1.clone();
+        let id = *id;
+        async move { people.add(7, id, i as i64, until, 100).await.unwrap() }
+    });
+    futures_util::future::join_all(adds).await;
+    let ended = instances[0].1.end_all(7).await.unwrap();
+    assert_eq!(
+        ended.len(),
+        30,
+        "a session lost from the index escapes a logout everywhere"
+    );
+}
