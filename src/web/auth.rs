@@ -124,7 +124,8 @@ pub async fn login(
     ClientAddr(addr): ClientAddr,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    if let Err(wait) = state.limits().login.check(Key::addr(addr)) {
+    let limit = state.limits().login.clone();
+    if let Err(wait) = limit.admit(&state.room, Key::addr(addr)).await {
         state.quiet.info(
             "login refused: over limits.login_per_minute",
             addr.to_string(),
@@ -200,7 +201,8 @@ pub async fn callback(
     uri: Uri,
 ) -> Response {
     let clear = login_cookie(&state, String::new(), Duration::ZERO);
-    if let Err(wait) = state.limits().callback.check(Key::addr(addr)) {
+    let limit = state.limits().callback.clone();
+    if let Err(wait) = limit.admit(&state.room, Key::addr(addr)).await {
         state.quiet.info(
             "login callback refused: over limits.login_per_minute",
             addr.to_string(),

@@ -107,7 +107,8 @@ pub async fn start(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    if let Err(wait) = state.limits().login.check(Key::addr(addr)) {
+    let limit = state.limits().login.clone();
+    if let Err(wait) = limit.admit(&state.room, Key::addr(addr)).await {
         state.quiet.info(
             "device login refused: over limits.login_per_minute",
             addr.to_string(),
@@ -161,7 +162,8 @@ pub async fn token(
     ClientAddr(addr): ClientAddr,
     request: Request,
 ) -> Result<Response, ApiError> {
-    if let Err(wait) = state.limits().auth.check(Key::addr(addr)) {
+    let limit = state.limits().auth.clone();
+    if let Err(wait) = limit.admit(&state.room, Key::addr(addr)).await {
         return Err(ApiError::too_many(wait));
     }
     let (parts, body) = request.into_parts();

@@ -333,7 +333,8 @@ async fn who(
     let key = identity
         .as_ref()
         .map_or(Key::addr(addr), |i| Key::Person(i.user.id));
-    if let Err(wait) = state.limits().auth.check(key) {
+    let limit = state.limits().auth.clone();
+    if let Err(wait) = limit.admit(&state.room, key).await {
         let who = identity
             .as_ref()
             .map_or_else(|| addr.to_string(), |i| i.user.login.clone());

@@ -36,7 +36,11 @@ pub async fn create(
     let body = form::read(body).await?;
     let name = name_of(&parts.headers, &body)?;
     let identity = person(&state, session).await?;
-    if let Err(wait) = state.limits().login.check(Key::Person(identity.user.id)) {
+    let limit = state.limits().login.clone();
+    if let Err(wait) = limit
+        .admit(&state.room, Key::Person(identity.user.id))
+        .await
+    {
         return Err(ApiError::too_many(wait));
     }
     let config = state.config();
@@ -77,7 +81,11 @@ pub async fn list(
     same_origin_cookie(&state, &headers, false)?;
     let identity = person(&state, session).await?;
     // A list reads every token's record: counted like an authorization.
-    if let Err(wait) = state.limits().auth.check(Key::Person(identity.user.id)) {
+    let limit = state.limits().auth.clone();
+    if let Err(wait) = limit
+        .admit(&state.room, Key::Person(identity.user.id))
+        .await
+    {
         return Err(ApiError::too_many(wait));
     }
     let tokens = state
