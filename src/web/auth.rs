@@ -8,7 +8,9 @@
 //!
 //! The order in `/auth/callback` is the security of it: the login cookie is
 //! cleared on every outcome and its `state` recorded as spent before
-//! anything else (so it works once, whatever happens next, 5xx included);
+//! anything else (so it works once, whatever happens next, 5xx included;
+//! on a Redis store, spent for the whole fleet, so that a replay at another
+//! instance never reaches GitHub's token endpoint);
 //! the `state` is compared *before* the code is redeemed; the session id is
 //! renewed before the identity is stored (no fixation); and the redirect
 //! goes only to a same-origin path.
@@ -237,8 +239,18 @@ async fn finish_login(
         .and_then(|sealed| PendingLogin::open(&state.keys, &sealed))
         .ok_or(PageError::NoLoginInProgress)?;
     // A state works once, whatever happens next: even a replay of the
-    // cookie itself finds it spent.
-    if !state.spent_states.spend(&pending.state).await {
+    // cookie itself finds it spent, at this instance or any other sharing
+    // the store. When the store cannot say, the login does not go on.
+    let fresh = state
+        .spent_states
+        .spend(&state.room, &pending.state)
+        .await
+        .map_err(|e| {
+            PageError::session(tower_sessions::session::Error::Store(
+                tower_sessions::session_store::Error::Backend(e.to_string()),
+            ))
+        })?;
+    if !fresh {
         return Err(PageError::NoLoginInProgress);
     }
     let sent = query.state.as_deref().unwrap_or_default();

@@ -1,19 +1,24 @@
 //! A fleet: three instances on one Redis behind a balancer that sends each
-//! request wherever it likes. What one instance counts holds at the
-//! others: `[limits]` count for the fleet.
+//! request wherever it likes. What one instance counts or spends holds at
+//! the others: `[limits]` count for the fleet, a login callback or a
+//! device code works once across it (a replay never reaches GitHub), and
+//! device polls are paced per code across it.
 //!
 //! Needs a Redis server: `.ci/run` starts one and runs these with
 //! `cargo test -- --ignored`; locally, start `redis-server` and set
 //! `CHANNELGATE_TEST_REDIS` if it is not at redis://127.0.0.1:6379.
 //! Whatever a test leaves in that Redis is named by this run's own random
-//! addresses, so runs and tests never meet.
+//! addresses and codes, so runs and tests never meet.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use channelgate::config::Config;
+use github_standin::Endpoint;
 use reqwest::StatusCode;
+use reqwest::cookie::CookieStore;
+use serde_json::{Value, json};
 
-use crate::helpers::{OwnRedis, TestApp, three_sharing};
+use crate::helpers::{Browser, OwnRedis, TestApp, answer, three_sharing, token_calls};
 
 fn redis() -> String {
     std::env::var("CHANNELGATE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -116,5 +121,144 @@ async fn when_redis_stops_answering_each_instance_still_holds_the_login_limit_it
             &[StatusCode::TOO_MANY_REQUESTS; 3]
         ]
         .concat()
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (CHANNELGATE_TEST_REDIS); .ci/run runs it"]
+async fn a_login_callback_replayed_at_another_instance_never_reaches_github() {
+    let [a, b, c] = three_sharing(&redis(), |_| {}).await;
+    let browser = Browser::new();
+    let authorize = browser.start_login(&a, None).await;
+    let callback = browser.consent(&a, &authorize, "ada").await;
+    // What an attacker who saw the browser's traffic replays: the login
+    // cookie and the callback's query.
+    let login_cookie = browser
+        .jar
+        .cookies(&a.url("/").parse().unwrap())
+        .expect("the login cookie");
+    let query = callback.split_once('?').expect("a query").1.to_owned();
+    assert_eq!(
+        browser.get(&callback).await.status(),
+        StatusCode::SEE_OTHER,
+        "the login itself"
+    );
+    let redeemed = token_calls(&a);
+    assert_eq!(redeemed, 1);
+    for other in [&b, &c, &a] {
+        let replay = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(other.url(&format!("/auth/callback?{query}")))
+            .header("cookie", login_cookie.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replay.status(), StatusCode::BAD_REQUEST, "{}", other.url);
+        assert!(
+            replay
+                .text()
+                .await
+                .unwrap()
+                .contains("No login in progress"),
+            "refused as spent"
+        );
+    }
+    assert_eq!(
+        token_calls(&a),
+        redeemed,
+        "no replay reached GitHub's token endpoint"
+    );
+}
+
+/// `POST path` with a JSON body at `app`, as a device (no cookies).
+async fn post(app: &TestApp, path: &str, body: Value) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(app.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    answer(response).await
+}
+
+async fn poll(app: &TestApp, device_code: &Value) -> (StatusCode, Value) {
+    post(
+        app,
+        "/auth/device/token",
+        json!({ "device_code": device_code }),
+    )
+    .await
+}
+
+fn error_of((status, body): (StatusCode, Value)) -> (StatusCode, Value) {
+    (status, body["error"].clone())
+}
+
+/// Three instances with the device flow on, GitHub's codes polled at most
+/// every `interval` seconds.
+async fn device_fleet(interval: u64) -> [TestApp; 3] {
+    let fleet = three_sharing(&redis(), |c| c.device.enabled = true).await;
+    fleet[0]
+        .github
+        .set_device_timing(Duration::from_secs(900), interval);
+    fleet[0].github.set_auto_consent(None);
+    fleet
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (CHANNELGATE_TEST_REDIS); .ci/run runs it"]
+async fn a_device_code_that_produced_a_token_is_spent_for_the_whole_fleet() {
+    let [a, b, c] = device_fleet(0).await;
+    let (status, started) = post(&a, "/auth/device", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert!(
+        a.github
+            .approve_device(started["user_code"].as_str().unwrap(), "ada")
+    );
+    let (status, body) = poll(&b, &started["device_code"]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let calls = a.github.calls(Endpoint::AccessToken);
+    for other in [&a, &c, &b] {
+        assert_eq!(
+            error_of(poll(other, &started["device_code"]).await),
+            (StatusCode::BAD_REQUEST, json!("invalid_grant")),
+            "{}",
+            other.url
+        );
+    }
+    assert_eq!(
+        a.github.calls(Endpoint::AccessToken),
+        calls,
+        "answered without GitHub"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (CHANNELGATE_TEST_REDIS); .ci/run runs it"]
+async fn a_device_polling_another_instance_within_its_interval_is_slowed_down_without_github() {
+    let [a, b, c] = device_fleet(5).await;
+    let (status, started) = post(&a, "/auth/device", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert_eq!(
+        error_of(poll(&a, &started["device_code"]).await),
+        (StatusCode::BAD_REQUEST, json!("authorization_pending"))
+    );
+    let calls = a.github.calls(Endpoint::AccessToken);
+    for other in [&b, &c] {
+        let (status, body) = poll(other, &started["device_code"]).await;
+        assert_eq!(
+            (status, body["error"].clone()),
+            (StatusCode::BAD_REQUEST, json!("slow_down")),
+            "{}: {body}",
+            other.url
+        );
+        assert!(body["interval"].as_u64().unwrap() >= 5, "{body}");
+    }
+    assert_eq!(
+        a.github.calls(Endpoint::AccessToken),
+        calls,
+        "no poll within the interval reached GitHub"
     );
 }
