@@ -593,10 +593,10 @@ async fn log_out(
         let sessions = people(state).end_all(person).await.map_err(InStore)?;
         let tokens = state.tokens.end_all(person).await.map_err(InStore)?;
         for ended in &sessions {
-            state.held.forget(&ended.id);
+            state.held.forget_everywhere(&ended.id).await;
         }
         for (id, _) in &tokens {
-            state.held_tokens.forget(id);
+            state.held_tokens.forget_everywhere(id).await;
         }
         tracing::info!(
             login = %identity.user.login,

@@ -99,7 +99,7 @@ pub async fn list(
 
 /// `DELETE /auth/tokens/{id}`: 204, or 404 when the person has no token by
 /// that id. The token stops working here at once, and on other instances
-/// within [`crate::session::HOLD_FOR`].
+/// at once on a Redis store (within [`crate::session::HOLD_FOR`] on SQLite).
 pub async fn revoke(
     State(state): State<AppState>,
     session: Session,
@@ -115,7 +115,7 @@ pub async fn revoke(
         .map_err(|e| ApiError::session(e.into()))?;
     match revoked {
         Some(record) => {
-            state.held_tokens.forget(&record);
+            state.held_tokens.forget_everywhere(&record).await;
             tracing::info!(login = %identity.user.login, token_id = %Excerpt::of(&id), "token revoked");
             Ok(StatusCode::NO_CONTENT.into_response())
         }

@@ -1,14 +1,16 @@
 //! A fleet: three instances on one Redis behind a balancer that sends each
-//! request wherever it likes. What one instance counts or spends holds at
-//! the others: `[limits]` count for the fleet, a login callback or a
-//! device code works once across it (a replay never reaches GitHub), and
-//! device polls are paced per code across it.
+//! request wherever it likes. What one instance counts, spends, signs in or
+//! logs out holds at the others: `[limits]` count for the fleet, a login
+//! callback or a device code works once across it (a replay never reaches
+//! GitHub), device polls are paced per code across it, a socket signed in
+//! at one instance is signed in at all, and a logout or a revoked token is
+//! refused by the very next request anywhere.
 //!
 //! Needs a Redis server: `.ci/run` starts one and runs these with
 //! `cargo test -- --ignored`; locally, start `redis-server` and set
 //! `CHANNELGATE_TEST_REDIS` if it is not at redis://127.0.0.1:6379.
 //! Whatever a test leaves in that Redis is named by this run's own random
-//! addresses and codes, so runs and tests never meet.
+//! addresses, sockets and codes, so runs and tests never meet.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,6 +45,12 @@ fn random() -> u64 {
 fn client_address() -> String {
     let r = random();
     format!("2001:db8:{:x}:{:x}::1", (r >> 16) & 0xffff, r & 0xffff)
+}
+
+/// A Pusher socket id of this test alone.
+fn own_socket() -> String {
+    let r = random();
+    format!("{}.{}", r % 1_000_000_000, (r >> 32) % 1_000_000_000)
 }
 
 /// `[limits] login_per_minute = 5`, behind a proxy on loopback that
@@ -261,4 +269,143 @@ async fn a_device_polling_another_instance_within_its_interval_is_slowed_down_wi
         calls,
         "no poll within the interval reached GitHub"
     );
+}
+
+/// Under `revocation.require_signin`, waiting for a sign-in up to `wait`.
+fn requiring_signin(wait: Duration) -> impl Fn(&mut Config) + Clone + 'static {
+    move |c: &mut Config| {
+        c.revocation.require_signin = true;
+        c.revocation.signin_wait = wait;
+    }
+}
+
+/// `POST path` at `app` for `socket` (and `channel`), as pusher-js sends it.
+async fn for_socket(
+    browser: &Browser,
+    app: &TestApp,
+    path: &str,
+    socket: &str,
+    channel: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut form = vec![("socket_id", socket)];
+    if let Some(channel) = channel {
+        form.push(("channel_name", channel));
+    }
+    browser.post_form(app, path, &form).await
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (CHANNELGATE_TEST_REDIS); .ci/run runs it"]
+async fn a_socket_signed_in_at_one_instance_is_signed_in_at_the_others() {
+    let [a, b, c] = three_sharing(&redis(), requiring_signin(Duration::from_millis(300))).await;
+    let ada = Browser::logged_in_as(&a, "ada").await;
+    let socket = own_socket();
+    let (status, body) = for_socket(&ada, &a, "/pusher/user-auth", &socket, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for other in [&b, &c] {
+        let (status, body) =
+            for_socket(&ada, other, "/pusher/auth", &socket, Some("private-ops")).await;
+        assert_eq!(status, StatusCode::OK, "{}: {body}", other.url);
+    }
+    // Nobody else takes the connection over at another instance.
+    let bo = Browser::logged_in_as(&c, "bo").await;
+    let (status, body) = for_socket(&bo, &b, "/pusher/user-auth", &socket, None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = for_socket(&bo, &c, "/pusher/auth", &socket, Some("private-lobby")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (CHANNELGATE_TEST_REDIS); .ci/run runs it"]
+async fn a_channel_request_waiting_at_one_instance_is_woken_by_a_sign_in_at_another() {
+    // A wait no test sits through: the answer must come well before it ends.
+    let wait = Duration::from_secs(20);
+    let [a, b, _] = three_sharing(&redis(), requiring_signin(wait)).await;
+    let ada = Browser::logged_in_as(&a, "ada").await;
+    let socket = own_socket();
+    let asking = {
+        let (ada, url, socket) = (ada.clone(), b.url("/pusher/auth"), socket.clone());
+        tokio::spawn(async move {
+            let response = ada
+                .http
+                .post(url)
+                .form(&[
+                    ("socket_id", socket.as_str()),
+                    ("channel_name", "private-ops"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            response.status()
+        })
+    };
+    for _ in 0..1_000 {
+        if b.state().signins.waiting().requests == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(b.state().signins.waiting().requests, 1, "the request waits");
+    let (status, body) = for_socket(&ada, &a, "/pusher/user-auth", &socket, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answered = tokio::time::timeout(wait / 2, asking)
+        .await
+        .expect("woken by the sign-in at the other instance, not by the end of its wait")
+        .unwrap();
+    assert_eq!(answered, StatusCode::OK);
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (CHANNELGATE_TEST_REDIS); .ci/run runs it"]
+async fn a_logout_at_one_instance_refuses_the_very_next_request_at_another() {
+    let [a, b, c] = three_sharing(&redis(), |_| {}).await;
+    let ada = Browser::logged_in_as(&a, "ada").await;
+    let cookie = ada.session_cookie(&a.url("/")).unwrap();
+    let me_at = |app: &TestApp| {
+        reqwest::Client::new()
+            .get(app.url("/auth/me"))
+            .header("cookie", format!("channelgate={cookie}"))
+            .send()
+    };
+    // Each instance holds the identity it just loaded.
+    for app in [&b, &c, &b, &c] {
+        assert_eq!(me_at(app).await.unwrap().status(), StatusCode::OK);
+    }
+    assert_eq!(ada.log_out(&a).await.status(), StatusCode::SEE_OTHER);
+    for app in [&b, &c] {
+        assert_eq!(
+            me_at(app).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            app.url
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs redis-server (CHANNELGATE_TEST_REDIS); .ci/run runs it"]
+async fn a_revoked_app_token_is_refused_by_the_very_next_request_at_another_instance() {
+    let [a, b, c] = three_sharing(&redis(), |_| {}).await;
+    let ada = Browser::logged_in_as(&a, "ada").await;
+    let (bot, id) = ada.bot(&a, "ci").await;
+    let (other_bot, _) = ada.bot(&a, "deploys").await;
+    for app in [&b, &c, &b, &c] {
+        assert_eq!(bot.me(app).await.0, StatusCode::OK);
+        assert_eq!(other_bot.me(app).await.0, StatusCode::OK);
+    }
+    // Revoked from the home page at one instance...
+    assert_eq!(ada.revoke_token(&a, &id).await, StatusCode::NO_CONTENT);
+    for app in [&b, &c] {
+        assert_eq!(bot.me(app).await.0, StatusCode::UNAUTHORIZED, "{}", app.url);
+    }
+    // ...or by the app itself at another.
+    assert_eq!(other_bot.log_out(&c).await, StatusCode::NO_CONTENT);
+    for app in [&b, &a] {
+        assert_eq!(
+            other_bot.me(app).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{}",
+            app.url
+        );
+    }
 }
