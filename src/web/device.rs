@@ -498,3 +498,33 @@ fn github_failure(e: GithubError, to: &str) -> ApiError {
     };
     ApiError::new(status, format!("GitHub could not {to}{code}")).because(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_fleet_keeps_of_a_device_code_reads_back_and_nothing_else_does() {
+        for kept in [
+            Kept::Ended("invalid_grant"),
+            Kept::Ended("expired_token"),
+            Kept::Ended("access_denied"),
+            Kept::Interval(Duration::from_secs(10)),
+        ] {
+            assert_eq!(Kept::parse(&kept.text()), Some(kept));
+        }
+        for odd in [
+            "",
+            "ended:",
+            "ended:anything",
+            "interval:",
+            "interval:-1",
+            "7",
+        ] {
+            assert_eq!(Kept::parse(odd), None, "{odd}");
+        }
+        // The key names the code's digest, never the code.
+        let key = fleet_key(&Sha256::digest(b"gh-device-code").into());
+        assert!(!key.contains("gh-device-code"), "{key}");
+    }
+}

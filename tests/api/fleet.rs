@@ -89,6 +89,20 @@ async fn a_login_limit_of_five_a_minute_admits_five_across_three_instances() {
         }
     }
     assert_eq!((admitted, refused), (5, 10), "5 a minute for the fleet");
+    // As governor says it: the next one in 60/5 seconds, whichever instance.
+    let refusal = reqwest::Client::new()
+        .get(fleet[2].url("/auth/login"))
+        .header("x-forwarded-for", &address)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refusal.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = refusal.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=12).contains(&retry_after), "{retry_after}");
     // Another client has its own five.
     assert_eq!(
         start_login_from(&fleet[1], &client_address()).await,
