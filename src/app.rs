@@ -31,7 +31,7 @@ use crate::pusher_api::PusherApi;
 use crate::revocation::{self, Access, Revocation, Settings};
 use crate::room::Room;
 use crate::session::tokens::Tokens;
-use crate::session::{Store, StoreError};
+use crate::session::{HeldIdentities, Store, StoreError};
 use crate::signing::Signer;
 use crate::tasks::Tasks;
 use crate::web::serve::{ConnectionLimits, serve_connections, serve_metrics, shutdown_signal};
@@ -67,6 +67,11 @@ pub enum StartError {
     /// The other instances cannot be reached over Redis pub/sub.
     #[error("cannot share revocations with the other instances: {0}")]
     Bus(String),
+    /// Sign-ins and logouts cannot be shared over Redis pub/sub.
+    #[error(
+        "cannot share sign-ins and logouts with the other instances through the Redis of session.store: {0}; check that Redis answers there"
+    )]
+    Fleet(String),
     /// Binding or serving failed.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -157,6 +162,15 @@ async fn assemble(config: Config, clock: Clock, tasks: &Tasks) -> Result<App, St
             tasks: tasks.clone(),
         },
     );
+    // On Redis, sign-ins and logouts hold for every instance at once.
+    HeldIdentities::share(&room, &state.held, &state.held_tokens, tasks)
+        .await
+        .map_err(StartError::Fleet)?;
+    state
+        .signins
+        .join(&room, tasks)
+        .await
+        .map_err(StartError::Fleet)?;
     // The sweep and webhooks refresh an expired token as requests do.
     state
         .revocation

@@ -90,6 +90,9 @@ impl Config {
                 "a random key of this process"
             }
         );
+        for line in per_process(&session.store) {
+            let _ = writeln!(s, "         {line}");
+        }
         let _ = writeln!(
             s,
             "cache:   membership trusted for {}, stale grace {}, at most {} people",
@@ -189,6 +192,26 @@ impl Config {
     }
 }
 
+/// What a store that is not shared by a fleet (memory, SQLite) leaves to
+/// each process, one line each; nothing for Redis, which shares it all.
+fn per_process(store: &super::SessionStore) -> Vec<String> {
+    if !matches!(
+        store,
+        super::SessionStore::Memory | super::SessionStore::Sqlite(_)
+    ) {
+        return Vec::new();
+    }
+    let kind = store.kind();
+    [
+        "[limits] are counted by each instance alone",
+        "a login's state and a device code are spent, and device polls paced, at one instance only",
+        "a sign-in (pusher.signin()) is seen only by the instance that signed it: with require_signin behind a balancer, a connection's requests must reach that instance",
+    ]
+    .into_iter()
+    .map(|what| format!("per process ({kind} store): {what}; a Redis store shares this across a fleet"))
+    .collect()
+}
+
 /// Who a rule admits, in words.
 fn describe_rule(rule: &Rule) -> String {
     match describe_admitted(&rule.conditions) {
@@ -215,4 +238,38 @@ fn describe_admitted(c: &Conditions) -> Option<String> {
         who.push(format!("members of {}", teams.join(", ")));
     }
     (!who.is_empty()).then(|| who.join(" or "))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::SessionStore;
+    use crate::config::testing::{MINIMAL, parse};
+    use crate::secret::Secret;
+
+    #[test]
+    fn memory_and_sqlite_stores_say_what_each_process_keeps_for_itself() {
+        let mut c = parse(MINIMAL).unwrap();
+        for store in [
+            SessionStore::Memory,
+            SessionStore::Sqlite("/var/lib/cg.db".into()),
+        ] {
+            let kind = store.kind();
+            c.session.store = store;
+            let summary = c.summary();
+            let lines: Vec<&str> = summary
+                .lines()
+                .filter(|l| l.contains(&format!("per process ({kind} store)")))
+                .collect();
+            assert_eq!(lines.len(), 3, "{summary}");
+            for what in ["[limits]", "a login's state and a device code", "a sign-in"] {
+                assert_eq!(
+                    lines.iter().filter(|l| l.contains(what)).count(),
+                    1,
+                    "{what}: {summary}"
+                );
+            }
+        }
+        c.session.store = SessionStore::Redis(Secret::new("redis://127.0.0.1:6379".into()));
+        assert!(!c.summary().contains("per process"), "{}", c.summary());
+    }
 }

@@ -8,18 +8,35 @@
 //! expired or was deleted). This instance forgets a session the moment it
 //! logs it out, ends it at `session.max_age` or finds its token revoked,
 //! and does not hold it again even for a request that loaded it just
-//! before; a logout on another instance sharing the store is honoured here
-//! within [`HOLD_FOR`].
+//! before. A logout on another instance sharing a SQLite store is honoured
+//! here within [`HOLD_FOR`]; on a Redis store, at once: each instance
+//! announces what it forgets on the topic [`TOPIC`] (a session id or a
+//! token's record id, the names Redis already keeps them under), and every
+//! other forgets it too. An announcement lost to a reconnect falls back to
+//! [`HOLD_FOR`]; a forged one only makes an instance read the store again.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use chacha20poly1305::aead::OsRng;
+use chacha20poly1305::aead::rand_core::RngCore;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tower_sessions::session::Id;
 
 use super::{Identity, renewal_due};
 use crate::clock::Clock;
+use crate::room::Room;
+use crate::room::pubsub::Heard;
+use crate::tasks::Tasks;
+
+/// The pub/sub topic on which instances announce what they forget.
+pub const TOPIC: &str = "channelgate:forget";
+/// Announcements waiting for Redis; past this they are dropped (the
+/// others then honour the logout within [`HOLD_FOR`]).
+const QUEUE: usize = 4096;
 
 /// How long a decoded identity is used without asking the store again.
 pub const HOLD_FOR: Duration = Duration::from_secs(2);
@@ -41,6 +58,35 @@ struct Shared {
     per_shard: usize,
     /// What a hold is measured by (tests move it instead of waiting).
     clock: Clock,
+    /// On a Redis store: what this map is called on [`TOPIC`], and where
+    /// its announcements go.
+    fleet: OnceLock<(Kind, mpsc::Sender<Announcement>)>,
+}
+
+/// An announcement waiting to be published, and who waits for that.
+type Announcement = (Wire, Option<oneshot::Sender<()>>);
+
+/// Which map an announcement is for: a cookie's session id never names a
+/// token's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// [`HeldIdentities`] of cookie sessions.
+    Session,
+    /// [`HeldIdentities`] of bearer tokens.
+    Token,
+}
+
+/// An announcement on [`TOPIC`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Wire {
+    /// The instance that forgot it (each ignores its own).
+    #[serde(default)]
+    from: String,
+    /// Which map.
+    kind: Kind,
+    /// The session id or token record id.
+    id: String,
 }
 
 /// One held identity, with when its session's expiry was last pushed back
@@ -61,7 +107,74 @@ impl HeldIdentities {
             shards: std::array::from_fn(|_| RwLock::default()),
             per_shard: capacity.div_ceil(SHARDS).max(1),
             clock,
+            fleet: OnceLock::new(),
         }))
+    }
+
+    /// Shares what `sessions` and `tokens` forget with the other instances
+    /// on a Redis `room`, and forgets what they announce. Nothing to share
+    /// for a room without pub/sub (one process, or SQLite, whose other
+    /// instances honour a logout within [`HOLD_FOR`]).
+    pub async fn share(
+        room: &Room,
+        sessions: &Self,
+        tokens: &Self,
+        tasks: &Tasks,
+    ) -> Result<(), String> {
+        let Some(topic) = room.topic(TOPIC).await? else {
+            return Ok(());
+        };
+        let (publisher, mut listener) = topic.split();
+        let mut bytes = [0u8; 8];
+        OsRng.fill_bytes(&mut bytes);
+        let me = hex::encode(bytes);
+        let own = me.clone();
+        let (heard_sessions, heard_tokens) = (sessions.clone(), tokens.clone());
+        tasks.service("logouts at the other instances", async move {
+            while let Some(heard) = listener.next().await {
+                let text = match heard {
+                    Heard::Text(text) => text,
+                    Heard::Missed(missed) => {
+                        tracing::warn!(
+                            missed,
+                            "fell behind on the other instances' logouts; they hold here for at most {}s",
+                            HOLD_FOR.as_secs()
+                        );
+                        continue;
+                    }
+                };
+                let wire = serde_json::from_str::<Wire>(&text).ok();
+                match wire.as_ref().map(|w| (w, w.id.parse::<Id>())) {
+                    Some((wire, _)) if wire.from == own => {}
+                    Some((wire, Ok(id))) => match wire.kind {
+                        Kind::Session => heard_sessions.forget_here(&id),
+                        Kind::Token => heard_tokens.forget_here(&id),
+                    },
+                    _ => tracing::warn!("ignoring a malformed message on {TOPIC}"),
+                }
+            }
+        });
+        let (queue, mut out) = mpsc::channel::<Announcement>(QUEUE);
+        tasks.service("logouts to the other instances", async move {
+            while let Some((mut wire, published)) = out.recv().await {
+                wire.from.clone_from(&me);
+                let text = serde_json::to_string(&wire).expect("plain JSON");
+                if let Err(e) = publisher.publish(text).await {
+                    tracing::warn!(error = %e, "could not announce a logout to the other instances; they honour it within {}s", HOLD_FOR.as_secs());
+                }
+                if let Some(published) = published {
+                    let _ = published.send(());
+                }
+            }
+        });
+        let _ = sessions.0.fleet.set((Kind::Session, queue.clone()));
+        let _ = tokens.0.fleet.set((Kind::Token, queue));
+        tracing::info!(
+            store = room.kind(),
+            channel = TOPIC,
+            "sharing logouts with the other instances"
+        );
+        Ok(())
     }
 
     fn shard(&self, id: &Id) -> &RwLock<HashMap<Id, Held>> {
@@ -126,6 +239,44 @@ impl HeldIdentities {
     /// refuses to hold it again for as long as a hold lasts: a request that
     /// loaded it before it ended may finish after.
     pub fn forget(&self, id: &Id) {
+        self.announce(id, None);
+    }
+
+    /// [`Self::forget`], returning once the other instances were told (on
+    /// a Redis store; at most [`crate::room::STORE_TIMEOUT`] later): for a
+    /// logout or a revocation, whose answer promises that the very next
+    /// request anywhere is refused.
+    pub async fn forget_everywhere(&self, id: &Id) {
+        let (published, told) = oneshot::channel();
+        if self.announce(id, Some(published)) {
+            let _ = tokio::time::timeout(crate::room::STORE_TIMEOUT, told).await;
+        }
+    }
+
+    /// Forgets `id` here and queues its announcement, if there is a fleet
+    /// to tell: true when it was queued.
+    fn announce(&self, id: &Id, published: Option<oneshot::Sender<()>>) -> bool {
+        self.forget_here(id);
+        let Some((kind, queue)) = self.0.fleet.get() else {
+            return false;
+        };
+        let wire = Wire {
+            from: String::new(),
+            kind: *kind,
+            id: id.to_string(),
+        };
+        let queued = queue.try_send((wire, published)).is_ok();
+        if !queued {
+            tracing::warn!(
+                "too many logouts waiting for Redis; the other instances honour this one within {}s",
+                HOLD_FOR.as_secs()
+            );
+        }
+        queued
+    }
+
+    /// [`Self::forget`] in this process only (announced by another).
+    fn forget_here(&self, id: &Id) {
         self.put(*id, None, 0);
     }
 

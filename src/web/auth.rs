@@ -8,7 +8,9 @@
 //!
 //! The order in `/auth/callback` is the security of it: the login cookie is
 //! cleared on every outcome and its `state` recorded as spent before
-//! anything else (so it works once, whatever happens next, 5xx included);
+//! anything else (so it works once, whatever happens next, 5xx included;
+//! on a Redis store, spent for the whole fleet, so that a replay at another
+//! instance never reaches GitHub's token endpoint);
 //! the `state` is compared *before* the code is redeemed; the session id is
 //! renewed before the identity is stored (no fixation); and the redirect
 //! goes only to a same-origin path.
@@ -124,7 +126,8 @@ pub async fn login(
     ClientAddr(addr): ClientAddr,
     Query(query): Query<LoginQuery>,
 ) -> Response {
-    if let Err(wait) = state.limits().login.check(Key::addr(addr)) {
+    let limit = state.limits().login.clone();
+    if let Err(wait) = limit.admit(&state.room, Key::addr(addr)).await {
         state.quiet.info(
             "login refused: over limits.login_per_minute",
             addr.to_string(),
@@ -200,7 +203,8 @@ pub async fn callback(
     uri: Uri,
 ) -> Response {
     let clear = login_cookie(&state, String::new(), Duration::ZERO);
-    if let Err(wait) = state.limits().callback.check(Key::addr(addr)) {
+    let limit = state.limits().callback.clone();
+    if let Err(wait) = limit.admit(&state.room, Key::addr(addr)).await {
         state.quiet.info(
             "login callback refused: over limits.login_per_minute",
             addr.to_string(),
@@ -235,8 +239,18 @@ async fn finish_login(
         .and_then(|sealed| PendingLogin::open(&state.keys, &sealed))
         .ok_or(PageError::NoLoginInProgress)?;
     // A state works once, whatever happens next: even a replay of the
-    // cookie itself finds it spent.
-    if !state.spent_states.spend(&pending.state).await {
+    // cookie itself finds it spent, at this instance or any other sharing
+    // the store. When the store cannot say, the login does not go on.
+    let fresh = state
+        .spent_states
+        .spend(&state.room, &pending.state)
+        .await
+        .map_err(|e| {
+            PageError::session(tower_sessions::session::Error::Store(
+                tower_sessions::session_store::Error::Backend(e.to_string()),
+            ))
+        })?;
+    if !fresh {
         return Err(PageError::NoLoginInProgress);
     }
     let sent = query.state.as_deref().unwrap_or_default();
@@ -579,10 +593,10 @@ async fn log_out(
         let sessions = people(state).end_all(person).await.map_err(InStore)?;
         let tokens = state.tokens.end_all(person).await.map_err(InStore)?;
         for ended in &sessions {
-            state.held.forget(&ended.id);
+            state.held.forget_everywhere(&ended.id).await;
         }
         for (id, _) in &tokens {
-            state.held_tokens.forget(id);
+            state.held_tokens.forget_everywhere(id).await;
         }
         tracing::info!(
             login = %identity.user.login,

@@ -9,6 +9,14 @@
 //! Polls are paced here: one too soon (or while another for the same code
 //! is with GitHub) is told `slow_down` without a call to GitHub, and a code
 //! that produced a token is spent, in this process and at GitHub.
+//!
+//! On a Redis store the pace and the end hold for the fleet: before a poll
+//! goes to GitHub, the instance claims the device code's poll in the store
+//! for the interval (a poll at any instance within it is told `slow_down`
+//! without a call to GitHub), and how a code ended (a token, expired,
+//! refused) and the interval GitHub last asked for are kept in the store
+//! under the code's digest, read before each poll. When the store does
+//! not answer, the poll is not passed on (503: the device polls again).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -107,7 +115,8 @@ pub async fn start(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    if let Err(wait) = state.limits().login.check(Key::addr(addr)) {
+    let limit = state.limits().login.clone();
+    if let Err(wait) = limit.admit(&state.room, Key::addr(addr)).await {
         state.quiet.info(
             "device login refused: over limits.login_per_minute",
             addr.to_string(),
@@ -161,7 +170,8 @@ pub async fn token(
     ClientAddr(addr): ClientAddr,
     request: Request,
 ) -> Result<Response, ApiError> {
-    if let Err(wait) = state.limits().auth.check(Key::addr(addr)) {
+    let limit = state.limits().auth.clone();
+    if let Err(wait) = limit.admit(&state.room, Key::addr(addr)).await {
         return Err(ApiError::too_many(wait));
     }
     let (parts, body) = request.into_parts();
@@ -205,6 +215,29 @@ pub async fn token(
         p.next_at = now + p.interval;
     }
     let returned = InFlight(&poll);
+    if state.room.is_fleet() {
+        let interval = poll.lock().unwrap_or_else(|e| e.into_inner()).interval;
+        match fleet_turn(&state, &key, interval).await {
+            Ok(Turn::Go) => {}
+            Ok(Turn::Ended(code)) => {
+                poll.lock().unwrap_or_else(|e| e.into_inner()).ended = Some(code);
+                return Ok(ended(code));
+            }
+            Ok(Turn::Wait(interval)) => {
+                let mut p = poll.lock().unwrap_or_else(|e| e.into_inner());
+                p.interval = p.interval.max(interval);
+                p.next_at = state.clock.now() + p.interval;
+                return Ok(slow_down(p.interval));
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the session store is unavailable; poll again shortly",
+                )
+                .because(format!("device flow: session store: {e}")));
+            }
+        }
+    }
     let config = state.config().clone();
     let answer = state
         .github
@@ -222,9 +255,19 @@ pub async fn token(
             p.next_at = state.clock.now() + p.interval;
         }
     };
+    // What the other instances must know of this poll's answer.
+    let room = &state.room;
+    let tell = |what: Kept| async move {
+        if room.is_fleet()
+            && let Err(e) = room.put(&fleet_key(&key), &what.text(), DEVICE_KEPT).await
+        {
+            tracing::warn!(error = %e, "the other instances were not told how a device code's poll ended");
+        }
+    };
     let answer = match answer {
         Ok(DevicePoll::Token(token)) => {
             finish(Some("invalid_grant"), None);
+            tell(Kept::Ended("invalid_grant")).await;
             token
         }
         Ok(DevicePoll::Pending) => {
@@ -237,14 +280,17 @@ pub async fn token(
             let current = poll.lock().unwrap_or_else(|e| e.into_inner()).interval;
             let interval = interval.map_or(current + SLOW_DOWN_STEP, Duration::from_secs);
             finish(None, Some(interval));
+            tell(Kept::Interval(interval.min(MAX_INTERVAL))).await;
             return Ok(slow_down(interval.min(MAX_INTERVAL)));
         }
         Ok(DevicePoll::Expired) => {
             finish(Some("expired_token"), None);
+            tell(Kept::Ended("expired_token")).await;
             return Ok(ended("expired_token"));
         }
         Ok(DevicePoll::Denied) => {
             finish(Some("access_denied"), None);
+            tell(Kept::Ended("access_denied")).await;
             return Ok(ended("access_denied"));
         }
         Ok(DevicePoll::Refused(code)) => {
@@ -334,6 +380,78 @@ async fn give_back(state: &AppState, config: &crate::config::Config, token: &Sec
     }
 }
 
+/// How long the fleet keeps what it knows of a device code: GitHub's
+/// device codes live 15 minutes.
+const DEVICE_KEPT: Duration = Duration::from_secs(20 * 60);
+
+/// Where the fleet keeps how the device code of digest `key` ended, or the
+/// interval GitHub last asked for (never the code itself).
+fn fleet_key(key: &[u8; 32]) -> String {
+    format!("channelgate:device:{}", hex::encode(key))
+}
+
+/// What the fleet keeps of a device code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// Its flow ended: every later poll's answer.
+    Ended(&'static str),
+    /// GitHub asked for this interval.
+    Interval(Duration),
+}
+
+impl Kept {
+    fn text(self) -> String {
+        match self {
+            Self::Ended(code) => format!("ended:{code}"),
+            Self::Interval(interval) => format!("interval:{}", interval.as_secs()),
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        if let Some(code) = text.strip_prefix("ended:") {
+            return ["invalid_grant", "expired_token", "access_denied"]
+                .into_iter()
+                .find(|c| *c == code)
+                .map(Self::Ended);
+        }
+        let seconds = text.strip_prefix("interval:")?.parse().ok()?;
+        Some(Self::Interval(Duration::from_secs(seconds)))
+    }
+}
+
+/// Whether a poll may go to GitHub, by what the fleet knows.
+enum Turn {
+    /// It may: this instance holds the code's poll for the interval.
+    Go,
+    /// The code's flow ended at some instance.
+    Ended(&'static str),
+    /// Another poll went within the interval (this one, at least).
+    Wait(Duration),
+}
+
+/// Asks the fleet whether a poll of the code of digest `key`, paced at
+/// `interval` here, may go to GitHub: not when its flow ended at any
+/// instance, nor within the interval (GitHub's latest, as any instance
+/// heard it) of another poll at any instance.
+async fn fleet_turn(
+    state: &AppState,
+    key: &[u8; 32],
+    interval: Duration,
+) -> Result<Turn, crate::room::RoomError> {
+    let kept = state.room.get(&fleet_key(key)).await?;
+    let interval = match kept.as_deref().and_then(Kept::parse) {
+        Some(Kept::Ended(code)) => return Ok(Turn::Ended(code)),
+        Some(Kept::Interval(asked)) => interval.max(asked).min(MAX_INTERVAL),
+        None => interval,
+    };
+    let poll = format!("{}:poll", fleet_key(key));
+    Ok(match state.room.claim(&poll, interval).await? {
+        // Never released: it lapses when the interval has passed.
+        Some(_) => Turn::Go,
+        None => Turn::Wait(interval),
+    })
+}
+
 /// Marks a poll back from GitHub however the request ends (a client that
 /// hangs up mid-poll included).
 struct InFlight<'a>(&'a Mutex<Poll>);
@@ -379,4 +497,34 @@ fn github_failure(e: GithubError, to: &str) -> ApiError {
         _ => String::new(),
     };
     ApiError::new(status, format!("GitHub could not {to}{code}")).because(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_fleet_keeps_of_a_device_code_reads_back_and_nothing_else_does() {
+        for kept in [
+            Kept::Ended("invalid_grant"),
+            Kept::Ended("expired_token"),
+            Kept::Ended("access_denied"),
+            Kept::Interval(Duration::from_secs(10)),
+        ] {
+            assert_eq!(Kept::parse(&kept.text()), Some(kept));
+        }
+        for odd in [
+            "",
+            "ended:",
+            "ended:anything",
+            "interval:",
+            "interval:-1",
+            "7",
+        ] {
+            assert_eq!(Kept::parse(odd), None, "{odd}");
+        }
+        // The key names the code's digest, never the code.
+        let key = fleet_key(&Sha256::digest(b"gh-device-code").into());
+        assert!(!key.contains("gh-device-code"), "{key}");
+    }
 }

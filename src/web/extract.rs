@@ -262,7 +262,7 @@ pub async fn end(
     match credential {
         Credential::Cookie(session) => {
             if let Some(id) = session.id() {
-                state.held.forget(&id);
+                state.held.forget_everywhere(&id).await;
             }
             let person = Identity::load(session).await.ok().flatten();
             let id = session.id();
@@ -279,7 +279,10 @@ pub async fn end(
             Ok(())
         }
         Credential::Bearer(token) => {
-            state.held_tokens.forget(&state.tokens.record_id(token));
+            state
+                .held_tokens
+                .forget_everywhere(&state.tokens.record_id(token))
+                .await;
             state
                 .tokens
                 .end(token)

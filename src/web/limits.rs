@@ -2,11 +2,20 @@
 //! ask for signatures; who the client is behind a proxy; and a log that a
 //! flood of identical refusals cannot flood.
 //!
-//! Limits are token buckets (`governor`, GCRA): `N` a minute allows a burst
-//! of `N`, then one every `60/N` seconds. They are kept per key in memory
-//! and swept of idle keys every minute, so a flood from ever-new addresses
-//! costs memory only for about a minute. IPv6 addresses count per /64,
-//! since anyone with one address has the whole /64.
+//! Limits are token buckets (GCRA): `N` a minute allows a burst of `N`,
+//! then one every `60/N` seconds. Each process keeps its own per key
+//! (`governor`), swept of idle keys every minute, so a flood from ever-new
+//! addresses costs memory only for about a minute. IPv6 addresses count
+//! per /64, since anyone with one address has the whole /64.
+//!
+//! On a Redis store the limits count for the whole fleet: a request the
+//! process's own bucket admits is then counted in the fleet's bucket
+//! ([`Room::admit`]), and admitted only if that admits it too. The local
+//! bucket goes first, so a flood at one instance is refused without a
+//! round trip to Redis. When Redis does not answer, the local bucket's
+//! word stands: the limit then holds per instance (at most `N` times the
+//! instances a minute), never an allow of unlimited traffic, and requests
+//! that need nothing from the store are still answered.
 
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -19,6 +28,8 @@ use axum::http::HeaderMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
+
+use crate::room::Room;
 
 /// Who a limit counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,54 +63,121 @@ impl Key {
     }
 }
 
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Addr(ip) => write!(f, "addr:{ip}"),
+            Self::Person(id) => write!(f, "person:{id}"),
+        }
+    }
+}
+
 /// One limit: so many requests a minute per key, or none (`0`).
 #[derive(Clone)]
-pub struct Limiter(Option<Arc<DefaultKeyedRateLimiter<Key>>>);
+pub struct Limiter(Option<Arc<On>>);
+
+/// A limit that is on.
+struct On {
+    /// Which limit: the fleet's buckets of two limits never mix.
+    name: &'static str,
+    /// Requests a minute.
+    per_minute: NonZeroU32,
+    /// This process's buckets.
+    local: DefaultKeyedRateLimiter<Key>,
+    /// When the fleet's buckets last failed to answer and it was logged
+    /// (Unix seconds): once a minute at most.
+    warned_at: AtomicU64,
+}
 
 impl std::fmt::Debug for Limiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Limiter(on)"
-        } else {
-            "Limiter(off)"
-        })
+        match &self.0 {
+            Some(on) => write!(f, "Limiter({}: {} a minute)", on.name, on.per_minute),
+            None => f.write_str("Limiter(off)"),
+        }
     }
 }
 
 impl Limiter {
-    /// `per_minute` requests a minute per key; 0 turns the limit off.
-    pub fn per_minute(per_minute: u32) -> Self {
-        Self(
-            NonZeroU32::new(per_minute).map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n)))),
-        )
+    /// The limit `name` (its buckets in a fleet's store are its own):
+    /// `per_minute` requests a minute per key; 0 turns it off.
+    pub fn per_minute(name: &'static str, per_minute: u32) -> Self {
+        Self(NonZeroU32::new(per_minute).map(|n| {
+            Arc::new(On {
+                name,
+                per_minute: n,
+                local: RateLimiter::keyed(Quota::per_minute(n)),
+                warned_at: AtomicU64::new(0),
+            })
+        }))
     }
 
-    /// Counts a request for `key`; `Err` says how long until the next is allowed.
-    pub fn check(&self, key: Key) -> Result<(), Duration> {
-        let Some(limiter) = &self.0 else {
+    /// Counts a request for `key`, in this process and, on a Redis `room`,
+    /// in the fleet; `Err` says how long until the next is allowed.
+    pub async fn admit(&self, room: &Room, key: Key) -> Result<(), Duration> {
+        let Some(on) = &self.0 else {
             return Ok(());
         };
-        limiter
+        on.local
             .check_key(&key)
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))?;
+        if !room.is_fleet() {
+            return Ok(());
+        }
+        match room
+            .admit(
+                &format!("channelgate:limit:{}:{key}", on.name),
+                on.per_minute,
+            )
+            .await
+        {
+            Ok(None) => Ok(()),
+            Ok(Some(wait)) => Err(wait),
+            Err(e) => {
+                on.warn(&e);
+                Ok(())
+            }
+        }
     }
 
     /// Forgets keys that are back to a full bucket, and the memory they took.
     pub fn sweep(&self) {
-        if let Some(limiter) = &self.0 {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+        if let Some(on) = &self.0 {
+            on.local.retain_recent();
+            on.local.shrink_to_fit();
         }
     }
 
     /// Keys held now.
     pub fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, |l| l.len())
+        self.0.as_ref().map_or(0, |on| on.local.len())
     }
 
     /// True when no key is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl On {
+    /// Says, once a minute at most, that the fleet's buckets did not answer.
+    fn warn(&self, e: &crate::room::RoomError) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.warned_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 60
+            && self
+                .warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                limit = self.name,
+                error = %e,
+                "a limit is counted by this instance alone for now: the session store did not answer for the fleet's count"
+            );
+        }
     }
 }
 
@@ -295,24 +373,27 @@ impl QuietLog {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_limit_allows_its_burst_then_says_how_long_to_wait() {
-        let limit = Limiter::per_minute(3);
+    #[tokio::test]
+    async fn a_limit_allows_its_burst_then_says_how_long_to_wait() {
+        let room = Room::open(&crate::config::SessionStore::Memory)
+            .await
+            .unwrap();
+        let limit = Limiter::per_minute("login", 3);
         let key = Key::Person(1);
         for _ in 0..3 {
-            assert_eq!(limit.check(key), Ok(()));
+            assert_eq!(limit.admit(&room, key).await, Ok(()));
         }
-        let wait = limit.check(key).unwrap_err();
+        let wait = limit.admit(&room, key).await.unwrap_err();
         assert!(
             wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
             "{wait:?}"
         );
         // Others are not affected.
-        assert_eq!(limit.check(Key::Person(2)), Ok(()));
+        assert_eq!(limit.admit(&room, Key::Person(2)).await, Ok(()));
         assert_eq!(limit.len(), 2);
-        let off = Limiter::per_minute(0);
+        let off = Limiter::per_minute("login", 0);
         for _ in 0..1000 {
-            assert_eq!(off.check(key), Ok(()));
+            assert_eq!(off.admit(&room, key).await, Ok(()));
         }
     }
 

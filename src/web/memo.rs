@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::membership::Group;
 use crate::revocation::bus::Change;
 use crate::revocation::{Cause, Revocation};
+use crate::room::{Room, RoomError};
 use crate::tasks::Tasks;
 
 /// How long a login may take between `/auth/login` and `/auth/callback`.
@@ -33,6 +34,10 @@ const DELIVERIES_KEPT_FOR: Duration = Duration::from_secs(3 * 86_400);
 /// as a login may take, so that a state works once even when its cookie is
 /// replayed. Bounded: a flood of logins is limited first by `[limits]`.
 /// Kept as SHA-256 digests: a fixed 32 bytes per login, whatever was sent.
+///
+/// On a Redis store a state is also spent in the store, under its digest
+/// (never the state itself), so that a callback replayed at another
+/// instance of the fleet finds it spent before GitHub is called.
 #[derive(Clone)]
 pub struct SpentStates(moka::future::Cache<[u8; 32], ()>);
 
@@ -48,10 +53,22 @@ impl Default for SpentStates {
 }
 
 impl SpentStates {
-    /// Records `state` as spent; false when it already was.
-    pub async fn spend(&self, state: &str) -> bool {
+    /// Records `state` as spent, in this process and, on a Redis `room`,
+    /// for the fleet: false when it already was, here or at any instance.
+    /// An error says the store could not tell (the login must not go on).
+    pub async fn spend(&self, room: &Room, state: &str) -> Result<bool, RoomError> {
         let digest: [u8; 32] = sha2::Sha256::digest(state.as_bytes()).into();
-        self.0.entry(digest).or_insert(()).await.is_fresh()
+        if !self.0.entry(digest).or_insert(()).await.is_fresh() {
+            return Ok(false);
+        }
+        if !room.is_fleet() {
+            return Ok(true);
+        }
+        room.spend(
+            &format!("channelgate:spent:state:{}", hex::encode(digest)),
+            LOGIN_TIMEOUT,
+        )
+        .await
     }
 }
 

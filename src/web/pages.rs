@@ -201,10 +201,10 @@ pub async fn home(
         }
     }
     // A listing reads every token's record: counted like GET /auth/tokens.
-    let limited = state
-        .limits()
-        .auth
-        .check(super::limits::Key::Person(identity.user.id));
+    let limit = state.limits().auth.clone();
+    let limited = limit
+        .admit(&state.room, super::limits::Key::Person(identity.user.id))
+        .await;
     page.tokens = match limited {
         Err(wait) => Err(format!(
             "your tokens are not listed: too many requests; reload in {}s",

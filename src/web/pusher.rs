@@ -333,7 +333,8 @@ async fn who(
     let key = identity
         .as_ref()
         .map_or(Key::addr(addr), |i| Key::Person(i.user.id));
-    if let Err(wait) = state.limits().auth.check(key) {
+    let limit = state.limits().auth.clone();
+    if let Err(wait) = limit.admit(&state.room, key).await {
         let who = identity
             .as_ref()
             .map_or_else(|| addr.to_string(), |i| i.user.login.clone());
@@ -568,6 +569,14 @@ async fn signed_in_first(
                 SIGN_IN_FIRST,
                 "the socket did not sign in within revocation.signin_wait".to_owned(),
             ),
+            SignedIn::Unsure => {
+                // Not a refusal: the store did not answer; it may ask again.
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the session store is unavailable; try again shortly",
+                )
+                .because("the fleet's sign-ins could not be read"));
+            }
             SignedIn::Busy => {
                 state.metrics.signin_refusal("busy");
                 // Not the client's fault: it may ask again.
@@ -706,7 +715,11 @@ pub async fn user_auth(
     }
     // A connection signed in as someone else stays theirs: whoever learns
     // its socket id cannot take it over, and refuse its owner's channels.
-    if let Some(other) = state.signins.who(&socket_id)
+    if let Some(other) = state
+        .signins
+        .who_anywhere(&socket_id)
+        .await
+        .map_err(store_down)?
         && other != person.id
     {
         return Err(ApiError::new(
@@ -725,7 +738,11 @@ pub async fn user_auth(
         .signed(&membership, &identity, Grant::SignIn, &socket_id)
         .await
         .map_err(not_kept)?;
-    state.signins.signed_in(&socket_id, person.id);
+    state
+        .signins
+        .signed_in(&socket_id, person.id)
+        .await
+        .map_err(store_down)?;
     state.metrics.decision("user", "allow");
     tracing::info!(
         login = %person.login,
@@ -737,6 +754,15 @@ pub async fn user_auth(
         "authorization"
     );
     Ok(Json(answer).into_response())
+}
+
+/// 503 for a sign-in the fleet's store could not read or keep.
+fn store_down(e: crate::room::RoomError) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the session store is unavailable; try again shortly",
+    )
+    .because(format!("sign-ins: session store: {e}"))
 }
 
 /// 503 for a signature withheld because its grant could not be kept.

@@ -201,9 +201,9 @@ impl Limits {
     /// Limiters for `config`.
     pub fn of(config: &LimitsConfig) -> Self {
         Self {
-            login: Limiter::per_minute(config.login_per_minute),
-            callback: Limiter::per_minute(config.login_per_minute),
-            auth: Limiter::per_minute(config.auth_per_minute),
+            login: Limiter::per_minute("login", config.login_per_minute),
+            callback: Limiter::per_minute("callback", config.login_per_minute),
+            auth: Limiter::per_minute("auth", config.auth_per_minute),
         }
     }
 }

@@ -36,7 +36,11 @@ pub async fn create(
     let body = form::read(body).await?;
     let name = name_of(&parts.headers, &body)?;
     let identity = person(&state, session).await?;
-    if let Err(wait) = state.limits().login.check(Key::Person(identity.user.id)) {
+    let limit = state.limits().login.clone();
+    if let Err(wait) = limit
+        .admit(&state.room, Key::Person(identity.user.id))
+        .await
+    {
         return Err(ApiError::too_many(wait));
     }
     let config = state.config();
@@ -77,7 +81,11 @@ pub async fn list(
     same_origin_cookie(&state, &headers, false)?;
     let identity = person(&state, session).await?;
     // A list reads every token's record: counted like an authorization.
-    if let Err(wait) = state.limits().auth.check(Key::Person(identity.user.id)) {
+    let limit = state.limits().auth.clone();
+    if let Err(wait) = limit
+        .admit(&state.room, Key::Person(identity.user.id))
+        .await
+    {
         return Err(ApiError::too_many(wait));
     }
     let tokens = state
@@ -91,7 +99,7 @@ pub async fn list(
 
 /// `DELETE /auth/tokens/{id}`: 204, or 404 when the person has no token by
 /// that id. The token stops working here at once, and on other instances
-/// within [`crate::session::HOLD_FOR`].
+/// at once on a Redis store (within [`crate::session::HOLD_FOR`] on SQLite).
 pub async fn revoke(
     State(state): State<AppState>,
     session: Session,
@@ -107,7 +115,7 @@ pub async fn revoke(
         .map_err(|e| ApiError::session(e.into()))?;
     match revoked {
         Some(record) => {
-            state.held_tokens.forget(&record);
+            state.held_tokens.forget_everywhere(&record).await;
             tracing::info!(login = %identity.user.login, token_id = %Excerpt::of(&id), "token revoked");
             Ok(StatusCode::NO_CONTENT.into_response())
         }

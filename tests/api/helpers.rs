@@ -592,6 +592,33 @@ pub async fn two_sharing(store: &str) -> (TestApp, TestApp) {
     (a, b)
 }
 
+/// Three gateways on one GitHub, one Pusher app and one shared store, each
+/// configured by `edit`: a fleet behind a balancer.
+pub async fn three_sharing(
+    store: &str,
+    edit: impl Fn(&mut Config) + Clone + 'static,
+) -> [TestApp; 3] {
+    let first = TestApp::new()
+        .with_store(store)
+        .with_config(edit.clone())
+        .spawn()
+        .await;
+    let mut others = Vec::new();
+    for _ in 0..2 {
+        others.push(
+            TestApp::new()
+                .with_github(first.github.clone())
+                .with_pusher(first.pusher.clone())
+                .with_store(store)
+                .with_config(edit.clone())
+                .spawn()
+                .await,
+        );
+    }
+    let [second, third]: [TestApp; 2] = others.try_into().ok().expect("two more");
+    [first, second, third]
+}
+
 pub fn location(response: &reqwest::Response) -> String {
     response
         .headers()
