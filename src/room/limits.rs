@@ -22,35 +22,45 @@ use super::{Result, Room, RoomError, eval, in_time};
 /// The bucket of `KEYS[1]`: its theoretical arrival time, in microseconds
 /// of the server's clock. `ARGV[1]` is the interval between requests,
 /// `ARGV[2]` the tolerance (the interval times the burst less one), both
-/// in microseconds. `{1, 0}` admits; `{0, wait}` refuses, the next request
-/// admitted in `wait` microseconds. Numbers stay below 2^53 (exact in
+/// in microseconds, and `ARGV[3]` how many requests the caller would like
+/// counted at once (at least 1). `{k, 0}` admits `k` of them (at least
+/// one, at most as many as the bucket holds now); `{0, wait}` refuses, the
+/// next request admitted in `wait` microseconds. Numbers stay below 2^53 (exact in
 /// Lua's doubles) until the year 2255; the arrival time is written with
 /// `%.0f`, since Lua's own conversion would round it.
 const GCRA_SCRIPT: &str = "\
 if redis.replicate_commands then redis.replicate_commands() end
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
+local wanted = math.max(1, math.floor(tonumber(ARGV[3])))
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 if tat - now > tolerance then return {0, tat - now - tolerance} end
-local next = tat + interval
+local held = math.floor((tolerance - (tat - now)) / interval) + 1
+local granted = math.min(wanted, held)
+local next = tat + granted * interval
 redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000))
-return {1, 0}";
+return {granted, 0}";
 
 /// A minute, in microseconds.
 const MINUTE_US: u64 = 60_000_000;
 
 impl Room {
-    /// Counts one request against the fleet's bucket `key`, which allows
-    /// `per_minute` a minute (a burst of that many, then one every
-    /// `60/per_minute` seconds): `None` when admitted, else how long until
-    /// the next is. An error says the store did not answer; the caller
-    /// decides what that means (`web::limits` falls back to its process's
-    /// own bucket). Memory and SQLite rooms count nothing for a fleet: an
-    /// error.
-    pub async fn admit(&self, key: &str, per_minute: NonZeroU32) -> Result<Option<Duration>> {
+    /// Counts up to `wanted` requests against the fleet's bucket `key`,
+    /// which allows `per_minute` a minute (a burst of that many, then one
+    /// every `60/per_minute` seconds): `Ok(k)` when `k` (at least one) were
+    /// counted, else how long until the next one would be. An error says
+    /// the store did not answer; the caller decides what that means
+    /// (`web::limits` falls back to its process's own bucket). Memory and
+    /// SQLite rooms count nothing for a fleet: an error.
+    pub async fn admit(
+        &self,
+        key: &str,
+        per_minute: NonZeroU32,
+        wanted: u32,
+    ) -> Result<std::result::Result<u32, Duration>> {
         let Self::Redis(r) = self else {
             return Err(RoomError(format!(
                 "the {} session store keeps no fleet-wide limits: each process counts its own",
@@ -65,15 +75,19 @@ impl Room {
                 &r.pool,
                 GCRA_SCRIPT,
                 key.to_owned(),
-                vec![interval.to_string(), tolerance.to_string()],
+                vec![
+                    interval.to_string(),
+                    tolerance.to_string(),
+                    wanted.max(1).to_string(),
+                ],
             ),
         )
         .await?;
         match answer.as_slice() {
-            [1, _] => Ok(None),
-            [0, wait] => Ok(Some(Duration::from_micros(
+            [0, wait] => Ok(Err(Duration::from_micros(
                 u64::try_from(*wait).unwrap_or(0),
             ))),
+            [granted, _] if *granted > 0 => Ok(Ok(u32::try_from(*granted).unwrap_or(1))),
             other => Err(RoomError(format!(
                 "the Redis limit script answered {other:?}, not an admission"
             ))),

@@ -72,6 +72,53 @@ impl std::fmt::Display for Key {
     }
 }
 
+/// How long requests counted ahead in the fleet's bucket stay this
+/// instance's to admit; unused, they are lost (the fleet admits fewer, never more).
+const LEASE_FOR: Duration = Duration::from_secs(1);
+/// Keys whose leases are kept, at most: beyond, the least recent go (and
+/// their next request asks Redis).
+const LEASES_KEPT: u64 = 100_000;
+
+/// Requests of one key counted ahead in the fleet's bucket, so that a busy
+/// key costs one Redis call per lease rather than per request. A lease
+/// starts at one request; it doubles (up to a twentieth of the limit, and
+/// 100) each time the last was used up within [`LEASE_FOR`], and falls
+/// back to one when requests were left unused. The fleet never admits more
+/// than the limit: what a lease holds was counted when it was taken.
+#[derive(Debug, Default)]
+struct Lease {
+    /// Requests left to admit.
+    left: u32,
+    /// Until when they may be.
+    until: Option<tokio::time::Instant>,
+    /// The size of the last lease.
+    size: u32,
+}
+
+impl Lease {
+    /// Admits one request from the lease, if it holds one still valid.
+    fn take(&mut self, now: tokio::time::Instant) -> bool {
+        let valid = self.left > 0 && self.until.is_some_and(|until| until > now);
+        if valid {
+            self.left -= 1;
+        }
+        valid
+    }
+
+    /// How many requests the next lease asks for, at most `most`.
+    fn next_size(&self, now: tokio::time::Instant, most: u32) -> u32 {
+        let used_up_in_time = self.left == 0 && self.until.is_some_and(|until| until > now);
+        let wasted = self.left > 0;
+        if used_up_in_time {
+            self.size.saturating_mul(2).clamp(1, most)
+        } else if wasted {
+            1
+        } else {
+            self.size.clamp(1, most)
+        }
+    }
+}
+
 /// One limit: so many requests a minute per key, or none (`0`).
 #[derive(Clone)]
 pub struct Limiter(Option<Arc<On>>);
@@ -84,6 +131,11 @@ struct On {
     per_minute: NonZeroU32,
     /// This process's buckets.
     local: DefaultKeyedRateLimiter<Key>,
+    /// Requests of the fleet's buckets counted ahead by this instance, per
+    /// key (see [`Lease`]).
+    leases: moka::sync::Cache<Key, Arc<std::sync::Mutex<Lease>>>,
+    /// The most requests one lease counts ahead.
+    most_ahead: u32,
     /// When the fleet's buckets last failed to answer and it was logged
     /// (Unix seconds): once a minute at most.
     warned_at: AtomicU64,
@@ -107,6 +159,11 @@ impl Limiter {
                 name,
                 per_minute: n,
                 local: RateLimiter::keyed(Quota::per_minute(n)),
+                leases: moka::sync::Cache::builder()
+                    .max_capacity(LEASES_KEPT)
+                    .time_to_idle(LEASE_FOR * 2)
+                    .build(),
+                most_ahead: (n.get() / 20).clamp(1, 100),
                 warned_at: AtomicU64::new(0),
             })
         }))
@@ -124,15 +181,32 @@ impl Limiter {
         if !room.is_fleet() {
             return Ok(());
         }
-        match room
-            .admit(
-                &format!("channelgate:limit:{}:{key}", on.name),
-                on.per_minute,
-            )
-            .await
-        {
-            Ok(None) => Ok(()),
-            Ok(Some(wait)) => Err(wait),
+        let now = tokio::time::Instant::now();
+        let lease = (on.most_ahead > 1).then(|| on.leases.get_with(key, Default::default));
+        let wanted = match &lease {
+            Some(lease) => {
+                let mut lease = lease.lock().expect("lease lock");
+                if lease.take(now) {
+                    return Ok(());
+                }
+                lease.next_size(now, on.most_ahead)
+            }
+            None => 1,
+        };
+        let name = format!("channelgate:limit:{}:{key}", on.name);
+        match room.admit(&name, on.per_minute, wanted).await {
+            Ok(Ok(granted)) => {
+                if let Some(lease) = lease {
+                    let mut lease = lease.lock().expect("lease lock");
+                    *lease = Lease {
+                        left: granted - 1,
+                        until: Some(tokio::time::Instant::now() + LEASE_FOR),
+                        size: wanted,
+                    };
+                }
+                Ok(())
+            }
+            Ok(Err(wait)) => Err(wait),
             Err(e) => {
                 on.warn(&e);
                 Ok(())
@@ -372,6 +446,30 @@ impl QuietLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lease_doubles_when_used_up_in_time_and_falls_back_to_one_when_wasted() {
+        let now = tokio::time::Instant::now();
+        let mut lease = Lease::default();
+        assert!(!lease.take(now), "an empty lease admits nothing");
+        assert_eq!(lease.next_size(now, 5), 1);
+        lease = Lease {
+            left: 1,
+            until: Some(now + LEASE_FOR),
+            size: 2,
+        };
+        assert!(lease.take(now));
+        assert!(!lease.take(now), "used up");
+        assert_eq!(lease.next_size(now, 5), 4, "used up within its time");
+        lease.size = 4;
+        assert_eq!(lease.next_size(now, 5), 5, "never past the most");
+        let later = now + LEASE_FOR * 2;
+        lease.left = 3;
+        assert!(!lease.take(later), "an expired lease admits nothing");
+        assert_eq!(lease.next_size(later, 5), 1, "requests left unused");
+        lease.left = 0;
+        assert_eq!(lease.next_size(later, 5), 4, "used up, but slowly");
+    }
 
     #[tokio::test]
     async fn a_limit_allows_its_burst_then_says_how_long_to_wait() {

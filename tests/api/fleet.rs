@@ -423,3 +423,34 @@ async fn a_revoked_app_token_is_refused_by_the_very_next_request_at_another_inst
         );
     }
 }
+
+#[tokio::test]
+#[ignore = "needs redis-server; run with --ignored (see .ci/run)"]
+async fn a_busy_persons_auth_limit_holds_for_the_fleet_with_requests_counted_ahead() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _redis = OwnRedis::start(port);
+    let fleet = three_sharing(&format!("redis://127.0.0.1:{port}"), |c| {
+        c.limits.auth_per_minute = 100;
+    })
+    .await;
+    let ada = Browser::logged_in_as(&fleet[0], "ada").await;
+    // Each instance counts a busy key's requests ahead in leases (up to
+    // five at a time here): never more than the fleet's 100, and few lost.
+    let mut admitted = 0;
+    for attempt in 0..150 {
+        match ada.auth(&fleet[attempt % 3], "private-ops").await.0 {
+            StatusCode::OK => admitted += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("attempt {attempt}: {other}"),
+        }
+    }
+    assert!(
+        admitted <= 100,
+        "{admitted} admitted: over the fleet's limit"
+    );
+    assert!(admitted >= 80, "{admitted} admitted: leases lost too many");
+}
