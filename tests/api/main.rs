@@ -8,6 +8,7 @@ mod device;
 mod faults;
 mod fleet;
 mod fleet_membership;
+mod fleet_review;
 mod github_client;
 mod grants_store;
 mod hardening;
