@@ -284,3 +284,35 @@ async fn the_sweep_confirms_a_live_grant_within_one_ttl_even_from_a_shared_answe
         "ada's last confirmation is more than a TTL old, and her channel still stands"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs redis-server (CHANNELGATE_TEST_REDIS)"]
+async fn a_refresh_claim_that_lapsed_and_was_taken_is_not_released_by_its_late_first_holder() {
+    let room = redis_room(&redis()).await;
+    let name = fresh_key("refresh");
+    // The first instance claims the refresh, and outlives its claim (a
+    // slow GitHub, a slow store).
+    assert!(
+        room.claim_refresh(&name, Duration::from_millis(50))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    // The second claims it in turn and is spending the refresh token.
+    assert!(
+        room.claim_refresh(&name, Duration::from_secs(30))
+            .await
+            .unwrap()
+    );
+    // The first, its GitHub call failed, gives up what it thinks is its
+    // claim: the second's must stay, or a third spends the same refresh
+    // token at once (and GitHub's refusal of one ends the person's login).
+    room.release_refresh(&name).await.unwrap();
+    assert!(
+        !room
+            .claim_refresh(&name, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        "a third instance claimed a refresh the second still holds"
+    );
+}
