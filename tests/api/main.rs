@@ -6,6 +6,7 @@ mod bodies;
 mod demo;
 mod device;
 mod faults;
+mod fleet_ha;
 mod github_client;
 mod grants_store;
 mod hardening;
