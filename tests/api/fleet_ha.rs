@@ -272,7 +272,8 @@ async fn timed_me(browser: &Browser, app: &TestApp) -> (Result<StatusCode, Strin
 /// master answers (never a hang, a 500 or a dropped request), the sentinel
 /// promotes the replica, and within seconds every instance answers with
 /// the sessions written before, pub/sub included. The old master comes back
-/// as the replica.
+/// as the replica. Then a planned failover (`SENTINEL FAILOVER`) is
+/// followed too: writes succeed on all three again, quick 503s meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Redis Sentinel (CHANNELGATE_TEST_SENTINEL, from .ci/redis-topologies); .ci/run runs it"]
 async fn on_sentinel_a_failover_keeps_sessions_and_answers_503_at_once_meanwhile() {
@@ -364,6 +365,58 @@ async fn on_sentinel_a_failover_keeps_sessions_and_answers_503_at_once_meanwhile
     // The old master runs again, as the new master's replica: the
     // topology is as the test found it, roles swapped.
     drop(frozen);
+    sentinel.settled();
+
+    // A planned failover (`SENTINEL FAILOVER`: the master is demoted, its
+    // clients disconnected) is followed the same way.
+    let before = sentinel.master();
+    sentinel.replicated();
+    let service = sentinel.nodes.service.clone().unwrap();
+    sentinel.sentinel(&["SENTINEL", "FAILOVER", &service]);
+    let since = Instant::now();
+    let mut settled = false;
+    while !settled {
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "no planned failover within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        settled = sentinel.master() != before;
+        for app in &apps {
+            // A write: a replica (the demoted master) refuses it.
+            app.clock.advance(HOLD_FOR);
+            let started = Instant::now();
+            let (status, body) = ada.create_token(app, "probe").await;
+            let took = started.elapsed();
+            assert!(
+                status == StatusCode::CREATED || status == StatusCode::SERVICE_UNAVAILABLE,
+                "{status} during the planned failover: {body}"
+            );
+            assert!(
+                took < Duration::from_secs(3),
+                "{took:?} during the failover"
+            );
+            if status == StatusCode::CREATED {
+                ada.revoke_token(app, body["id"].as_str().unwrap()).await;
+            }
+            settled &= status == StatusCode::CREATED;
+        }
+    }
+    for app in &apps {
+        app.clock.advance(HOLD_FOR);
+        assert_eq!(me(&bo, app).await.1["login"], "bo");
+    }
+    heard(
+        &publisher,
+        &mut hearing,
+        "after the planned one",
+        Duration::from_secs(10),
+    )
+    .await;
+    eprintln!(
+        "fleet_ha: planned failover followed by all three instances {:?} after SENTINEL FAILOVER",
+        since.elapsed()
+    );
     sentinel.settled();
     for app in apps {
         app.gateway.shutdown().await.unwrap();
