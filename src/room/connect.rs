@@ -229,6 +229,72 @@ pub fn reason(e: &fred::error::Error) -> String {
         fred::error::ErrorKind::IO => quoted("message: \"")
             .or_else(|| quoted("error: \""))
             .unwrap_or_else(|| "the connection failed".to_owned()),
-        _ => e.to_string(),
+        fred::error::ErrorKind::Sentinel if e.details().starts_with("Missing primary") => {
+            "the sentinels know no master by that service name (SERVICE, after the last /, \
+             must be the name of their `sentinel monitor SERVICE …` line)"
+                .to_owned()
+        }
+        fred::error::ErrorKind::Sentinel if e.details().starts_with("Failed to connect") => {
+            "no sentinel answered (check the HOST:PORT list; with a password in the URL, \
+             the sentinels need the same requirepass)"
+                .to_owned()
+        }
+        _ => e.to_string().trim_end_matches('.').to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fred::error::{Error, ErrorKind};
+
+    #[test]
+    fn a_sentinel_failure_says_what_to_check() {
+        let unknown = Error::new(
+            ErrorKind::Sentinel,
+            "Missing primary address in response from sentinel node.",
+        );
+        assert!(
+            reason(&unknown).contains("service name"),
+            "{}",
+            reason(&unknown)
+        );
+        let none = Error::new(
+            ErrorKind::Sentinel,
+            "Failed to connect to all sentinel nodes.",
+        );
+        assert!(
+            reason(&none).contains("no sentinel answered"),
+            "{}",
+            reason(&none)
+        );
+        // Other errors keep their words, without a doubled full stop.
+        let auth = Error::new(ErrorKind::Auth, "NOAUTH Authentication required.");
+        assert!(!reason(&auth).ends_with('.'), "{}", reason(&auth));
+    }
+
+    #[test]
+    fn a_cluster_or_sentinel_url_becomes_fred_s_own_topology() {
+        let url = |u: &str| Secret::new(u.to_owned());
+        let sentinel = config(&url("redis-sentinel://:pw@s1:26379,s2:26380/mymaster")).unwrap();
+        assert_eq!(
+            sentinel.server,
+            ServerConfig::new_sentinel(vec![("s1", 26379), ("s2", 26380)], "mymaster")
+        );
+        assert_eq!(sentinel.password.as_deref(), Some("pw"));
+        let cluster = config(&url("redis-cluster://n1:7000,n2:7001")).unwrap();
+        assert_eq!(
+            cluster.server,
+            ServerConfig::new_clustered(vec![("n1", 7000), ("n2", 7001)])
+        );
+        assert!(cluster.tls.is_none());
+        let single = config(&url("redis://127.0.0.1:6379")).unwrap();
+        assert!(!single.server.is_clustered() && !single.server.is_sentinel());
+        // A refused URL is described without its password.
+        let e = config(&url("redis-cluster://:hunter2@n1")).unwrap_err();
+        assert!(
+            !e.contains("hunter2") && e.contains("without a port"),
+            "{e}"
+        );
     }
 }
