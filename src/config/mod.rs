@@ -56,7 +56,7 @@ pub use self::log::{LogConfig, LogFormat};
 pub use self::pusher::{HostPort, PusherConfig};
 pub use self::revocation::{MAX_SIGNIN_WAIT, RevocationConfig};
 pub use self::server::ServerConfig;
-pub use self::session::{SessionConfig, SessionStore, redact_url};
+pub use self::session::{RedisNodes, SessionConfig, SessionStore, Topology, redact_url};
 pub use self::warnings::file_warnings;
 pub use self::webhooks::WebhooksConfig;
 use check::Problems;

@@ -21,9 +21,12 @@ pub enum SessionStore {
     Memory,
     /// In a SQLite file: survives restarts of one node.
     Sqlite(PathBuf),
-    /// In Redis: shared by several instances (`redis://HOST:PORT`, or
-    /// `rediss://` over TLS). The URL may hold a password: print it only
-    /// through [`SessionStore`]'s `Display`, which hides it.
+    /// In Redis: shared by several instances. One node (`redis://HOST:PORT`,
+    /// or `rediss://` over TLS), a Sentinel's service
+    /// (`redis-sentinel://HOST:PORT[,HOST:PORT…]/SERVICE`) or a Cluster
+    /// (`redis-cluster://HOST:PORT[,HOST:PORT…]`), TLS variants `rediss-…`:
+    /// see [`Topology`]. The URL may hold a password: print it only through
+    /// [`SessionStore`]'s `Display`, which hides it.
     Redis(Secret<String>),
 }
 
@@ -34,6 +37,15 @@ impl SessionStore {
             Self::Memory => "memory",
             Self::Sqlite(_) => "sqlite",
             Self::Redis(_) => "redis",
+        }
+    }
+
+    /// How the Redis store is laid out (from its URL's scheme); `None` for
+    /// memory and SQLite.
+    pub fn topology(&self) -> Option<Topology> {
+        match self {
+            Self::Redis(url) => Some(Topology::of(url.expose())),
+            _ => None,
         }
     }
 }
@@ -48,15 +60,216 @@ impl fmt::Display for SessionStore {
     }
 }
 
-/// `url` with any password replaced by `[redacted]`, for messages.
-pub fn redact_url(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("[redacted]"));
-            parsed.to_string()
+/// How a Redis store is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// One node (`redis://`, `rediss://`).
+    Single,
+    /// A master and its replicas behind Sentinel (`redis-sentinel://`,
+    /// `rediss-sentinel://`): the client asks the sentinels where the
+    /// master is, and again after a failover.
+    Sentinel,
+    /// A Redis Cluster (`redis-cluster://`, `rediss-cluster://`): keys
+    /// spread over its masters by hash slot.
+    Cluster,
+}
+
+impl Topology {
+    /// The layout a `session.store` URL's scheme names (`Single` for any
+    /// other scheme).
+    pub fn of(url: &str) -> Self {
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        match scheme {
+            "redis-sentinel" | "rediss-sentinel" => Self::Sentinel,
+            "redis-cluster" | "rediss-cluster" => Self::Cluster,
+            _ => Self::Single,
         }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "[an unreadable URL]".to_owned(),
+    }
+
+    /// `Redis`, `Redis Sentinel` or `Redis Cluster`, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Single => "Redis",
+            Self::Sentinel => "Redis Sentinel",
+            Self::Cluster => "Redis Cluster",
+        }
+    }
+
+    /// The grammar of this layout's URL, for messages.
+    fn grammar(self) -> &'static str {
+        match self {
+            Self::Single => "redis://[:PASSWORD@]HOST:PORT",
+            Self::Sentinel => "redis-sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE",
+            Self::Cluster => "redis-cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT…]",
+        }
+    }
+}
+
+/// A `redis-sentinel://` or `redis-cluster://` URL (or its `rediss-` TLS
+/// variant), read: where to connect first, and as whom.
+///
+/// `redis-sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE`
+/// names the sentinels and the service (master name) they watch;
+/// `redis-cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…]` names some
+/// of the cluster's nodes (the client learns the rest from them). The user
+/// and password (percent-encoded in the URL) are sent to every node, the
+/// sentinels included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisNodes {
+    /// Sentinel or Cluster.
+    pub topology: Topology,
+    /// Over TLS (`rediss-…`), verified against the system's roots.
+    pub tls: bool,
+    /// The ACL user, if any.
+    pub username: Option<String>,
+    /// The password, if any.
+    pub password: Option<Secret<String>>,
+    /// The sentinels, or the cluster nodes to start from.
+    pub hosts: Vec<(String, u16)>,
+    /// The service the sentinels watch (Sentinel only).
+    pub service: Option<String>,
+}
+
+impl RedisNodes {
+    /// Reads a Sentinel or Cluster URL; the error says what is wrong, in
+    /// words that never quote the password.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let topology = Topology::of(url);
+        if topology == Topology::Single {
+            return Err("is not a redis-sentinel:// or redis-cluster:// URL".to_owned());
+        }
+        let (scheme, rest) = url.split_once("://").unwrap_or_default();
+        let tls = scheme.starts_with("rediss");
+        // The password ends at the last `@`, so one holding `/`, `?` or
+        // `#` unencoded is still taken whole (and hidden).
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((userinfo, rest)) => (Some(userinfo), rest),
+            None => (None, rest),
+        };
+        let (username, password) = match userinfo {
+            None => (None, None),
+            Some(userinfo) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                let user = percent_decode(user).ok_or("has a user name that is not UTF-8")?;
+                let password = percent_decode(password)
+                    .ok_or("has a password that is not percent-encoded UTF-8")?;
+                (
+                    Some(user).filter(|u| !u.is_empty()),
+                    Some(Secret::new(password)).filter(|p| !p.expose().is_empty()),
+                )
+            }
+        };
+        if rest.contains(['?', '#']) {
+            return Err("takes no query (?…) or fragment (#…)".to_owned());
+        }
+        let (list, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if list.is_empty() {
+            return Err("names no HOST:PORT".to_owned());
+        }
+        let service = match topology {
+            Topology::Sentinel => {
+                let service_ok =
+                    |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && c != '/');
+                if !service_ok(path) {
+                    return Err(
+                        "names no SERVICE after the hosts (the master name the sentinels monitor, as in `sentinel monitor SERVICE …`)"
+                            .to_owned(),
+                    );
+                }
+                Some(path.to_owned())
+            }
+            _ => {
+                if !path.is_empty() {
+                    return Err(format!(
+                        "has a path (/{path}); a cluster has one database and no service"
+                    ));
+                }
+                None
+            }
+        };
+        let hosts = list
+            .split(',')
+            .map(host_port)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            topology,
+            tls,
+            username,
+            password,
+            hosts,
+            service,
+        })
+    }
+}
+
+/// One `HOST:PORT` (an IPv6 address in brackets: `[::1]:6379`).
+fn host_port(item: &str) -> Result<(String, u16), String> {
+    let item = item.trim();
+    let (host, port) = if let Some(v6) = item.strip_prefix('[') {
+        let (host, port) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("has `{item}`, an IPv6 address without its closing ]"))?;
+        (host, port.strip_prefix(':'))
+    } else {
+        match item.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (item, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!(
+            "has `{item}`, with no host (an empty entry between commas, or `:PORT` alone)"
+        ));
+    }
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
+    {
+        return Err(format!(
+            "has `{item}`, whose host is not a host name or address"
+        ));
+    }
+    let port = port
+        .and_then(|p| p.parse::<u16>().ok())
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("has `{item}`, without a port from 1 to 65535 (HOST:PORT)"))?;
+    Ok((host.to_owned(), port))
+}
+
+/// `text` with its `%XX` escapes decoded, if that is UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        match (b, tail) {
+            (b'%', [h, l, tail @ ..]) if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                let hex = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                bytes.push(hex(*h) * 16 + hex(*l));
+                rest = tail;
+            }
+            _ => {
+                bytes.push(b);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// `url` with any password replaced by `[redacted]`, for messages. The
+/// password is what lies between the first `:` after `://` and the last
+/// `@` (as [`RedisNodes::parse`] reads it), so an unencoded `/` or `@` in
+/// it is hidden too.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[an unreadable URL]".to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
     }
 }
 
@@ -213,26 +426,55 @@ pub(super) fn read(
     })
 }
 
-/// `session.store`: `memory`, `sqlite://PATH`, `redis://…` or `rediss://…`.
+/// `session.store`: `memory`, `sqlite://PATH`, `redis://…`, `rediss://…`,
+/// or a Sentinel or Cluster URL (`redis-sentinel://…`, `redis-cluster://…`
+/// and their `rediss-` variants).
 fn store(p: &mut Problems<'_>, v: &S<String>) -> Option<SessionStore> {
     let text = v.get_ref();
-    let redis = ["redis://", "rediss://"]
+    let single = ["redis://", "rediss://"]
         .iter()
         .any(|scheme| text.strip_prefix(scheme).is_some_and(|s| !s.is_empty()));
+    let topology = Topology::of(text);
     if text == "memory" {
         Some(SessionStore::Memory)
     } else if let Some(path) = text.strip_prefix("sqlite://").filter(|s| !s.is_empty()) {
         Some(SessionStore::Sqlite(PathBuf::from(path)))
-    } else if redis && Url::parse(text).is_ok_and(|u| u.host().is_some()) {
+    } else if single && Url::parse(text).is_ok_and(|u| u.host().is_some()) {
         Some(SessionStore::Redis(Secret::new(text.clone())))
+    } else if topology != Topology::Single {
+        match RedisNodes::parse(text) {
+            Ok(_) => Some(SessionStore::Redis(Secret::new(text.clone()))),
+            Err(why) => {
+                p.at(
+                    "session.store",
+                    v,
+                    format!(
+                        "{} {why}; a {} store is written \"{}\" (rediss-… for TLS)",
+                        redact_url(text),
+                        topology.name(),
+                        topology.grammar()
+                    ),
+                );
+                None
+            }
+        }
     } else {
         // The value may hold a password: show it redacted.
-        let shown = if redis {
+        let shown = if single || text.contains('@') {
             redact_url(text)
         } else {
             format!("{text:?}")
         };
-        p.at("session.store", v, format!("{shown} is not a store; use \"memory\", \"sqlite://PATH\", \"redis://HOST:PORT\" or \"rediss://HOST:PORT\""));
+        p.at(
+            "session.store",
+            v,
+            format!(
+                "{shown} is not a store; use \"memory\", \"sqlite://PATH\", \"{}\" (one node), \"{}\" or \"{}\" (rediss… for TLS)",
+                Topology::Single.grammar(),
+                Topology::Sentinel.grammar(),
+                Topology::Cluster.grammar()
+            ),
+        );
         None
     }
 }
@@ -356,6 +598,149 @@ mod tests {
         assert_eq!(p.key, "session.cookie_name");
         let p = only_problem(&format!("{MINIMAL}\n[session]\nttl = \"7 days\"\n"));
         assert_eq!(p.key, "session.ttl");
+    }
+
+    #[test]
+    fn sentinel_and_cluster_urls_name_their_topology_hosts_and_service() {
+        let store = |url: &str| {
+            let text = format!(
+                "{MINIMAL}\n[session]\nstore = \"{url}\"\nencryption_key_base64 = \"{KEY}\"\n"
+            );
+            parse(&text)
+                .unwrap_or_else(|e| panic!("{url}: {e}"))
+                .session
+                .store
+        };
+        let sentinel =
+            store("redis-sentinel://:pa%40ss@10.0.0.1:26379,sentinel-b:26380,[::1]:26381/mymaster");
+        assert_eq!(sentinel.kind(), "redis");
+        assert_eq!(sentinel.topology(), Some(Topology::Sentinel));
+        let SessionStore::Redis(url) = &sentinel else {
+            unreachable!()
+        };
+        let nodes = RedisNodes::parse(url.expose()).unwrap();
+        assert_eq!(
+            nodes.hosts,
+            [
+                ("10.0.0.1".to_owned(), 26379),
+                ("sentinel-b".to_owned(), 26380),
+                ("::1".to_owned(), 26381)
+            ]
+        );
+        assert_eq!(nodes.service.as_deref(), Some("mymaster"));
+        assert_eq!(
+            nodes.password.as_ref().map(|p| p.expose().as_str()),
+            Some("pa@ss")
+        );
+        assert_eq!(nodes.username, None);
+        assert!(!nodes.tls);
+
+        let cluster = store("rediss-cluster://app:secret@n1:7000,n2:7001");
+        assert_eq!(cluster.topology(), Some(Topology::Cluster));
+        let SessionStore::Redis(url) = &cluster else {
+            unreachable!()
+        };
+        let nodes = RedisNodes::parse(url.expose()).unwrap();
+        assert!(nodes.tls);
+        assert_eq!(nodes.username.as_deref(), Some("app"));
+        assert_eq!(nodes.service, None);
+        assert_eq!(nodes.hosts.len(), 2);
+
+        assert_eq!(
+            store("rediss-sentinel://s:26379/m").topology(),
+            Some(Topology::Sentinel)
+        );
+        assert_eq!(
+            store("redis-cluster://n1:7000").topology(),
+            Some(Topology::Cluster)
+        );
+        assert_eq!(
+            store("redis://127.0.0.1:6379").topology(),
+            Some(Topology::Single)
+        );
+        assert_eq!(SessionStore::Memory.topology(), None);
+    }
+
+    #[test]
+    fn a_malformed_sentinel_or_cluster_url_is_refused_naming_session_store() {
+        for (url, why) in [
+            ("redis-sentinel://", "names no HOST:PORT"),
+            ("redis-sentinel:///mymaster", "names no HOST:PORT"),
+            ("redis-sentinel://h:26379", "names no SERVICE"),
+            ("redis-sentinel://h:26379/", "names no SERVICE"),
+            ("redis-sentinel://h:26379/a/b", "names no SERVICE"),
+            ("redis-sentinel://h/mymaster", "without a port"),
+            ("redis-sentinel://h:0/mymaster", "without a port"),
+            ("redis-sentinel://h:99999/mymaster", "without a port"),
+            ("redis-sentinel://h:26379,,i:26379/mymaster", "with no host"),
+            ("redis-sentinel://:26379/mymaster", "with no host"),
+            ("redis-cluster://", "names no HOST:PORT"),
+            ("redis-cluster://n1:7000,n2:x", "`n2:x`, without a port"),
+            ("redis-cluster://n1:7000,", "with no host"),
+            ("redis-cluster://n1:7000/0", "has a path"),
+            ("redis-cluster://n1:7000?node=n2:7001", "takes no query"),
+            ("rediss-cluster://n 1:7000", "is not a host name"),
+            ("redis-cluster://[::1:7000", "without its closing ]"),
+        ] {
+            let text = format!(
+                "{MINIMAL}\n[session]\nstore = \"{url}\"\nencryption_key_base64 = \"{KEY}\"\n"
+            );
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.problems.len(), 1, "{url}: {e}");
+            let p = &e.problems[0];
+            assert_eq!(p.key, "session.store", "{url}");
+            assert!(p.message.contains(why), "{url}: {}", p.message);
+            let grammar = if url.contains("sentinel") {
+                "redis-sentinel://[:PASSWORD@]HOST:PORT[,HOST:PORT…]/SERVICE"
+            } else {
+                "redis-cluster://[:PASSWORD@]HOST:PORT[,HOST:PORT…]"
+            };
+            assert!(p.message.contains(grammar), "{url}: {}", p.message);
+        }
+    }
+
+    #[test]
+    fn a_password_in_a_sentinel_or_cluster_url_is_never_printed() {
+        for url in [
+            "redis-sentinel://:hunter2@s1:26379,s2:26379/mymaster",
+            "rediss-cluster://app:hunter2@n1:7000,n2:7001",
+            // Unencoded `/` and `@` in the password: still hidden whole.
+            "redis-cluster://:hun/ter@2@n1:7000",
+        ] {
+            let text = format!(
+                "{MINIMAL}\n[session]\nstore = \"{url}\"\nencryption_key_base64 = \"{KEY}\"\n"
+            );
+            let c = parse(&text).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let summary = c.summary();
+            for shown in [
+                summary.clone(),
+                c.session.store.to_string(),
+                format!("{c:?}"),
+            ] {
+                assert!(!shown.contains("hunter2"), "{shown}");
+                assert!(!shown.contains("hun/ter"), "{shown}");
+            }
+            assert!(summary.contains(":[redacted]@"), "{summary}");
+            assert!(
+                summary.contains("7000") || summary.contains("s2:26379"),
+                "{summary}"
+            );
+        }
+        // Nor when the URL is refused, whatever is wrong with it.
+        for bad in [
+            "redis-sentinel://:hunter2@s1:26379",
+            "redis-sentinel://:hunter2@/mymaster",
+            "redis-cluster://:hunter2@n1:x",
+            "redis-cluster://:hunter2@",
+            "redis-cluster://:hun/ter2@n1",
+            "postgres://:hunter2@db",
+        ] {
+            let text = format!("{MINIMAL}\n[session]\nstore = \"{bad}\"\n");
+            let e = parse(&text).unwrap_err().to_string();
+            assert!(!e.contains("hunter2"), "{e}");
+            assert!(!e.contains("hun/ter"), "{e}");
+            assert!(e.contains("session.store"), "{e}");
+        }
     }
 
     #[test]

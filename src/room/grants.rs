@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use fred::interfaces::HashesInterface;
+use fred::interfaces::{ClientLike, HashesInterface};
 use futures_util::TryStreamExt;
 use tower_sessions_sqlx_store::sqlx::{query as sqlx_query, query_as};
 
@@ -73,6 +73,9 @@ pub struct StoredPerson {
 fn sql_id(id: u64) -> Result<i64> {
     i64::try_from(id).map_err(|_| backend(format!("GitHub id {id} does not fit SQLite")))
 }
+
+/// The keys of every person's grants, for SCAN.
+const GRANTS_PATTERN: &str = "channelgate:grants:*";
 
 fn redis_key(id: u64) -> String {
     format!("channelgate:grants:{id}")
@@ -290,13 +293,21 @@ impl Room {
                     .collect())
             }
             Self::Redis(s) => {
-                let keys: Vec<_> = s
-                    .pool
-                    .next()
-                    .scan_buffered("channelgate:grants:*", Some(1000), None)
-                    .try_collect()
-                    .await
-                    .map_err(backend)?;
+                // A cluster spreads people over its masters: SCAN every one
+                // of them (SCAN on one client reaches one node only).
+                let client = s.pool.next();
+                let keys: Vec<_> = if client.is_clustered() {
+                    client
+                        .scan_cluster_buffered(GRANTS_PATTERN, Some(1000), None)
+                        .try_collect()
+                        .await
+                } else {
+                    client
+                        .scan_buffered(GRANTS_PATTERN, Some(1000), None)
+                        .try_collect()
+                        .await
+                }
+                .map_err(backend)?;
                 let mut people = Vec::new();
                 for key in keys {
                     let Some(id) = key

@@ -34,7 +34,7 @@ impl Room {
         let Self::Redis(r) = self else {
             return Ok(None);
         };
-        let (publisher, subscriber) = connect::pubsub(&r.url).await?;
+        let (publisher, subscriber) = connect::pubsub(&r.url, &r.pool).await?;
         subscriber
             .subscribe(name)
             .await
@@ -63,7 +63,8 @@ impl Topic {
             },
             Listener {
                 messages,
-                _subscriber: self.subscriber,
+                subscriber: self.subscriber,
+                beat: connect::heartbeats(),
             },
         )
     }
@@ -90,15 +91,28 @@ impl Publisher {
 /// Hears a topic.
 pub struct Listener {
     messages: tokio::sync::broadcast::Receiver<fred::types::Message>,
-    /// Keeps the subscription (and its connection) alive with the listener.
-    _subscriber: SubscriberClient,
+    /// Keeps the subscription (and its connection) alive with the listener,
+    /// and pinged while the listener waits (see [`connect::heartbeat`]).
+    subscriber: SubscriberClient,
+    /// When to ping next.
+    beat: tokio::time::Interval,
 }
 
 impl Listener {
-    /// The next message, or `None` once the subscription has ended.
+    /// The next message, or `None` once the subscription has ended. While
+    /// it waits, the subscriber's server is pinged every
+    /// [`connect::HEARTBEAT`], so a connection to a master that went away
+    /// is made again (to the new master after a failover).
     pub async fn next(&mut self) -> Option<Heard> {
         loop {
-            match self.messages.recv().await {
+            let message = tokio::select! {
+                message = self.messages.recv() => message,
+                _ = self.beat.tick() => {
+                    connect::heartbeat(&self.subscriber).await;
+                    continue;
+                }
+            };
+            match message {
                 Ok(message) => {
                     if let Some(text) = message.value.as_str() {
                         return Some(Heard::Text(text.into_owned()));

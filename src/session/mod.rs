@@ -185,7 +185,8 @@ pub use crate::room::OpenError as StoreError;
 
 impl Store {
     /// Opens the configured store and starts its clean-up of expired
-    /// sessions (Redis expires keys by itself).
+    /// sessions (Redis expires keys by itself; its connections get a
+    /// heartbeat instead, so none waits on a master that went away).
     /// The memory store reads `clock`, so a test can let a session expire
     /// without waiting; SQLite and Redis expire sessions on their own time.
     pub async fn open(room: &Room, clock: Clock, tasks: &Tasks) -> Result<Self, StoreError> {
@@ -208,6 +209,10 @@ impl Store {
             }
             Room::Redis(r) => {
                 let pool = r.pool().clone();
+                tasks.service(
+                    "store heartbeat",
+                    crate::room::connect::keep_alive(pool.clone()),
+                );
                 Ok(Self::Redis(RedisSessions {
                     store: RedisStore::new(pool.clone()),
                     pool,

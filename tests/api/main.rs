@@ -7,6 +7,7 @@ mod demo;
 mod device;
 mod faults;
 mod fleet;
+mod fleet_ha;
 mod fleet_membership;
 mod fleet_review;
 mod github_client;
