@@ -86,6 +86,12 @@ impl Shared {
     fn read_key(&self, id: u64) -> String {
         format!("{}-read:{id}", self.prefix)
     }
+
+    /// Where a change to a whole organisation or team (renamed, deleted)
+    /// declares everyone's answers read before it stale.
+    fn everyone_key(&self) -> String {
+        format!("{}-everyone", self.prefix)
+    }
 }
 
 impl Memberships {
@@ -114,6 +120,15 @@ impl Memberships {
     pub(super) async fn before_github(&self, shared: &Shared, id: u64, since: Since) -> Fleet {
         let room = &shared.room;
         let key = shared.answer_key(id);
+        // A change to a whole organisation or team stales everyone's
+        // answers, held by an instance or not.
+        let floor = match room.get_stamped(&shared.everyone_key()).await {
+            Ok(everyone) => everyone.map_or(0, |e| e.stale_before),
+            Err(e) => {
+                tracing::warn!(id, error = %e, "shared membership answers cannot be read; reading GitHub");
+                return Fleet::Read(None, None);
+            }
+        };
         let give_up = tokio::time::Instant::now() + WAIT;
         let mut pause = Duration::from_millis(5);
         let mut claim = None;
@@ -126,6 +141,7 @@ impl Memberships {
                 }
             };
             if let Some(kept) = &kept
+                && kept.stamp >= floor
                 && self.usable(kept, since)
                 && let Some(answer) = parse(kept)
             {
@@ -204,9 +220,26 @@ impl Memberships {
     /// milliseconds) stale.
     pub(super) async fn stale_before(&self, id: u64, at: i64) {
         if let Some(shared) = &self.room
-            && let Err(e) = shared.room.stale_before(&shared.answer_key(id), at).await
+            && let Err(e) = shared
+                .room
+                .stale_before(&shared.answer_key(id), at, KEEP)
+                .await
         {
             tracing::warn!(id, error = %e, "a shared membership answer could not be marked stale");
+        }
+    }
+
+    /// Declares every shared answer read before `at` (Unix milliseconds)
+    /// stale, whoever it is of: an organisation or team was renamed or
+    /// deleted, and who was in it is not known here.
+    pub async fn expire_everyone(&self, at: i64) {
+        if let Some(shared) = &self.room
+            && let Err(e) = shared
+                .room
+                .stale_before(&shared.everyone_key(), at, KEEP)
+                .await
+        {
+            tracing::warn!(error = %e, "shared membership answers could not be marked stale");
         }
     }
 

@@ -697,7 +697,12 @@ impl Revocation {
         }
         let ids = match change {
             bus::Change::Person(id) => vec![id],
-            bus::Change::Group(group) => self.0.memberships.people_in(group),
+            bus::Change::Group(group) => {
+                // Answers another instance shared, of people no instance
+                // holds now, are stale too.
+                self.0.memberships.expire_everyone(heard).await;
+                self.0.memberships.people_in(group)
+            }
         };
         let n = ids.len();
         // Whoever GitHub named, and everyone it said was removed, is never

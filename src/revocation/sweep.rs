@@ -62,7 +62,8 @@ impl Revocation {
 
     /// The sweep's look at person `id`: a re-read, unless a request has
     /// re-read them within the TTL (then their grants are checked against
-    /// that read, and the next look is due when it goes stale). So nobody goes longer than a TTL (and a tick)
+    /// that read, and the next look is due when it goes stale; so too after
+    /// a re-read that took an answer another instance shared). So nobody goes longer than a TTL (and a tick)
     /// unconfirmed, and an active person is not read twice per TTL.
     pub(super) async fn sweep_check(&self, id: u64, force: bool) {
         if !force && let Some(m) = self.0.memberships.peek(id).await {
@@ -79,6 +80,14 @@ impl Revocation {
             }
         }
         self.recheck(id, Cause::Sweep).await;
+        // The re-read may have taken an answer another instance shared,
+        // read up to a TTL ago: the next look is due when it goes stale.
+        if let Some(m) = self.0.memberships.peek(id).await
+            && m.confirmed_at + self.ttl() > self.0.clock.now()
+            && let Some(w) = self.0.registry.lock().expect("registry lock").get_mut(&id)
+        {
+            w.next_check = w.next_check.min(m.confirmed_at + self.ttl());
+        }
     }
 }
 

@@ -34,6 +34,7 @@ use crate::secret::Secret;
 pub mod connect;
 pub mod grants;
 mod ledger;
+pub use ledger::RefreshClaim;
 mod limits;
 mod memory;
 pub mod pubsub;

@@ -51,10 +51,15 @@ end
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. string.format('%d', stale) .. ' ' .. ARGV[2], 'PX', ARGV[3])
 return 1";
 
-/// Moves the kept value's `stale_before` up to ARGV[1], keeping its expiry.
+/// Moves the kept value's `stale_before` up to ARGV[1], keeping its expiry;
+/// with nothing kept, keeps an empty value stamped 0 for ARGV[2] ms, so a
+/// write of an older read that lands later is stale too.
 const STALE_SCRIPT: &str = "\
 local old = redis.call('GET', KEYS[1])
-if not old then return 0 end
+if not old then
+  redis.call('SET', KEYS[1], '0 ' .. ARGV[1] .. ' ', 'PX', ARGV[2])
+  return 1
+end
 local at, before, rest = string.match(old, '^(%-?%d+) (%-?%d+) (.*)$')
 if not at or tonumber(before) >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], at .. ' ' .. ARGV[1] .. ' ' .. rest, 'KEEPTTL')
@@ -152,25 +157,27 @@ impl Room {
     }
 
     /// Declares the value under `key` stale if stamped before `at`, and so
-    /// any value written later with a stamp before `at`.
-    pub async fn stale_before(&self, key: &str, at: i64) -> Result<()> {
+    /// any value written later with a stamp before `at` (for `keep`, when
+    /// nothing is kept yet).
+    pub async fn stale_before(&self, key: &str, at: i64, keep: Duration) -> Result<()> {
         in_time(self.kind(), async {
             match self {
                 Self::Memory(_) => Ok(()),
                 Self::Sqlite(pool) => sqlx_query(
-                    "update channelgate_stamped set stale_before = ? \
-                     where name = ? and stale_before < ?",
+                    "insert into channelgate_stamped (name, until, stamp, stale_before, value) \
+                     values (?, ?, 0, ?, '') on conflict (name) do update set \
+                     stale_before = max(stale_before, excluded.stale_before)",
                 )
-                .bind(at)
                 .bind(key)
+                .bind(super::now_ms().saturating_add(ms(keep)))
                 .bind(at)
                 .execute(pool)
                 .await
                 .map(|_| ())
                 .map_err(backend),
                 Self::Redis(r) => {
-                    let _: i64 =
-                        eval(&r.pool, STALE_SCRIPT, key.to_owned(), vec![at.to_string()]).await?;
+                    let args = vec![at.to_string(), ms(keep).to_string()];
+                    let _: i64 = eval(&r.pool, STALE_SCRIPT, key.to_owned(), args).await?;
                     Ok(())
                 }
             }

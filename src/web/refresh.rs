@@ -14,7 +14,7 @@
 //!
 //! Across instances sharing a SQLite or Redis store, the refresh is claimed
 //! in the store first and its result recorded there
-//! ([`crate::session::Store::claim_refresh`]): the others wait for it and
+//! ([`crate::room::Room::claim_refresh`]): the others wait for it and
 //! take the recorded pair.
 
 use std::sync::Arc;
@@ -222,7 +222,7 @@ async fn once_in_the_store(
             store(state, credential, &fresh).await?;
             return Ok(fresh);
         }
-        if state
+        if let Some(claim) = state
             .room
             .claim_refresh(name, hold)
             .await
@@ -237,10 +237,10 @@ async fn once_in_the_store(
                         RefreshError::Refused(_) => {
                             state
                                 .room
-                                .finish_refresh(name, REFUSED, RESULT_KEPT_FOR)
+                                .finish_refresh(claim, REFUSED, RESULT_KEPT_FOR)
                                 .await
                         }
-                        RefreshError::Unavailable(_) => state.room.release_refresh(name).await,
+                        RefreshError::Unavailable(_) => state.room.release_refresh(claim).await,
                     };
                     if let Err(why) = done {
                         tracing::warn!(error = %why, "a refresh's claim could not be settled; it lapses by itself");
@@ -259,7 +259,7 @@ async fn once_in_the_store(
             let recorded = serde_json::to_string(&pair).unwrap_or_default();
             if let Err(e) = state
                 .room
-                .finish_refresh(name, &recorded, RESULT_KEPT_FOR)
+                .finish_refresh(claim, &recorded, RESULT_KEPT_FOR)
                 .await
             {
                 tracing::warn!(login = %fresh.user.login, error = %e, "a refreshed pair could not be recorded for the other instances");

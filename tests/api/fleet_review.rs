@@ -68,7 +68,7 @@ async fn a_webhook_heard_before_any_answer_is_kept_still_stales_a_late_write_of_
         let key = fresh_key("stamped");
         let read_began = now_ms();
         let news = read_began + 200;
-        room.stale_before(&key, news).await.unwrap();
+        room.stale_before(&key, news, ttl).await.unwrap();
         room.put_stamped(&key, read_began, "{\"old\":true}", ttl)
             .await
             .unwrap();
@@ -292,27 +292,35 @@ async fn a_refresh_claim_that_lapsed_and_was_taken_is_not_released_by_its_late_f
     let name = fresh_key("refresh");
     // The first instance claims the refresh, and outlives its claim (a
     // slow GitHub, a slow store).
-    assert!(
-        room.claim_refresh(&name, Duration::from_millis(50))
-            .await
-            .unwrap()
-    );
+    let first = room
+        .claim_refresh(&name, Duration::from_millis(50))
+        .await
+        .unwrap()
+        .expect("the first claims");
     tokio::time::sleep(Duration::from_millis(120)).await;
     // The second claims it in turn and is spending the refresh token.
+    let second = room
+        .claim_refresh(&name, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("the second claims after the first lapsed");
+    // The first, its GitHub call failed, gives up what it thinks is its
+    // claim: the second's must stay, or a third spends the same refresh
+    // token at once (and GitHub's refusal of one ends the person's login).
+    room.release_refresh(first).await.unwrap();
     assert!(
         room.claim_refresh(&name, Duration::from_secs(30))
             .await
             .unwrap()
-    );
-    // The first, its GitHub call failed, gives up what it thinks is its
-    // claim: the second's must stay, or a third spends the same refresh
-    // token at once (and GitHub's refusal of one ends the person's login).
-    room.release_refresh(&name).await.unwrap();
-    assert!(
-        !room
-            .claim_refresh(&name, Duration::from_secs(30))
-            .await
-            .unwrap(),
+            .is_none(),
         "a third instance claimed a refresh the second still holds"
+    );
+    // The second's result is recorded; a late first could not replace it.
+    room.finish_refresh(second, "{\"pair\":1}", Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        room.refresh_result(&name).await.unwrap().as_deref(),
+        Some("{\"pair\":1}")
     );
 }
