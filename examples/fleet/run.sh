@@ -19,7 +19,7 @@ cd "$(dirname "$0")/../.."
 check=false
 [[ "${1:-}" == "--check" ]] && check=true
 
-BALANCER=8088 DEMO=8090 MASTER=6390 REPLICA=6391 SENTINEL=26390
+BALANCER=8088 DEMO=8090 MASTER=6380 REPLICA=6381 SENTINEL=26380
 GATEWAYS=(8091 8092 8093)
 bin=${CHANNELGATE_BIN:-target/release/channelgate}
 for tool in redis-server redis-cli nginx curl; do
