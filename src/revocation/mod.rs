@@ -52,7 +52,6 @@
 //! `lost.rs` (what a change takes away), `refresher.rs` and `bus.rs`.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -63,6 +62,8 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
 pub mod bus;
+mod cause;
+pub use cause::Cause;
 mod ending;
 mod keeping;
 mod lost;
@@ -139,76 +140,6 @@ pub enum Grant<'a> {
     Channel(&'a str),
     /// User authentication (`pusher.signin()`).
     SignIn,
-}
-
-/// Why grants are being re-evaluated, for the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cause {
-    /// A webhook delivery.
-    Webhook {
-        /// `X-GitHub-Delivery`.
-        delivery: String,
-        /// `X-GitHub-Event`, with the action.
-        event: String,
-        /// It says someone was removed (from an org or team, or their
-        /// authorization revoked): if the re-read that should confirm it
-        /// fails, their grants end all the same.
-        removal: bool,
-    },
-    /// The sweep's periodic re-read.
-    Sweep,
-    /// A request's membership read found a change.
-    Request,
-    /// The rules changed.
-    Rules,
-    /// Another instance saw a change.
-    Peer {
-        /// It heard a signed webhook that says someone was removed.
-        removal: bool,
-        /// When it heard it (Unix milliseconds), if it said.
-        since: Option<i64>,
-    },
-}
-
-impl Cause {
-    /// A signed webhook, heard here or by another instance, that says
-    /// someone was removed.
-    fn is_removal(&self) -> bool {
-        matches!(
-            self,
-            Self::Webhook { removal: true, .. } | Self::Peer { removal: true, .. }
-        )
-    }
-
-    /// Which shared membership answers a re-read for this cause may take,
-    /// when it is heard at `now_ms`: the sweep and a reload any fresh one
-    /// (as they would a fresh cached one), news only one read since.
-    fn since(&self, now_ms: i64) -> Since {
-        match self {
-            Self::Sweep | Self::Rules => Since::Fresh,
-            Self::Peer {
-                since: Some(at), ..
-            } => Since::After((*at).min(now_ms)),
-            Self::Webhook { .. } | Self::Request | Self::Peer { .. } => Since::After(now_ms),
-        }
-    }
-}
-
-impl fmt::Display for Cause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Webhook {
-                delivery, event, ..
-            } => write!(f, "webhook {event} (delivery {delivery})"),
-            Self::Sweep => f.write_str("the sweep's re-read"),
-            Self::Request => f.write_str("a re-read on request"),
-            Self::Rules => f.write_str("a change of the rules"),
-            Self::Peer { removal: false, .. } => f.write_str("a change another instance saw"),
-            Self::Peer { removal: true, .. } => {
-                f.write_str("a removal another instance heard from GitHub")
-            }
-        }
-    }
 }
 
 /// What a person lost, and why, as their page may show it.
