@@ -21,7 +21,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_redis_store::RedisStore;
-use tower_sessions_redis_store::fred::prelude::{ClientLike, Pool};
+use tower_sessions_redis_store::fred::prelude::Pool;
 use tower_sessions_sqlx_store::SqliteStore;
 use tower_sessions_sqlx_store::sqlx::query as sqlx_query;
 use tower_sessions_sqlx_store::sqlx::sqlite::SqlitePool;
@@ -214,8 +214,7 @@ impl Store {
                     crate::room::connect::keep_alive(pool.clone()),
                 );
                 Ok(Self::Redis(RedisSessions {
-                    store: RedisStore::new(pool.clone()),
-                    pool,
+                    store: RedisStore::new(pool),
                     room: room.clone(),
                 }))
             }
@@ -235,11 +234,10 @@ impl Store {
     }
 }
 
-/// The Redis store, and its pool for readiness checks.
+/// The Redis store, and the room on its connections.
 #[derive(Debug, Clone)]
 pub struct RedisSessions {
     store: RedisStore<Pool>,
-    pool: Pool,
     room: Room,
 }
 
@@ -247,29 +245,10 @@ impl Store {
     /// Whether the store answers within `within`: always for memory, a
     /// query for SQLite, `PING` for Redis. The error names what failed.
     pub async fn ready(&self, within: Duration) -> Result<(), String> {
-        let check = async {
-            match self {
-                Self::Memory(_) => Ok(()),
-                Self::Sqlite(s) => sqlx_query("select 1")
-                    .execute(&s.pool)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("the SQLite session store: {e}")),
-                Self::Redis(s) => s
-                    .pool
-                    .ping::<String>(None)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| format!("the Redis session store: {e}")),
-            }
-        };
-        match tokio::time::timeout(within, check).await {
-            Ok(result) => result,
-            Err(_) => Err(format!(
-                "the {} session store did not answer within {}s",
-                self.kind(),
-                within.as_secs_f32()
-            )),
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Sqlite(s) => s.room.ready(within).await,
+            Self::Redis(s) => s.room.ready(within).await,
         }
     }
 
