@@ -324,6 +324,8 @@ async fn start_gateway_with(
 listen = "{addr}"
 header_timeout = "{header_timeout}"
 max_connections = {max_connections}
+# One load generator is every client here.
+max_connections_per_client = {max_connections}
 {metrics}
 [pusher]
 app_id = "1"

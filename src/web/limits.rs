@@ -82,8 +82,9 @@ const LEASES_KEPT: u64 = 100_000;
 /// Requests of one key counted ahead in the fleet's bucket, so that a busy
 /// key costs one Redis call per lease rather than per request. A lease
 /// starts at one request; it doubles (up to a twentieth of the limit, and
-/// 100) each time the last was used up within [`LEASE_FOR`], and falls
-/// back to one when requests were left unused. The fleet never admits more
+/// 100) each time the last was used up within [`LEASE_FOR`], and halves
+/// when requests were left unused: it settles near what the key asks of
+/// this instance in [`LEASE_FOR`]. The fleet never admits more
 /// than the limit: what a lease holds was counted when it was taken.
 #[derive(Debug, Default)]
 struct Lease {
@@ -112,7 +113,7 @@ impl Lease {
         if used_up_in_time {
             self.size.saturating_mul(2).clamp(1, most)
         } else if wasted {
-            1
+            (self.size / 2).clamp(1, most)
         } else {
             self.size.clamp(1, most)
         }
@@ -448,7 +449,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_lease_doubles_when_used_up_in_time_and_falls_back_to_one_when_wasted() {
+    fn a_lease_doubles_when_used_up_in_time_and_halves_when_wasted() {
         let now = tokio::time::Instant::now();
         let mut lease = Lease::default();
         assert!(!lease.take(now), "an empty lease admits nothing");
@@ -466,7 +467,10 @@ mod tests {
         let later = now + LEASE_FOR * 2;
         lease.left = 3;
         assert!(!lease.take(later), "an expired lease admits nothing");
-        assert_eq!(lease.next_size(later, 5), 1, "requests left unused");
+        assert_eq!(lease.next_size(later, 5), 2, "requests left unused");
+        lease.size = 1;
+        assert_eq!(lease.next_size(later, 5), 1, "never below one");
+        lease.size = 4;
         lease.left = 0;
         assert_eq!(lease.next_size(later, 5), 4, "used up, but slowly");
     }
