@@ -73,8 +73,10 @@ impl std::fmt::Display for Key {
 }
 
 /// How long requests counted ahead in the fleet's bucket stay this
-/// instance's to admit; unused, they are lost (the fleet admits fewer, never more).
-const LEASE_FOR: Duration = Duration::from_secs(1);
+/// instance's to admit; unused, they are lost (the fleet admits fewer, never
+/// more). Long enough for a lease to grow to what a busy key asks of one
+/// instance in that time, short enough that a key gone quiet gives up little.
+const LEASE_FOR: Duration = Duration::from_secs(5);
 /// Keys whose leases are kept, at most: beyond, the least recent go (and
 /// their next request asks Redis).
 const LEASES_KEPT: u64 = 100_000;
@@ -199,9 +201,17 @@ impl Limiter {
             Ok(Ok(granted)) => {
                 if let Some(lease) = lease {
                     let mut lease = lease.lock().expect("lease lock");
+                    let now = tokio::time::Instant::now();
+                    // A lease another request of this key took meanwhile
+                    // keeps what it holds: counted in the fleet, it is ours.
+                    let kept = if lease.until.is_some_and(|until| until > now) {
+                        lease.left
+                    } else {
+                        0
+                    };
                     *lease = Lease {
-                        left: granted - 1,
-                        until: Some(tokio::time::Instant::now() + LEASE_FOR),
+                        left: kept + granted - 1,
+                        until: Some(now + LEASE_FOR),
                         size: wanted,
                     };
                 }
