@@ -11,8 +11,6 @@
 //! that then authorize again (whoever can write to this Redis can as well
 //! forge sessions); it never grants anything.
 
-use chacha20poly1305::aead::OsRng;
-use chacha20poly1305::aead::rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -116,7 +114,7 @@ pub async fn join(room: &Room, revocation: &Revocation, tasks: &Tasks) -> Result
         return Ok(());
     };
     let (publisher, mut listener) = topic.split();
-    let me = instance_id();
+    let me = crate::room::random_name();
     let own = me.clone();
     let listening = revocation.clone();
     let jobs = tasks.clone();
@@ -170,13 +168,6 @@ pub async fn join(room: &Room, revocation: &Revocation, tasks: &Tasks) -> Result
         "sharing revocations with the other instances"
     );
     Ok(())
-}
-
-/// A random name for this instance.
-fn instance_id() -> String {
-    let mut bytes = [0u8; 8];
-    OsRng.fill_bytes(&mut bytes);
-    hex::encode(bytes)
 }
 
 #[cfg(test)]

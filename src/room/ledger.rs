@@ -14,10 +14,10 @@
 use std::time::Duration;
 
 use fred::interfaces::KeysInterface;
-use fred::types::{Expiration, SetOptions};
+
 use tower_sessions_sqlx_store::sqlx::query as sqlx_query;
 
-use super::{Result, Room, backend, eval, in_time, ms, now_ms, random_holder};
+use super::{Result, Room, backend, eval, in_time, ms, now_ms, random_name, set_if_absent};
 
 /// The SQLite table of claims and results, made when the store is opened.
 /// A claim is a row whose `result` is its holder (`claim:` and a random
@@ -60,7 +60,7 @@ impl Room {
     /// caller may spend the refresh token (nobody holds a claim, and no
     /// result is recorded). Always granted by the memory store.
     pub async fn claim_refresh(&self, name: &str, hold: Duration) -> Result<Option<RefreshClaim>> {
-        let value = format!("{CLAIM}{}", random_holder());
+        let value = format!("{CLAIM}{}", random_name());
         let claimed = in_time(self.kind(), async {
             match self {
                 Self::Memory(_) => Ok(true),
@@ -83,20 +83,7 @@ impl Room {
                     .map_err(backend)?;
                     Ok(done.rows_affected() == 1)
                 }
-                Self::Redis(s) => {
-                    let set: Option<String> = s
-                        .pool
-                        .set(
-                            redis_key(name),
-                            value.as_str(),
-                            Some(Expiration::PX(ms(hold))),
-                            Some(SetOptions::NX),
-                            false,
-                        )
-                        .await
-                        .map_err(backend)?;
-                    Ok(set.is_some())
-                }
+                Self::Redis(s) => set_if_absent(&s.pool, &redis_key(name), &value, hold).await,
             }
         })
         .await?;

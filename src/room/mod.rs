@@ -231,7 +231,7 @@ impl Room {
     /// loses it after `hold`), and, never released, a marker that something
     /// was spent once.
     pub async fn claim(&self, key: &str, hold: Duration) -> Result<Option<Claim>> {
-        let holder = random_holder();
+        let holder = random_name();
         let claimed = in_time(self.kind(), async {
             match self {
                 Self::Memory(local) => Ok(local.claim(key, &holder, hold)),
@@ -254,20 +254,7 @@ impl Room {
                     .map_err(backend)?;
                     Ok(done.rows_affected() == 1)
                 }
-                Self::Redis(r) => {
-                    let set: Option<String> = r
-                        .pool
-                        .set(
-                            key,
-                            holder.as_str(),
-                            Some(Expiration::PX(ms(hold))),
-                            Some(SetOptions::NX),
-                            false,
-                        )
-                        .await
-                        .map_err(backend)?;
-                    Ok(set.is_some())
-                }
+                Self::Redis(r) => set_if_absent(&r.pool, key, &holder, hold).await,
             }
         })
         .await?;
@@ -437,6 +424,22 @@ async fn in_time<T>(kind: &str, op: impl Future<Output = Result<T>>) -> Result<T
         })
 }
 
+/// Sets `key` to `value` for `hold` unless it exists (`SET NX PX`): true
+/// when set.
+async fn set_if_absent(pool: &Pool, key: &str, value: &str, hold: Duration) -> Result<bool> {
+    let set: Option<String> = pool
+        .set(
+            key,
+            value,
+            Some(Expiration::PX(ms(hold))),
+            Some(SetOptions::NX),
+            false,
+        )
+        .await
+        .map_err(backend)?;
+    Ok(set.is_some())
+}
+
 /// Runs `script` on the one key `key` with `args` (`EVAL`, sent as a plain
 /// command, routed by its key on a cluster).
 async fn eval<T: fred::types::FromValue>(
@@ -468,8 +471,9 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
-/// A random name for one claim's holder.
-fn random_holder() -> String {
+/// A random name: a claim's holder, or an instance on a pub/sub topic
+/// (each ignores its own messages by it).
+pub fn random_name() -> String {
     use chacha20poly1305::aead::OsRng;
     use chacha20poly1305::aead::rand_core::RngCore;
     let mut bytes = [0u8; 12];

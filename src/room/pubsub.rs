@@ -48,11 +48,6 @@ impl Room {
 }
 
 impl Topic {
-    /// The topic's name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
     /// Splits the topic into a publisher and a listener.
     pub fn split(self) -> (Publisher, Listener) {
         let messages = self.subscriber.message_rx();

@@ -19,8 +19,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use chacha20poly1305::aead::OsRng;
-use chacha20poly1305::aead::rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -125,9 +123,7 @@ impl HeldIdentities {
             return Ok(());
         };
         let (publisher, mut listener) = topic.split();
-        let mut bytes = [0u8; 8];
-        OsRng.fill_bytes(&mut bytes);
-        let me = hex::encode(bytes);
+        let me = crate::room::random_name();
         let own = me.clone();
         let (heard_sessions, heard_tokens) = (sessions.clone(), tokens.clone());
         tasks.service("logouts at the other instances", async move {

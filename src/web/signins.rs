@@ -39,8 +39,6 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use chacha20poly1305::aead::OsRng;
-use chacha20poly1305::aead::rand_core::RngCore;
 use moka::policy::EvictionPolicy;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -209,9 +207,7 @@ impl Signins {
             return Ok(());
         };
         let (publisher, mut listener) = topic.split();
-        let mut bytes = [0u8; 8];
-        OsRng.fill_bytes(&mut bytes);
-        let me = hex::encode(bytes);
+        let me = crate::room::random_name();
         let own = me.clone();
         let here = self.here.clone();
         tasks.service("sign-ins from the other instances", async move {
